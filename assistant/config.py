@@ -1,0 +1,53 @@
+"""Where courselab keeps its data, and the defaults every command starts from.
+
+Paths come from environment variables when set (COURSELAB_HOME, COURSELAB_CACHE,
+COURSELAB_CORPUS, ...), else from the user's data and cache folders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_TEMPLATE = "default"
+MAX_QUESTION_CHARS = 1000
+
+
+def _data_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(os.environ.get("COURSELAB_HOME") or user_data_dir("courselab"))
+
+
+def _cache_home() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("COURSELAB_CACHE") or user_cache_dir("courselab"))
+
+
+class Settings(BaseModel):
+    """Run-time settings; unknown keys are an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    corpus_dir: Path = Field(default_factory=lambda: Path(
+        os.environ.get("COURSELAB_CORPUS") or PROJECT_ROOT / "corpus"))
+    index_dir: Path = Field(default_factory=lambda: Path(
+        os.environ.get("COURSELAB_INDEX") or _data_home() / "index"))
+    cache_dir: Path = Field(default_factory=_cache_home)
+    prompts_dir: Path = Field(default_factory=lambda: Path(
+        os.environ.get("COURSELAB_PROMPTS") or PROJECT_ROOT / "prompts"))
+    embedder: str = Field(default_factory=lambda: os.environ.get(
+        "COURSELAB_EMBEDDER", DEFAULT_EMBEDDER))
+    model: str = Field(default_factory=lambda: os.environ.get("COURSELAB_MODEL", DEFAULT_MODEL))
+    collection: str = "course"
+    k: int = Field(default=4, ge=1, le=50)
+    retrieval_mode: str = Field(default="hybrid", pattern="^(hybrid|dense)$")
+    # Calibrated on evals/datasets/course_qa.jsonl by evals/calibrate_threshold.py:
+    # below this cosine similarity of the best hit, the course does not cover the question.
+    min_score: float = Field(default=0.35, ge=-1.0, le=1.0)

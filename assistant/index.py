@@ -1,0 +1,212 @@
+"""The course index: chunks embedded into a Chroma collection, updated incrementally.
+
+Chunk ids derive from content, so a sync adds only new chunks and removes only
+vanished ones. Writes go in small batches: a sync killed halfway leaves a usable
+index (marked incomplete) that the next sync completes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from .corpus import Chunk
+from .errors import IndexStoreError
+
+BATCH = 64
+REBUILD_HINT = "rebuild it with `courselab index --rebuild`"
+
+
+@dataclass
+class SyncReport:
+    """What a sync did, by chunk count."""
+
+    added: int = 0
+    kept: int = 0
+    removed: int = 0
+    sections: set[str] = field(default_factory=set)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def summary(self) -> str:
+        if not self.changed:
+            return f"index up to date: {self.kept} chunks kept, nothing embedded"
+        return f"added {self.added}, kept {self.kept}, removed {self.removed} chunks"
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as read back from the index, with its similarity to a query when queried."""
+
+    chunk_id: str
+    text: str
+    section: str
+    source: str
+    score: float = 0.0
+
+
+class CourseIndex:
+    """A Chroma collection of course chunks, local (a folder) or remote (a Chroma server)."""
+
+    def __init__(self, embedder, path: Path | None = None, url: str | None = None,
+                 collection: str = "course"):
+        if not (path or url):
+            raise IndexStoreError("an index needs a folder or a Chroma server URL")
+        self.embedder = embedder
+        self.path = Path(path) if path else None
+        self.url = url
+        self.name = collection
+
+    @property
+    def where(self) -> str:
+        return self.url or str(self.path)
+
+    @cached_property
+    def client(self):
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False)
+        try:
+            if self.url:
+                from urllib.parse import urlparse
+
+                u = urlparse(self.url)
+                return chromadb.HttpClient(host=u.hostname, port=u.port or 8000,
+                                           ssl=u.scheme == "https", settings=settings)
+            self.path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(self.path), settings=settings)
+        except Exception as e:
+            raise IndexStoreError(f"index at {self.where} is unreadable ({e}); {REBUILD_HINT}") from e
+
+    def _collection(self, create: bool = False):
+        try:
+            if create:
+                return self.client.get_or_create_collection(
+                    self.name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"embedder": self.embedder.name, "complete": False})
+            return self.client.get_collection(self.name, embedding_function=None)
+        except IndexStoreError:
+            raise
+        except Exception as e:
+            if not create and _is_missing(e):
+                return None
+            raise IndexStoreError(f"index at {self.where} is unreadable ({e}); {REBUILD_HINT}") from e
+
+    def _checked(self, collection):
+        built_with = (collection.metadata or {}).get("embedder")
+        if built_with and built_with != self.embedder.name:
+            raise IndexStoreError(
+                f"index at {self.where} was built with embedder {built_with!r}, not "
+                f"{self.embedder.name!r}; {REBUILD_HINT}")
+        return collection
+
+    def count(self) -> int:
+        """Chunks in the index (0 when there is no index yet)."""
+        collection = self._collection()
+        return 0 if collection is None else self._checked(collection).count()
+
+    def is_complete(self) -> bool:
+        collection = self._collection()
+        return bool(collection is not None and (collection.metadata or {}).get("complete"))
+
+    def sync(self, chunks: list[Chunk], rebuild: bool = False,
+             progress: Callable[[int, int], None] | None = None) -> SyncReport:
+        """Make the index hold exactly these chunks, embedding only the new ones."""
+        if rebuild:
+            self.clear()
+        collection = self._checked(self._collection(create=True))
+        existing = set(_call(collection.get, include=[])["ids"])
+        wanted = {c.chunk_id: c for c in chunks}
+        new = [c for cid, c in wanted.items() if cid not in existing]
+        gone = sorted(existing - wanted.keys())
+        report = SyncReport(len(new), len(existing & wanted.keys()), len(gone),
+                            {c.section for c in new})
+        if report.changed or not self.is_complete():
+            self._mark(collection, complete=False)
+            for start in range(0, len(gone), BATCH):
+                _call(collection.delete, ids=gone[start:start + BATCH])
+            self._add(collection, new, progress)
+            self._mark(collection, complete=True)
+        return report
+
+    def _add(self, collection, new: list[Chunk], progress) -> None:
+        for start in range(0, len(new), BATCH):
+            batch = new[start:start + BATCH]
+            _call(collection.add, ids=[c.chunk_id for c in batch],
+                  embeddings=self.embedder.embed_documents([c.embed_text for c in batch]),
+                  documents=[c.text for c in batch], metadatas=[c.metadata() for c in batch])
+            if progress:
+                progress(min(start + BATCH, len(new)), len(new))
+
+    def _mark(self, collection, complete: bool) -> None:
+        _call(collection.modify, metadata={"embedder": self.embedder.name, "complete": complete})
+
+    def clear(self) -> None:
+        """Drop the collection; a local folder that Chroma cannot even open is removed."""
+        try:
+            self.client.delete_collection(self.name)
+        except IndexStoreError:
+            if self.url or not _looks_like_index(self.path):
+                raise
+            shutil.rmtree(self.path)
+            self.__dict__.pop("client", None)
+        except Exception as e:
+            if not _is_missing(e):
+                raise IndexStoreError(f"cannot clear index at {self.where}: {e}") from e
+
+    def query(self, vector: list[float], n: int) -> list[StoredChunk]:
+        """The n chunks nearest to a query vector, best first, scored by cosine similarity."""
+        collection = self._checked(self._require())
+        n = min(n, collection.count())
+        if n == 0:
+            return []
+        res = _call(collection.query, query_embeddings=[vector], n_results=n,
+                    include=["documents", "metadatas", "distances"])
+        rows = zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
+        return [_stored(cid, doc, meta, 1.0 - dist) for cid, doc, meta, dist in rows]
+
+    def all_chunks(self) -> list[StoredChunk]:
+        """Every chunk, in corpus order (for keyword search and browsing)."""
+        res = _call(self._require().get, include=["documents", "metadatas"])
+        rows = sorted(zip(res["ids"], res["documents"], res["metadatas"]),
+                      key=lambda r: (r[2].get("source", ""), r[2].get("position", 0)))
+        return [_stored(cid, doc, meta) for cid, doc, meta in rows]
+
+    def embeddings(self, ids: list[str]) -> dict[str, list[float]]:
+        res = _call(self._require().get, ids=ids, include=["embeddings"])
+        return dict(zip(res["ids"], (list(map(float, e)) for e in res["embeddings"])))
+
+    def _require(self):
+        collection = self._collection()
+        if collection is None:
+            raise IndexStoreError(f"no index at {self.where}; build it with `courselab index`")
+        return collection
+
+
+def _stored(cid: str, doc: str, meta: dict, score: float = 0.0) -> StoredChunk:
+    return StoredChunk(cid, doc, meta.get("section", ""), meta.get("source", ""), float(score))
+
+
+def _call(fn, **kwargs):
+    """Run a Chroma call, turning its failures into one clear error."""
+    try:
+        return fn(**kwargs)
+    except Exception as e:
+        raise IndexStoreError(f"index operation failed ({e}); {REBUILD_HINT}") from e
+
+
+def _is_missing(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return "notfound" in text or "does not exist" in text or "not found" in text
+
+
+def _looks_like_index(path: Path | None) -> bool:
+    """Only a folder Chroma made (or an empty one) may be deleted by a rebuild."""
+    return bool(path) and path.is_dir() and (
+        (path / "chroma.sqlite3").exists() or not any(path.iterdir()))

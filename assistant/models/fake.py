@@ -1,0 +1,70 @@
+"""A deterministic fake chat model for tests: queued replies, a history, real streaming."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
+
+from .hf import plain_prompt
+
+
+class FakeChatModel(BaseChatModel):
+    """Replies from `replies` in order; when empty, quotes the first numbered passage.
+
+    Every prompt it receives is kept in `history`, so tests can check what a model saw.
+    """
+
+    model_name: str = "fake"
+    kind: str = "causal"
+    replies: list[str] = Field(default_factory=list)
+    history: list[str] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "courselab-fake"
+
+    def enqueue(self, *replies: str) -> None:
+        self.replies.extend(replies)
+
+    def render(self, messages: list[BaseMessage]) -> str:
+        return plain_prompt(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def _reply(self, messages: list[BaseMessage]) -> str:
+        prompt = self.render(messages)
+        self.history.append(prompt)
+        if self.replies:
+            return self.replies.pop(0)
+        match = re.search(r"\[1\][^\n]*\n?([^\n]+)", prompt)
+        return match.group(1).strip() if match else "I don't know."
+
+    def _usage(self, messages: list[BaseMessage], text: str) -> dict:
+        n_in, n_out = self.count_tokens(self.render(messages)), self.count_tokens(text)
+        return {"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out}
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        text = self._reply(messages)
+        msg = AIMessage(content=text, usage_metadata=self._usage(messages, text),
+                        response_metadata={"model_name": self.model_name, "device": "cpu"})
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+                ) -> Iterator[ChatGenerationChunk]:
+        text = self._reply(messages)
+        for piece in re.findall(r"\S+\s*", text):
+            if run_manager:
+                run_manager.on_llm_new_token(piece)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        yield ChatGenerationChunk(message=AIMessageChunk(
+            content="", usage_metadata=self._usage(messages, text), chunk_position="last",
+            response_metadata={"model_name": self.model_name, "device": "cpu"}))

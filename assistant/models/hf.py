@@ -1,0 +1,257 @@
+"""A LangChain chat model over a local transformers model, seq2seq or causal.
+
+One interface for both kinds: messages become the model's chat template where
+it has one, else one plain text prompt. `batch` runs a single padded `generate`
+(left padding for causal models), `stream` yields tokens as they are decoded.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from ..errors import ModelError
+from .options import GenerationOptions, parse_options
+
+
+@dataclass
+class Loaded:
+    """A model and tokenizer placed on a device."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+
+
+@dataclass
+class Generation:
+    text: str
+    input_tokens: int
+    output_tokens: int
+
+
+def pick_device(requested: str | None = None) -> tuple[str, Any]:
+    """('cuda', bfloat16) when a GPU is present, else ('cpu', float32); an explicit device wins."""
+    import torch
+
+    device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return device, dtype
+
+
+def plain_prompt(messages: list[BaseMessage]) -> str:
+    """Messages as one text for models without a chat template (FLAN-T5, gpt2)."""
+    return "\n\n".join(str(m.content) for m in messages if str(m.content).strip())
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """The text up to the first stop string: cut_at_stop('a\\n\\nb', ('\\n\\n',)) -> 'a'."""
+    cuts = [text.find(s) for s in stop if s and s in text]
+    return text[: min(cuts)] if cuts else text
+
+
+class HFChatModel(BaseChatModel):
+    """Chat model over a transformers checkpoint, loaded lazily by `loader`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_name: str
+    kind: Literal["causal", "seq2seq"]
+    loader: Callable[[str, Any], tuple[Any, Any]] = Field(exclude=True)
+    options: GenerationOptions = Field(default_factory=GenerationOptions)
+    device: str | None = None
+    _loaded: Loaded | None = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.RLock)  # one generate at a time
+
+    @property
+    def _llm_type(self) -> str:
+        return f"courselab-hf-{self.kind}"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "kind": self.kind, **self.options.model_dump()}
+
+    def load(self) -> Loaded:
+        """Load weights once (thread-safe); later calls return the same objects."""
+        with self._lock:
+            if self._loaded is None:
+                device, dtype = pick_device(self.device)
+                model, tokenizer = self.loader(device, dtype)
+                if self.kind == "causal":
+                    tokenizer.padding_side = "left"  # generation continues right after the prompt
+                if tokenizer.pad_token is None:
+                    tokenizer.pad_token = tokenizer.eos_token
+                self._loaded = Loaded(model.eval(), tokenizer, device)
+            return self._loaded
+
+    # --- prompts -------------------------------------------------------------------------
+    def render(self, messages: list[BaseMessage]) -> str:
+        """The exact text the model receives for these messages."""
+        tok = self.load().tokenizer
+        if getattr(tok, "chat_template", None):
+            roles = {"human": "user", "ai": "assistant", "system": "system"}
+            chat = [{"role": roles.get(m.type, "user"), "content": str(m.content)} for m in messages]
+            return tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return plain_prompt(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.load().tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # --- generation ----------------------------------------------------------------------
+    def _settings(self, stop: list[str] | None, kwargs: dict) -> GenerationOptions:
+        extra = {k: v for k, v in kwargs.items() if k in GenerationOptions.model_fields}
+        unknown = set(kwargs) - set(extra)
+        if unknown:
+            raise ModelError(f"unknown generation option(s): {', '.join(sorted(unknown))}")
+        if stop:
+            extra["stop"] = tuple(self.options.stop) + tuple(stop)
+        return parse_options(extra, base=self.options)
+
+    def _generate_kwargs(self, opts: GenerationOptions) -> dict:
+        loaded = self.load()
+        kw: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens,
+                              "pad_token_id": loaded.tokenizer.pad_token_id}
+        if opts.temperature > 0:
+            kw.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if opts.repetition_penalty != 1.0:
+            kw["repetition_penalty"] = opts.repetition_penalty
+        if opts.stop:
+            kw.update(stop_strings=list(opts.stop), tokenizer=loaded.tokenizer)
+        return kw
+
+    def _encode(self, prompts: list[str]):
+        loaded = self.load()
+        # subtle: chat templates already hold the BOS/special tokens; plain prompts need them added
+        special = not getattr(loaded.tokenizer, "chat_template", None)
+        enc = loaded.tokenizer(prompts, return_tensors="pt", padding=True,
+                               add_special_tokens=special)
+        return enc.to(loaded.device)
+
+    def generate_texts(self, prompts: list[str], opts: GenerationOptions | None = None
+                       ) -> list[Generation]:
+        """Greedy/sampled completions for many prompts in one padded `generate` call."""
+        import torch
+
+        opts = opts or self.options
+        loaded = self.load()
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
+        enc = self._encode([prompts[i] for i in order])
+        if opts.seed is not None:
+            torch.manual_seed(opts.seed)
+        kwargs = self._generate_kwargs(opts)
+        with self._lock, torch.inference_mode():
+            out = loaded.model.generate(**enc, **kwargs)
+        if self.kind == "causal":
+            out = out[:, enc["input_ids"].shape[1]:]
+        texts = loaded.tokenizer.batch_decode(out, skip_special_tokens=True)
+        pad = loaded.tokenizer.pad_token_id
+        results: list[Generation | None] = [None] * len(prompts)
+        for row, i in enumerate(order):
+            n_out = int((out[row] != pad).sum())
+            n_in = int(enc["attention_mask"][row].sum())
+            results[i] = Generation(cut_at_stop(texts[row], opts.stop).strip(), n_in, n_out)
+        return results  # type: ignore[return-value]
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        gen = self.generate_texts([self.render(messages)], self._settings(stop, kwargs))[0]
+        return ChatResult(generations=[ChatGeneration(message=self._message(gen))])
+
+    def _message(self, gen: Generation) -> AIMessage:
+        usage = {"input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens,
+                 "total_tokens": gen.input_tokens + gen.output_tokens}
+        return AIMessage(content=gen.text, usage_metadata=usage,
+                         response_metadata={"model_name": self.model_name,
+                                            "device": self.load().device})
+
+    def batch(self, inputs: list, config: Any = None, *, return_exceptions: bool = False,
+              **kwargs: Any) -> list:
+        """All inputs in one batched `generate`, not a loop of invokes."""
+        if not inputs:
+            return []
+        opts = self._settings(kwargs.pop("stop", None), kwargs)
+        prompts = [self.render(self._convert_input(i).to_messages()) for i in inputs]
+        try:
+            return [self._message(g) for g in self.generate_texts(prompts, opts)]
+        except Exception as e:
+            if return_exceptions:
+                return [e] * len(inputs)
+            raise
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+                ) -> Iterator[ChatGenerationChunk]:
+        opts = self._settings(stop, kwargs)
+        pieces = self.stream_text(self.render(messages), opts)
+        for piece in pieces:
+            if isinstance(piece, Generation):
+                usage = {"input_tokens": piece.input_tokens, "output_tokens": piece.output_tokens,
+                         "total_tokens": piece.input_tokens + piece.output_tokens}
+                yield ChatGenerationChunk(message=AIMessageChunk(
+                    content="", usage_metadata=usage, chunk_position="last",
+                    response_metadata={"model_name": self.model_name,
+                                       "device": self.load().device}))
+                return
+            if run_manager:
+                run_manager.on_llm_new_token(piece)
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+
+    def stream_text(self, prompt: str, opts: GenerationOptions) -> Iterator[str | Generation]:
+        """Text pieces as the model decodes them, then one final `Generation` with counts."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        loaded = self.load()
+        enc = self._encode([prompt])
+        streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=self.kind == "causal",
+                                        skip_special_tokens=True, timeout=600)
+        result: dict[str, Any] = {}
+        kwargs = self._generate_kwargs(opts)
+
+        def run():
+            try:
+                with self._lock, torch.inference_mode():
+                    out = loaded.model.generate(**enc, streamer=streamer, **kwargs)
+                start = enc["input_ids"].shape[1] if self.kind == "causal" else 0
+                result["out"] = int((out[0, start:] != loaded.tokenizer.pad_token_id).sum())
+            except Exception as e:  # re-raised in the consumer; ending the stream avoids a hang
+                result["error"] = e
+                streamer.on_finalized_text("", stream_end=True)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from _hold_back_stops(streamer, opts.stop)
+        thread.join()
+        if "error" in result:
+            raise ModelError(f"generation failed: {result['error']}") from result["error"]
+        yield Generation("", int(enc["attention_mask"][0].sum()), result.get("out", 0))
+
+
+def _hold_back_stops(pieces: Iterator[str], stop: tuple[str, ...]) -> Iterator[str]:
+    """Yield text until a stop string, never emitting a partial stop string."""
+    keep = max((len(s) for s in stop), default=1) - 1
+    buffer, started = "", False
+    for piece in pieces:
+        buffer += piece
+        if not started:  # answers do not start with blank lines
+            buffer = buffer.lstrip()
+            started = bool(buffer)
+        cut = cut_at_stop(buffer, stop)
+        if cut != buffer:
+            if cut.rstrip():
+                yield cut.rstrip()
+            return
+        if len(buffer) > keep:
+            emit, buffer = buffer[: len(buffer) - keep], buffer[len(buffer) - keep:]
+            yield emit
+    if buffer.rstrip():
+        yield buffer.rstrip()
