@@ -49,5 +49,5 @@ class Settings(BaseModel):
     k: int = Field(default=4, ge=1, le=50)
     retrieval_mode: str = Field(default="hybrid", pattern="^(hybrid|dense)$")
     # Calibrated on evals/datasets/course_qa.jsonl by evals/calibrate_threshold.py:
-    # below this cosine similarity of the best hit, the course does not cover the question.
-    min_score: float = Field(default=0.35, ge=-1.0, le=1.0)
+    # below this cosine similarity of the best course sentence, the course does not cover it.
+    min_score: float = Field(default=0.25, ge=-1.0, le=1.0)

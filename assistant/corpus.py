@@ -1,7 +1,10 @@
-"""Read the course files and split them into heading-aware chunks.
+"""Read the course files and split them into heading-aware, list-aware chunks.
 
-Each chunk keeps its heading path ("Popular Modern LLMs > 1. BERT (...)") and
-gets an id derived from its content, so re-indexing an unchanged corpus is free.
+A chunk never straddles a heading; inside a section, whole list items (with
+their sub-bullets) are packed together up to a size limit, and a long item is
+cut between its lines with its label repeated, so every chunk reads on its own.
+Each chunk keeps its heading path ("Popular Modern LLMs > 1. BERT (...)") and an
+id derived from its content, so re-indexing an unchanged corpus embeds nothing.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from pathlib import Path
 from .errors import CorpusError
 
 SUFFIXES = (".md", ".txt")
-HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4"), ("#####", "h5")]
-CHUNK_CHARS = 800
+CHUNK_CHARS = 700
 
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+_ITEM = re.compile(r"^(\d+\.|[-*+]|\*\*[a-z]\.\*\*|[a-z]\.)\s+")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
 
 
@@ -33,8 +38,8 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        """What gets embedded and keyword-indexed: the heading path, then the text."""
-        return f"{self.section}\n{self.text}" if self.section else self.text
+        """What gets embedded: the heading path, then the text without markup."""
+        return f"{self.section}\n{plain_text(self.text)}" if self.section else plain_text(self.text)
 
     def metadata(self) -> dict:
         return {"section": self.section, "source": self.source, "position": self.position}
@@ -45,10 +50,9 @@ def strip_emphasis(text: str) -> str:
     return _EMPHASIS.sub("", text).strip()
 
 
-def clean_markdown(text: str) -> str:
-    """Drop <img> tags (the images are not shipped) and trailing spaces."""
-    text = _IMG.sub("", text)
-    return "\n".join(line.rstrip() for line in text.splitlines())
+def plain_text(text: str) -> str:
+    """Markdown as plain text: links become their text, emphasis marks go."""
+    return strip_emphasis(_LINK.sub(r"\1", text))
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -62,29 +66,133 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     return files
 
 
-def _heading_path(metadata: dict, skip_title: bool) -> str:
-    levels = [key for _, key in HEADERS if key in metadata]
-    if skip_title and levels and levels[0] == "h1":
-        levels = levels[1:]
-    return " > ".join(strip_emphasis(metadata[key]) for key in levels)
+def sections(text: str) -> list[tuple[str, list[str]]]:
+    """(heading path, lines) per section; a document's single H1 is its title, not a section."""
+    lines = _IMG.sub("", text).split("\n")
+    single_title = sum(1 for line in lines if re.match(r"#\s", line)) == 1
+    path: dict[int, str] = {}
+    out: list[tuple[str, list[str]]] = []
+    body: list[str] = []
+
+    def flush():
+        if any(line.strip() for line in body):
+            levels = sorted(path)[1:] if single_title and 1 in path else sorted(path)
+            out.append((" > ".join(path[k] for k in levels), list(body)))
+
+    for line in lines:
+        m = _HEADING.match(line)
+        if not m:
+            body.append(line.rstrip())
+            continue
+        flush()
+        body = []
+        level = len(m.group(1))
+        path = {k: v for k, v in path.items() if k < level}
+        path[level] = plain_text(m.group(2))
+    flush()
+    return out
 
 
-def split_markdown(text: str, source: str, chunk_chars: int = CHUNK_CHARS) -> list[Chunk]:
-    """Split one document on its headings, then long sections on line breaks (ids come later)."""
-    from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
+def _blocks(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """Top-level blocks: a list item with everything indented under it, or a paragraph."""
+    out: list[tuple[str, list[str]]] = []
+    for line in lines:
+        if not line.strip():
+            if out and out[-1][0] == "para":
+                out.append(("gap", []))
+            continue
+        indented = line[:1].isspace()
+        if not indented and _ITEM.match(line):
+            out.append(("item", [line]))
+        elif indented and out and out[-1][0] == "item":
+            out[-1][1].append(line)
+        elif out and out[-1][0] == "para":
+            out[-1][1].append(line)
+        else:
+            out.append(("para", [line]))
+    return [(kind, block) for kind, block in out if block]
 
-    sections = MarkdownHeaderTextSplitter(HEADERS, strip_headers=True).split_text(clean_markdown(text))
-    # A document with a single H1 uses it as its title, not as a section of every chunk.
-    skip_title = sum(1 for line in text.splitlines() if re.match(r"#\s", line)) == 1
-    lines = RecursiveCharacterTextSplitter(
-        chunk_size=chunk_chars, chunk_overlap=0, separators=["\n\n", "\n", ". ", " ", ""]
-    )
+
+def _label(line: str) -> str:
+    """What a continuation piece of a long item starts with: '1. **Autoencoding**'."""
+    s = _LINK.sub(r"\1", line.strip())
+    m = re.match(r"^(\S+\s+\*\*[^*]+\*\*:?)", s)
+    if m and len(m.group(1)) < 120:
+        return m.group(1)
+    marker = _ITEM.match(s)
+    prefix = marker.group(0) if marker else ""
+    first = prefix + re.split(r"(?<=[.:?!])\s", s[len(prefix):], maxsplit=1)[0]
+    return first if len(first) <= 120 else first[:117] + "..."
+
+
+def _is_sublabel(block: list[str]) -> bool:
+    """A one-line bold or ':'-ended paragraph before a list ('**Autoencoding Task**:')."""
+    text = block[0].strip()
+    return len(block) == 1 and len(text) < 60 and (
+        text.endswith(":") or re.fullmatch(r"\*\*[^*]+\*\*:?", text) is not None)
+
+
+def _units(path: str, lines: list[str], limit: int) -> list[tuple[str, str]]:
+    """(path, text) units of one section: whole blocks, long ones cut with their label."""
+    units, sub = [], None
+    for kind, block in _blocks(lines):
+        if kind == "para" and _is_sublabel(block):
+            sub = plain_text(block[0]).rstrip(":").strip()
+            continue
+        if kind == "para":
+            sub = None
+        where = f"{path} > {sub}" if sub and path else (sub or path)
+        text = "\n".join(block).strip()
+        if len(text) <= limit:
+            units.append((where, text))
+            continue
+        label, piece = _label(block[0]), ""
+        for line in [block[0].strip(), *block[1:]]:
+            if piece and len(piece) + len(line) + 1 > limit:
+                units.append((where, piece))
+                piece = f"{label}\n{line}"
+            else:
+                piece = f"{piece}\n{line}" if piece else line
+        if piece:
+            units.append((where, piece))
+    return units
+
+
+def _pack(units: list[tuple[str, str]], limit: int) -> list[tuple[str, str]]:
+    """Join consecutive units of the same path while they fit in `limit` characters."""
+    out, path, text = [], None, ""
+    for where, unit in units:
+        if text and (where != path or len(text) + len(unit) + 1 > limit):
+            out.append((path, text))
+            text = ""
+        text, path = (f"{text}\n{unit}" if text else unit), where
+    if text:
+        out.append((path, text))
+    return out
+
+
+def _is_contents(lines: list[str], headings: set[str]) -> bool:
+    """A table of contents: most of its list items repeat the document's headings."""
+    items = [_key(_ITEM.sub("", line.strip())) for line in lines if _ITEM.match(line.strip())]
+    items = [i for i in items if i]
+    hits = sum(any(h.startswith(i) for h in headings) for i in items)
+    return bool(items) and hits > 0.6 * len(items)
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", re.sub(r"\s+", " ", plain_text(text).lower())).strip()
+
+
+def split_markdown(text: str, source: str, limit: int = CHUNK_CHARS) -> list[Chunk]:
+    """Chunks of one document, in order (ids are given by `with_ids`)."""
+    parts = sections(text)
+    headings = {_key(h) for path, _ in parts for h in path.split(" > ")}
     chunks: list[Chunk] = []
-    for section in sections:
-        path = _heading_path(section.metadata, skip_title)
-        for piece in lines.split_text(section.page_content):
-            if piece.strip():
-                chunks.append(Chunk(piece.strip(), path, source, len(chunks)))
+    for path, lines in parts:
+        if _is_contents(lines, headings):
+            continue  # it would match every question and answer none
+        for where, piece in _pack(_units(path, lines, limit), limit):
+            chunks.append(Chunk(piece.strip(), where, source, len(chunks)))
     return chunks
 
 
@@ -100,7 +208,7 @@ def with_ids(chunks: list[Chunk]) -> list[Chunk]:
     return out
 
 
-def load_corpus(corpus_dir: Path, chunk_chars: int = CHUNK_CHARS) -> list[Chunk]:
+def load_corpus(corpus_dir: Path, limit: int = CHUNK_CHARS) -> list[Chunk]:
     """Read and chunk every file of the corpus folder."""
     corpus_dir = Path(corpus_dir)
     chunks: list[Chunk] = []
@@ -110,7 +218,7 @@ def load_corpus(corpus_dir: Path, chunk_chars: int = CHUNK_CHARS) -> list[Chunk]
         except (OSError, UnicodeDecodeError) as e:
             raise CorpusError(f"cannot read {path}: {e}") from e
         source = path.relative_to(corpus_dir).as_posix()
-        # A .txt file has no headings of its own: its chunks fall under the file's name.
-        doc = split_markdown(text, source, chunk_chars)
-        chunks.extend(c if c.section else Chunk(c.text, path.stem, source, c.position) for c in doc)
+        # A file without headings (plain .txt) files its chunks under the file's name.
+        chunks.extend(c if c.section else Chunk(c.text, path.stem, source, c.position)
+                      for c in split_markdown(text, source, limit))
     return with_ids(chunks)

@@ -1,0 +1,88 @@
+"""Contextual compression: keep only the retrieved sentences that answer the question.
+
+A 135M model copies what it is shown, so it is shown little: each retrieved
+chunk is cut into sentences (runs of short list items stay together), every
+sentence is scored against the question with the same embedder as the index,
+and only the best few go into the prompt, in their original order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .corpus import plain_text
+from .retrieval import Hit
+
+SHORT_ITEM = 80  # list items shorter than this are kept together as one unit
+_MARKER = re.compile(r"^\s*(\d+\.|[-*+]|[a-z]\.)\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(])")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The sentences of one hit that go to the model."""
+
+    hit: Hit
+    sentences: tuple[str, ...]
+    score: float
+
+
+def units(text: str) -> list[str]:
+    """Sentences of a chunk; consecutive short list items are one unit.
+
+    >>> units("1. Text\\n2. Image\\nLong sentence one. Long sentence two.")
+    ['Text; Image', 'Long sentence one.', 'Long sentence two.']
+    """
+    out: list[str] = []
+    short_run = False
+    for raw in plain_text(text).split("\n"):
+        line = _MARKER.sub("", raw).strip()
+        if not line:
+            continue
+        if len(line) < SHORT_ITEM and _MARKER.match(raw):
+            if short_run:
+                out[-1] = f"{out[-1]}; {line}"
+            else:
+                out.append(line)
+            short_run = True
+            continue
+        short_run = False
+        out.extend(s.strip() for s in _SENTENCE_END.split(line) if len(s.strip()) > 3)
+    return out
+
+
+def compress(question_vector: list[float], hits: list[Hit], embedder,
+             max_sentences: int = 4, keep_ratio: float = 0.8) -> tuple[list[Passage], float]:
+    """The passages to show the model, and the best sentence similarity (for abstention).
+
+    Sentences scoring at least `keep_ratio` of the best one are kept, at most `max_sentences`.
+    """
+    candidates = [(h, u) for h in hits for u in units(h.text)]
+    if not candidates:
+        return [], -1.0
+    vectors = embedder.embed_documents([f"{h.section}: {u}" for h, u in candidates])
+    scores = [_dot(question_vector, v) for v in vectors]
+    best = max(scores)
+    ranked = sorted(range(len(candidates)), key=lambda i: -scores[i])
+    keep = {i for i in ranked[:max_sentences] if scores[i] >= best * keep_ratio} or {ranked[0]}
+    passages = []
+    for hit in hits:
+        chosen = [i for i, (h, _) in enumerate(candidates) if h is hit and i in keep]
+        if chosen:
+            passages.append(Passage(hit, tuple(candidates[i][1] for i in chosen),
+                                    round(max(scores[i] for i in chosen), 4)))
+    return passages, best
+
+
+def format_context(passages: list[Passage]) -> str:
+    """Numbered passages with their sections: '[1] BERT\\nBERT masks 15% of words.'"""
+    return "\n\n".join(f"[{n}] {p.hit.section}\n{' '.join(p.sentences)}"
+                       for n, p in enumerate(passages, 1))
+
+
+def _dot(a: list[float], b: list[float]) -> float:
+    na = math.sqrt(sum(x * x for x in a)) or 1.0
+    nb = math.sqrt(sum(x * x for x in b)) or 1.0
+    return sum(x * y for x, y in zip(a, b)) / (na * nb)

@@ -1,0 +1,55 @@
+"""Wiring: settings -> embedder, index, retriever, model, template, assistant.
+
+The index is built on first use when none exists, so `ask` works on a fresh machine.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .config import Settings
+from .corpus import load_corpus
+from .embeddings import get_embedder
+from .index import CourseIndex, SyncReport
+from .retrieval import CourseRetriever
+
+
+def open_index(settings: Settings, url: str | None = None) -> CourseIndex:
+    embedder = get_embedder(settings.embedder, settings.cache_dir)
+    return CourseIndex(embedder, path=None if url else settings.index_dir, url=url,
+                       collection=settings.collection)
+
+
+def sync_index(index: CourseIndex, settings: Settings, rebuild: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> SyncReport:
+    """Bring the index in line with the corpus folder."""
+    return index.sync(load_corpus(settings.corpus_dir), rebuild=rebuild, progress=progress)
+
+
+def open_retriever(settings: Settings, notify: Callable[[str], None] | None = None,
+                   url: str | None = None) -> CourseRetriever:
+    """A retriever over the index, building the index first if there is none."""
+    index = open_index(settings, url)
+    if index.count() == 0:
+        if notify:
+            notify(f"no index at {index.where}: building it from {settings.corpus_dir}")
+        report = sync_index(index, settings)
+        if notify:
+            notify(report.summary())
+    elif not index.is_complete() and notify:
+        notify("the index is incomplete (an indexing run was interrupted); "
+               "`courselab index` completes it")
+    return CourseRetriever(index=index, k=settings.k, mode=settings.retrieval_mode)
+
+
+def build_assistant(settings: Settings, model_name: str | None = None,
+                    template_name: str = "default", notify=None, options: dict | None = None):
+    """A ready CourseAssistant (the model's weights load on first generation)."""
+    from .chain import CourseAssistant
+    from .models import get_model
+    from .prompts import find_template
+
+    template = find_template(template_name, settings.prompts_dir)
+    model = get_model(model_name or settings.model, settings.cache_dir, options)
+    retriever = open_retriever(settings, notify)
+    return CourseAssistant(retriever, model, template, k=settings.k, min_score=settings.min_score)
