@@ -76,10 +76,21 @@ def compress(question_vector: list[float], hits: list[Hit], embedder,
     return passages, best
 
 
-def format_context(passages: list[Passage]) -> str:
-    """Numbered passages with their sections: '[1] BERT\\nBERT masks 15% of words.'"""
-    return "\n\n".join(f"[{n}] {p.hit.section}\n{' '.join(p.sentences)}"
-                       for n, p in enumerate(passages, 1))
+def format_context(passages: list[Passage], numbered: bool = False) -> str:
+    """The passages as prompt text: one line of plain sentences per passage.
+
+    Subtle: a 135M model copies any markup it is shown ("[3] Section ..."), so
+    numbers and sections are only added when `numbered` (for citing templates).
+    """
+    lines = [" ".join(_sentence(s) for s in p.sentences) for p in passages]
+    if numbered:
+        lines = [f"[{n}] {p.hit.section}: {line}"
+                 for n, (p, line) in enumerate(zip(passages, lines), 1)]
+    return "\n".join(lines)
+
+
+def _sentence(text: str) -> str:
+    return text if text[-1:] in ".!?" else f"{text}."
 
 
 def _dot(a: list[float], b: list[float]) -> float:

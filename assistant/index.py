@@ -7,6 +7,7 @@ index (marked incomplete) that the next sync completes.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,6 +18,7 @@ from .corpus import Chunk
 from .errors import IndexStoreError
 
 BATCH = 64
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 REBUILD_HINT = "rebuild it with `courselab index --rebuild`"
 
 
@@ -153,7 +155,9 @@ class CourseIndex:
             self.client.delete_collection(self.name)
         except IndexStoreError:
             if self.url or not _looks_like_index(self.path):
-                raise
+                raise IndexStoreError(
+                    f"index at {self.where} is unreadable and the folder holds files that are "
+                    "not Chroma's; move them away or choose another --index-dir") from None
             shutil.rmtree(self.path)
             self.__dict__.pop("client", None)
         except Exception as e:
@@ -207,6 +211,13 @@ def _is_missing(e: Exception) -> bool:
 
 
 def _looks_like_index(path: Path | None) -> bool:
-    """Only a folder Chroma made (or an empty one) may be deleted by a rebuild."""
-    return bool(path) and path.is_dir() and (
-        (path / "chroma.sqlite3").exists() or not any(path.iterdir()))
+    """Only a folder holding nothing but Chroma's files may be deleted by a rebuild."""
+    if not path or not path.is_dir():
+        return False
+    for entry in path.iterdir():
+        if entry.name == "chroma.sqlite3" and entry.is_file():
+            continue
+        if entry.is_dir() and _UUID.fullmatch(entry.name):
+            continue
+        return False
+    return True

@@ -1,0 +1,226 @@
+"""The `courselab` command line: index, retrieve, ask, chat, models.
+
+User errors end with one line on stderr and exit code 2, never a traceback.
+Heavy libraries are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Settings
+from .errors import CourselabError, InputError
+
+QUIET_ENV = {"ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
+             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
+             "TQDM_DISABLE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+BATCH = 16
+
+
+class CourselabGroup(click.Group):
+    """Turns library errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CourselabError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _settings(ctx: click.Context, **overrides) -> Settings:
+    values = {k: v for k, v in ctx.obj.items() if v is not None}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
+
+
+def _note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(cls=CourselabGroup)
+@click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path),
+              help="folder of .md/.txt course files [default: the project's corpus/]")
+@click.option("--index-dir", type=click.Path(path_type=Path),
+              help="folder of the Chroma index [default: user data folder]")
+@click.version_option(package_name="courselab")
+@click.pass_context
+def cli(ctx: click.Context, corpus_dir: Path | None, index_dir: Path | None) -> None:
+    """A local course assistant: index the course, retrieve passages, ask questions."""
+    ctx.obj = {"corpus_dir": corpus_dir, "index_dir": index_dir}
+
+
+@cli.command()
+@click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path),
+              help="folder of .md/.txt course files")
+@click.option("--rebuild", is_flag=True, help="drop the index and embed everything again")
+@click.pass_context
+def index(ctx: click.Context, corpus_dir: Path | None, rebuild: bool) -> None:
+    """Index the corpus folder (incremental: only changed chunks are embedded)."""
+    from rich.progress import Progress
+
+    from .factory import open_index, sync_index
+
+    settings = _settings(ctx, corpus_dir=corpus_dir)
+    store = open_index(settings)
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("embedding", total=None)
+        report = sync_index(store, settings, rebuild=rebuild,
+                            progress=lambda done, total: progress.update(task, completed=done,
+                                                                         total=total))
+    click.echo(f"{report.summary()} ({store.where})")
+
+
+def _questions(question: str | None, batch: Path | None) -> list:
+    from .chain import check_question
+    from .dataset import read_rows
+
+    if bool(question) == bool(batch) and not (question is not None and batch is None):
+        raise InputError("give either a QUESTION or --batch FILE.jsonl, not both")
+    if batch is None:
+        return [check_question(question or "")]
+    rows = read_rows(batch, strict=False)
+    for row in rows:
+        check_question(row.user_input)
+    return rows
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--k", default=4, show_default=True, type=click.IntRange(1, 50),
+              help="how many chunks to return")
+@click.option("--mode", type=click.Choice(["hybrid", "dense"]), default="hybrid",
+              show_default=True, help="dense vectors fused with BM25, or dense only")
+@click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+@click.option("--batch", type=click.Path(path_type=Path),
+              help="JSONL file with one {'user_input': ...} per line; prints JSON lines")
+@click.pass_context
+def retrieve(ctx, question, k, mode, as_json, batch) -> None:
+    """Show the course chunks that best match QUESTION."""
+    from .factory import open_retriever
+
+    items = _questions(question, batch)
+    retriever = open_retriever(_settings(ctx, k=k, retrieval_mode=mode), notify=_note)
+    if batch:
+        for row in items:
+            hits = [h.to_dict() for h in retriever.search(row.user_input, k)]
+            click.echo(json.dumps({"id": row.id, "user_input": row.user_input, "hits": hits}))
+        return
+    hits = retriever.search(items[0], k)
+    if as_json:
+        click.echo(json.dumps([h.to_dict() for h in hits], indent=2))
+        return
+    for h in hits:
+        click.echo(f"[{h.rank}] {h.section}  (score {h.score:.3f}, {h.source})")
+        click.echo("    " + h.text.replace("\n", "\n    ") + "\n")
+
+
+def _model_options(max_new_tokens: int | None) -> dict:
+    return {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
+
+
+def _print_sources(answer) -> None:
+    title = "Closest sections:" if answer.abstained else "Sources:"
+    click.echo(f"\n{title}")
+    for n, h in enumerate(answer.sources, 1):
+        click.echo(f"  [{n}] {h.section}  (score {h.score:.3f}, {h.source})")
+
+
+def _stream_answer(assistant, question: str):
+    answer = None
+    for piece in assistant.stream(question):
+        if isinstance(piece, str):
+            click.echo(piece, nl=False)
+        else:
+            answer = piece
+    click.echo()
+    _print_sources(answer)
+    return answer
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--model", help="model name from `courselab models` [default: smollm2-135m-instruct]")
+@click.option("--template", default="default", show_default=True,
+              help="prompt template name in prompts/ (or a .yaml path)")
+@click.option("--k", default=4, show_default=True, type=click.IntRange(1, 50),
+              help="how many chunks to retrieve")
+@click.option("--max-new-tokens", type=int, help="longest answer in tokens")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--batch", type=click.Path(path_type=Path),
+              help="JSONL file with one {'user_input': ...} per line; prints JSON lines")
+@click.pass_context
+def ask(ctx, question, model, template, k, max_new_tokens, as_json, batch) -> None:
+    """Answer QUESTION from the course, streaming, then list the sources."""
+    from .factory import build_assistant
+
+    items = _questions(question, batch)
+    assistant = build_assistant(_settings(ctx, k=k), model, template, notify=_note,
+                                options=_model_options(max_new_tokens))
+    if batch:
+        for start in range(0, len(items), BATCH):
+            group = items[start:start + BATCH]
+            for row, ans in zip(group, assistant.batch([r.user_input for r in group])):
+                click.echo(json.dumps({"id": row.id, "user_input": row.user_input,
+                                       **ans.to_dict()}))
+        return
+    if as_json:
+        click.echo(json.dumps(assistant.answer(items[0]).to_dict(), indent=2))
+        return
+    _stream_answer(assistant, items[0])
+
+
+@cli.command()
+@click.option("--model", help="model name from `courselab models`")
+@click.option("--template", default="default", show_default=True, help="prompt template name")
+@click.option("--k", default=4, show_default=True, type=click.IntRange(1, 50),
+              help="how many chunks to retrieve")
+@click.pass_context
+def chat(ctx, model, template, k) -> None:
+    """A terminal chat over the course (empty line or Ctrl-D to quit)."""
+    from .factory import build_assistant
+
+    assistant = build_assistant(_settings(ctx, k=k), model, template, notify=_note)
+    click.echo("Ask about the course. An empty line or Ctrl-D quits.")
+    while True:
+        try:
+            question = input("\nyou> ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        click.echo("assistant> ", nl=False)
+        try:
+            _stream_answer(assistant, question)
+        except InputError as e:
+            click.echo(f"error: {e}", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def models(as_json: bool) -> None:
+    """List the models you can pass to --model."""
+    from .models import MODELS
+
+    rows = [{"name": s.name, "kind": s.kind, "source": s.source, "present": s.available(),
+             "description": s.description} for s in MODELS.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        status = "present" if r["present"] else "missing"
+        click.echo(f"{r['name']:<24} {r['kind']:<8} {status:<8} {r['source']}  {r['description']}")
+
+
+def main() -> None:
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    cli(prog_name="courselab")

@@ -1,0 +1,123 @@
+"""The chat model interface on tiny random models: render, invoke, stream, batch, options."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from assistant.errors import ModelError, OptionsError, UnknownModelError
+from assistant.models import MODELS, get_model
+from assistant.models.fake import FakeChatModel
+from assistant.models.hf import HFChatModel, cut_at_stop
+from assistant.models.options import parse_options
+from tiny_models import loader_for, tiny_llama, tiny_t5, train_tokenizer
+
+PROMPTS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI please."]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer()
+
+
+def causal(tokenizer, **options):
+    options = {"max_new_tokens": 12, **options}
+    return HFChatModel(model_name="tiny-llama", kind="causal", device="cpu", options=options,
+                       loader=loader_for(tiny_llama(tokenizer), tokenizer))
+
+
+def seq2seq(tokenizer):
+    tok = train_tokenizer(chat_template=None)
+    return HFChatModel(model_name="tiny-t5", kind="seq2seq", device="cpu",
+                       options={"max_new_tokens": 8}, loader=loader_for(tiny_t5(tok), tok))
+
+
+def test_messages_use_the_chat_template_when_there_is_one(tokenizer):
+    text = causal(tokenizer).render([SystemMessage("be brief"), HumanMessage("hi")])
+    assert text == "<s>system: be brief\n<s>user: hi\n<s>assistant:"
+
+
+def test_messages_become_plain_text_without_a_chat_template(tokenizer):
+    text = seq2seq(tokenizer).render([SystemMessage("be brief"), HumanMessage("hi")])
+    assert text == "be brief\n\nhi"
+
+
+def test_invoke_reports_tokens_and_device(tokenizer):
+    reply = causal(tokenizer).invoke(PROMPTS[0])
+    assert isinstance(reply.content, str)
+    assert reply.usage_metadata["input_tokens"] > 3
+    assert 0 < reply.usage_metadata["output_tokens"] <= 12
+    assert reply.response_metadata["device"] == "cpu"
+
+
+def test_batched_greedy_equals_one_at_a_time(tokenizer):
+    model = causal(tokenizer)
+    batched = [m.content for m in model.batch(PROMPTS)]
+    single = [model.invoke(p).content for p in PROMPTS]
+    assert batched == single
+
+
+def test_batch_is_one_generate_call(tokenizer, monkeypatch):
+    model = causal(tokenizer)
+    loaded = model.load()
+    calls = []
+    original = loaded.model.generate
+    monkeypatch.setattr(loaded.model, "generate",
+                        lambda **kw: calls.append(kw["input_ids"].shape) or original(**kw))
+    model.batch(PROMPTS)
+    assert len(calls) == 1 and calls[0][0] == len(PROMPTS)
+
+
+def test_stream_yields_pieces_that_join_to_the_invoke_answer(tokenizer):
+    model = causal(tokenizer, max_new_tokens=16)
+    chunks = list(model.stream(PROMPTS[1]))
+    text = "".join(c.content for c in chunks)
+    assert text.strip() == model.invoke(PROMPTS[1]).content
+    assert len([c for c in chunks if c.content]) > 1
+    assert chunks[-1].usage_metadata["output_tokens"] > 0
+
+
+def test_seq2seq_model_generates_and_batches(tokenizer):
+    model = seq2seq(tokenizer)
+    batched = [m.content for m in model.batch(PROMPTS)]
+    assert batched == [model.invoke(p).content for p in PROMPTS]
+    assert all(m.usage_metadata["output_tokens"] <= 8 for m in model.batch(PROMPTS[:1]))
+
+
+def test_stop_strings_cut_the_answer():
+    assert cut_at_stop("one\n\ntwo", ("\n\n",)) == "one"
+    assert cut_at_stop("one", ("\n\n",)) == "one"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"max_new_tokens": 0}, "max_new_tokens"),
+    ({"temperature": 5}, "temperature"),
+    ({"top_k": 3}, "top_k: Extra inputs are not permitted"),
+])
+def test_bad_generation_options(options, message):
+    with pytest.raises(OptionsError, match=message):
+        parse_options(options)
+
+
+def test_unknown_option_at_call_time_is_an_error(tokenizer):
+    with pytest.raises(ModelError, match="unknown generation option"):
+        causal(tokenizer).invoke("hi", top_k=3)
+
+
+def test_registry_names_the_choices():
+    with pytest.raises(UnknownModelError, match="choose one of: smollm2-135m-instruct"):
+        get_model("gpt-17", "/tmp")
+    assert {"smollm2-135m-instruct", "fake"} <= set(MODELS)
+
+
+def test_registry_builds_lazily_without_loading_weights(tmp_path):
+    model = get_model("smollm2-135m-instruct", tmp_path, {"max_new_tokens": 5})
+    assert model._loaded is None and model.options.max_new_tokens == 5
+
+
+def test_fake_model_replies_in_order_and_keeps_history():
+    fake = FakeChatModel()
+    fake.enqueue("first", "second")
+    assert fake.invoke("a").content == "first"
+    assert [c.content for c in fake.stream("b")][:1] == ["second"]
+    assert fake.history == ["a", "b"]
