@@ -52,6 +52,7 @@ class Template(BaseModel):
     system: str | None = None
     template: str = Field(min_length=1)
     variables: list[str] = Field(min_length=1)
+    examples: list[dict[str, str]] = Field(default_factory=list)
     template_format: Literal["f-string"] = "f-string"
 
     @field_validator("template", "system")
@@ -71,12 +72,25 @@ class Template(BaseModel):
                 missing and f"used but not declared: {', '.join(sorted(missing))}",
                 extra and f"declared but not used: {', '.join(sorted(extra))}"]))
             raise ValueError(f"variables: {detail}")
+        for n, example in enumerate(self.examples, 1):
+            if set(example) != {*self.variables, "answer"}:
+                raise ValueError(f"examples.{n}: needs exactly the keys "
+                                 f"{', '.join([*self.variables, 'answer'])}")
+        if self.kind == "few-shot" and not self.examples:
+            raise ValueError("examples: a few-shot template needs at least one example")
 
     def chat_prompt(self):
         """The LangChain ChatPromptTemplate for this template (f-string only)."""
         from langchain_core.prompts import ChatPromptTemplate
 
-        messages = ([("system", self.system)] if self.system else []) + [("human", self.template)]
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        messages: list = [("system", self.system)] if self.system else []
+        for example in self.examples:  # fixed demonstration turns, not templated again
+            messages.append(HumanMessage(self.template.format(**{
+                k: v for k, v in example.items() if k != "answer"})))
+            messages.append(AIMessage(example["answer"]))
+        messages.append(("human", self.template))
         return ChatPromptTemplate.from_messages(messages, template_format="f-string")
 
 

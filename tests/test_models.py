@@ -121,3 +121,34 @@ def test_fake_model_replies_in_order_and_keeps_history():
     assert fake.invoke("a").content == "first"
     assert [c.content for c in fake.stream("b")][:1] == ["second"]
     assert fake.history == ["a", "b"]
+
+
+def test_answer_no_repeat_bans_only_repeats_of_the_answer():
+    import torch
+
+    from assistant.models.hf import answer_no_repeat
+
+    # prompt [5, 6, 7, 5, 6] then answer [1, 2, 3, 1, 2]: 3 would repeat the answer's "1 2 3"
+    ids = torch.tensor([[5, 6, 7, 5, 6, 1, 2, 3, 1, 2]])
+    scores = answer_no_repeat(3, start=5)(ids, torch.zeros(1, 10))
+    assert scores[0, 3] == float("-inf")
+    assert scores[0, 7] == 0  # "5 6 7" is in the prompt only: quoting the context stays allowed
+    assert (scores[0] == float("-inf")).sum() == 1
+
+
+def test_no_repeat_option_reaches_generate(tokenizer):
+    from assistant.models.options import parse_options
+
+    def bigrams_of_answer(model, no_repeat):
+        enc = model._encode([model.render([HumanMessage(PROMPTS[0])])])
+        start = enc["input_ids"].shape[1]
+        opts = parse_options({"max_new_tokens": 40, "no_repeat_ngram_size": no_repeat})
+        out = model.load().model.generate(**enc, **model._generate_kwargs(opts, start))
+        tokens = out[0, start:].tolist()
+        return list(zip(tokens, tokens[1:]))
+
+    model = causal(tokenizer)
+    looping = bigrams_of_answer(model, 0)
+    assert len(looping) > len(set(looping))  # the random model repeats itself when allowed
+    clean = bigrams_of_answer(model, 2)
+    assert len(clean) == len(set(clean))

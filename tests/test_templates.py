@@ -55,3 +55,24 @@ def test_unknown_template_lists_the_choices(tmp_path):
     (tmp_path / "one.yaml").write_text(GOOD)
     with pytest.raises(TemplateError, match="choose one of: one"):
         find_template("two", tmp_path)
+
+
+def test_few_shot_examples_become_demonstration_turns(tmp_path):
+    path = tmp_path / "fs.yaml"
+    path.write_text(GOOD.replace("zero-shot", "few-shot") + "examples:\n"
+                    "  - {question: 'Q1', context: 'C1 {braces}', answer: 'A1'}\n")
+    messages = load_template(path).chat_prompt().invoke(
+        {"question": "Q2", "context": "C2"}).to_messages()
+    assert [m.type for m in messages] == ["human", "ai", "human"]
+    assert "C1 {braces}" in messages[0].content and messages[1].content == "A1"
+
+
+@pytest.mark.parametrize("extra, error", [
+    ("examples:\n  - {question: 'Q1', answer: 'A1'}\n", "examples.1: needs exactly the keys"),
+    ("", "a few-shot template needs at least one example"),
+])
+def test_bad_few_shot_templates(tmp_path, extra, error):
+    path = tmp_path / "fs.yaml"
+    path.write_text(GOOD.replace("zero-shot", "few-shot") + extra)
+    with pytest.raises(TemplateError, match=error):
+        load_template(path)

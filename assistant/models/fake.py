@@ -15,7 +15,7 @@ from .hf import plain_prompt
 
 
 class FakeChatModel(BaseChatModel):
-    """Replies from `replies` in order; when empty, quotes the first numbered passage.
+    """Replies from `replies` in order; when empty, quotes the prompt line nearest the question.
 
     Every prompt it receives is kept in `history`, so tests can check what a model saw.
     """
@@ -43,8 +43,7 @@ class FakeChatModel(BaseChatModel):
         self.history.append(prompt)
         if self.replies:
             return self.replies.pop(0)
-        match = re.search(r"\[1\][^\n]*\n?([^\n]+)", prompt)
-        return match.group(1).strip() if match else "I don't know."
+        return _extract(prompt)
 
     def _usage(self, messages: list[BaseMessage], text: str) -> dict:
         n_in, n_out = self.count_tokens(self.render(messages)), self.count_tokens(text)
@@ -68,3 +67,14 @@ class FakeChatModel(BaseChatModel):
         yield ChatGenerationChunk(message=AIMessageChunk(
             content="", usage_metadata=self._usage(messages, text), chunk_position="last",
             response_metadata={"model_name": self.model_name, "device": "cpu"}))
+
+
+def _extract(prompt: str) -> str:
+    """The prompt line sharing most words with its last line (the question), else "I don't know."."""
+    lines = [line.strip() for line in prompt.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return "I don't know."
+    words = lambda text: set(re.findall(r"\w+", text.lower()))  # noqa: E731
+    question = words(lines[-1])
+    best = max(lines[:-1], key=lambda line: len(words(line) & question))
+    return best if words(best) & question else "I don't know."

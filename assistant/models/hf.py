@@ -114,10 +114,16 @@ class HFChatModel(BaseChatModel):
             extra["stop"] = tuple(self.options.stop) + tuple(stop)
         return parse_options(extra, base=self.options)
 
-    def _generate_kwargs(self, opts: GenerationOptions) -> dict:
+    def _generate_kwargs(self, opts: GenerationOptions, prompt_length: int) -> dict:
         loaded = self.load()
         kw: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens,
                               "pad_token_id": loaded.tokenizer.pad_token_id}
+        if opts.no_repeat_ngram_size:
+            from transformers import LogitsProcessorList
+
+            start = prompt_length if self.kind == "causal" else 0
+            kw["logits_processor"] = LogitsProcessorList(
+                [answer_no_repeat(opts.no_repeat_ngram_size, start)])
         if opts.temperature > 0:
             kw.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
         else:
@@ -147,7 +153,7 @@ class HFChatModel(BaseChatModel):
         enc = self._encode([prompts[i] for i in order])
         if opts.seed is not None:
             torch.manual_seed(opts.seed)
-        kwargs = self._generate_kwargs(opts)
+        kwargs = self._generate_kwargs(opts, enc["input_ids"].shape[1])
         with self._lock, torch.inference_mode():
             out = loaded.model.generate(**enc, **kwargs)
         if self.kind == "causal":
@@ -215,7 +221,7 @@ class HFChatModel(BaseChatModel):
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=self.kind == "causal",
                                         skip_special_tokens=True, timeout=600)
         result: dict[str, Any] = {}
-        kwargs = self._generate_kwargs(opts)
+        kwargs = self._generate_kwargs(opts, enc["input_ids"].shape[1])
 
         def run():
             try:
@@ -234,6 +240,31 @@ class HFChatModel(BaseChatModel):
         if "error" in result:
             raise ModelError(f"generation failed: {result['error']}") from result["error"]
         yield Generation("", int(enc["attention_mask"][0].sum()), result.get("out", 0))
+
+
+def answer_no_repeat(size: int, start: int):
+    """A logits processor banning any token that would repeat an n-gram of the answer.
+
+    Subtle: transformers' `no_repeat_ngram_size` and `repetition_penalty` also count
+    the prompt of a causal model, which would stop an answer from quoting its
+    context; this one looks only at tokens generated after position `start`.
+    """
+    from transformers import LogitsProcessor
+
+    class AnswerNoRepeat(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            generated = input_ids[:, start:]
+            if generated.shape[1] < size:
+                return scores
+            for row, seq in enumerate(generated.tolist()):
+                prefix = seq[len(seq) - size + 1:]
+                banned = {seq[i + size - 1] for i in range(len(seq) - size + 1)
+                          if seq[i:i + size - 1] == prefix}
+                if banned:
+                    scores[row, list(banned)] = float("-inf")
+            return scores
+
+    return AnswerNoRepeat()
 
 
 def _hold_back_stops(pieces: Iterator[str], stop: tuple[str, ...]) -> Iterator[str]:

@@ -17,6 +17,8 @@ class GenerationOptions(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     repetition_penalty: float = Field(1.0, ge=1.0, le=2.0,
                                       description="CTRL-style penalty on repeated tokens")
+    no_repeat_ngram_size: int = Field(0, ge=0, le=20,
+                                      description="ban repeating n-grams of the answer (0: off)")
     seed: int | None = Field(None, description="sampling seed (ignored when greedy)")
     stop: tuple[str, ...] = Field((), description="strings that end the answer")
 

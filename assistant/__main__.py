@@ -1,0 +1,5 @@
+"""`python -m assistant` runs the courselab CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""End to end with the real offline models: MiniLM embeddings and SmolLM2-135M-Instruct.
+
+Generated text is never compared word for word; its structure and grounding are.
+The converted model and ONNX export are cached in .cache/ at the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+CACHE = ROOT / ".cache"
+COURSE = ROOT / "corpus"
+
+
+@pytest.fixture(scope="module")
+def real_settings(tmp_path_factory):
+    from assistant.config import Settings
+
+    return Settings(corpus_dir=COURSE, index_dir=tmp_path_factory.mktemp("index"),
+                    cache_dir=CACHE)
+
+
+@pytest.fixture(scope="module")
+def assistant(real_settings):
+    from assistant.factory import build_assistant
+
+    return build_assistant(real_settings, options={"max_new_tokens": 48})
+
+
+@pytest.fixture(scope="module")
+def course_sections():
+    from assistant.corpus import load_corpus
+
+    return {c.section for c in load_corpus(COURSE)}
+
+
+def test_onnx_query_path_equals_sentence_transformers(real_settings):
+    """The oracle for the fast path: same vectors as sentence-transformers itself."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from assistant.embeddings import get_embedder, resolve_model
+
+    texts = ["What is masked language modeling?", "hi", "A much longer sentence " * 20]
+    fast = np.array(get_embedder("all-MiniLM-L6-v2", real_settings.cache_dir)
+                    .embed_documents(texts))
+    reference = SentenceTransformer(resolve_model("all-MiniLM-L6-v2"), device="cpu").encode(
+        texts, normalize_embeddings=True)
+    assert np.abs(fast - reference).max() < 1e-5
+
+
+@pytest.mark.parametrize("question, section", [
+    ("What percentage of words does BERT mask during pre-training?", "Masked Language Modeling"),
+    ("How many parameters does BERT-Large have?", "1. BERT"),
+    ("Which paper introduced the attention mechanism?", "An Era Before Transformers"),
+    ("What are the disadvantages of transformers?", "Disadvantages of Transformers"),
+    ("What is a generative adversarial network?", "Popular GenAI Approaches"),
+])
+def test_retrieves_the_right_section(assistant, question, section):
+    hits = assistant.retriever.search(question, 4)
+    assert any(section in h.section for h in hits)
+
+
+def test_answer_is_grounded_in_course_sections(assistant, course_sections):
+    answer = assistant.answer("What is masked language modeling?")
+    assert not answer.abstained and answer.answer.strip()
+    assert answer.sources and {s.section for s in answer.sources} <= course_sections
+    assert "<|im_start|>" in answer.prompt  # SmolLM2's own chat template
+    assert answer.tokens["output"] > 0
+
+
+def test_off_topic_question_abstains(assistant):
+    assert assistant.answer("Who won the 2018 FIFA World Cup?").abstained
+
+
+def test_streaming_gives_several_pieces(assistant):
+    pieces = list(assistant.stream("What does GPT stand for?"))
+    assert len([p for p in pieces if isinstance(p, str)]) > 2
+    assert pieces[-1].timings["first_token_s"] < pieces[-1].timings["generate_s"]
+
+
+def test_real_model_batch_equals_one_at_a_time(assistant):
+    prompts = ["What is the capital of France?", "Name a colour.", "What is 2 + 2?"]
+    model = assistant.model
+    batched = [m.content for m in model.batch(prompts, max_new_tokens=12)]
+    single = [model.invoke(p, max_new_tokens=12).content for p in prompts]
+    assert batched == single and all(batched)
+
+
+def test_cli_ask_json(tmp_path, course_sections):
+    env = {**os.environ, "COURSELAB_CACHE": str(CACHE), "COURSELAB_INDEX": str(tmp_path / "i")}
+    result = subprocess.run(
+        [sys.executable, "-m", "assistant", "ask", "What is masked language modeling?", "--json",
+         "--max-new-tokens", "32"], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["answer"].strip() and not data["abstained"]
+    assert data["model"] == "smollm2-135m-instruct"
+    assert {s["section"] for s in data["sources"]} <= course_sections
