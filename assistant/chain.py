@@ -8,8 +8,8 @@ A question the course does not cover is answered without the model.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from langchain_core.runnables import RunnableLambda
 

@@ -104,9 +104,7 @@ def _blocks(lines: list[str]) -> list[tuple[str, list[str]]]:
         indented = line[:1].isspace()
         if not indented and _ITEM.match(line):
             out.append(("item", [line]))
-        elif indented and out and out[-1][0] == "item":
-            out[-1][1].append(line)
-        elif out and out[-1][0] == "para":
+        elif indented and out and out[-1][0] == "item" or out and out[-1][0] == "para":
             out[-1][1].append(line)
         else:
             out.append(("para", [line]))

@@ -5,7 +5,7 @@ The index is built on first use when none exists, so `ask` works on a fresh mach
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .config import Settings
 from .corpus import load_corpus

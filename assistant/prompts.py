@@ -81,9 +81,8 @@ class Template(BaseModel):
 
     def chat_prompt(self):
         """The LangChain ChatPromptTemplate for this template (f-string only)."""
-        from langchain_core.prompts import ChatPromptTemplate
-
         from langchain_core.messages import AIMessage, HumanMessage
+        from langchain_core.prompts import ChatPromptTemplate
 
         messages: list = [("system", self.system)] if self.system else []
         for example in self.examples:  # fixed demonstration turns, not templated again

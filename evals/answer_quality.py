@@ -37,7 +37,7 @@ def chunks(items: list, size: int):
 def run_ours(assistant, rows) -> list[dict]:
     out = []
     for group in chunks(rows, BATCH):
-        for row, ans in zip(group, assistant.batch([r.user_input for r in group])):
+        for ans in assistant.batch([r.user_input for r in group]):
             out.append({"answer": ans.answer, "abstained": ans.abstained,
                         "sections": [h.section for h in ans.sources]})
     return out

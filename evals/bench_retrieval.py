@@ -42,9 +42,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
+    from baselines import tutorial_retriever
+
     from assistant.config import Settings
     from assistant.factory import open_retriever
-    from baselines import tutorial_retriever
 
     rows = [r for r in read_rows(args.dataset) if r.answerable]
     contexts = [r.reference_contexts for r in rows]

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import DATA
 
 from assistant.cli import cli
-from conftest import DATA
 
 
 @pytest.fixture

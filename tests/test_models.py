@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
+from tiny_models import loader_for, tiny_llama, tiny_t5, train_tokenizer
 
 from assistant.errors import ModelError, OptionsError, UnknownModelError
 from assistant.models import MODELS, get_model
 from assistant.models.fake import FakeChatModel
 from assistant.models.hf import HFChatModel, cut_at_stop
 from assistant.models.options import parse_options
-from tiny_models import loader_for, tiny_llama, tiny_t5, train_tokenizer
 
 PROMPTS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI please."]
 

@@ -9,8 +9,14 @@ import pytest
 from assistant.corpus import load_corpus
 from assistant.embeddings import HashEmbedder
 from assistant.index import CourseIndex
-from assistant.retrieval import (CourseRetriever, expand, find_abbreviations, keywords,
-                                 named_terms, stem)
+from assistant.retrieval import (
+    CourseRetriever,
+    expand,
+    find_abbreviations,
+    keywords,
+    named_terms,
+    stem,
+)
 
 QUESTIONS = ["What percentage of tokens does BERT mask?", "What is multi-head attention?",
              "Who made GPT?", "what is a token", "self attention every token"]

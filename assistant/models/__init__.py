@@ -6,9 +6,9 @@ weights load on first use. Unknown names raise an error listing the choices.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import UnknownModelError
 from .options import GenerationOptions, parse_options
