@@ -77,10 +77,11 @@ def check_question(question: str) -> str:
 class CourseAssistant:
     """Answers questions from the course index with a chat model and a prompt template."""
 
-    def __init__(self, retriever, model, template, k: int = 4, min_score: float = 0.25,
-                 max_sentences: int = 4):
+    def __init__(self, retriever, model, template, k: int = 4, min_score: float = 0.2,
+                 max_sentences: int = 4, window: int = 0):
         self.retriever, self.model, self.template = retriever, model, template
-        self.k, self.min_score, self.max_sentences = k, min_score, max_sentences
+        self.k, self.min_score = k, min_score
+        self.max_sentences, self.window = max_sentences, window
         self.generate = template.chat_prompt() | model
         self.chain = RunnableLambda(self.prepare) | RunnableLambda(self.complete)
 
@@ -94,7 +95,8 @@ class CourseAssistant:
         start = time.perf_counter()
         hits = self.retriever.search(question, self.k)
         vector = self.retriever.index.embedder.embed_query(question)
-        passages, best = compress(vector, hits, self.retriever.index.embedder, self.max_sentences)
+        passages, best = compress(vector, hits, self.retriever.index.embedder,
+                                  self.max_sentences, window=self.window)
         unknown = self.retriever.unknown_terms(question)
         abstained = not passages or best < self.min_score or bool(unknown)
         return Prepared(question, hits, passages, best, unknown, abstained, start,

@@ -30,18 +30,24 @@ class Passage:
 
 
 def units(text: str) -> list[str]:
-    """Sentences of a chunk; consecutive short list items are one unit.
+    """Sentences of a chunk; consecutive short list items are one unit, and a short
+    label ending in ':' leads the unit after it.
 
     >>> units("1. Text\\n2. Image\\nLong sentence one. Long sentence two.")
     ['Text; Image', 'Long sentence one.', 'Long sentence two.']
+    >>> units("3. **Training Signal**:\\n   - It comes from the loss.")
+    ['Training Signal: It comes from the loss.']
     """
     out: list[str] = []
-    short_run = False
+    short_run, label = False, ""
     for raw in plain_text(text).split("\n"):
         line = _MARKER.sub("", raw).strip()
         if not line:
             continue
-        if len(line) < SHORT_ITEM and _MARKER.match(raw):
+        if line.endswith(":") and len(line) < SHORT_ITEM:
+            label, short_run = f"{label}{line} ", False
+            continue
+        if len(line) < SHORT_ITEM and _MARKER.match(raw) and not label:
             if short_run:
                 out[-1] = f"{out[-1]}; {line}"
             else:
@@ -49,15 +55,19 @@ def units(text: str) -> list[str]:
             short_run = True
             continue
         short_run = False
-        out.extend(s.strip() for s in _SENTENCE_END.split(line) if len(s.strip()) > 3)
+        sentences = [s.strip() for s in _SENTENCE_END.split(line) if len(s.strip()) > 3]
+        if sentences and label:
+            sentences[0], label = f"{label}{sentences[0]}", ""
+        out.extend(sentences)
     return out
 
 
-def compress(question_vector: list[float], hits: list[Hit], embedder,
-             max_sentences: int = 4, keep_ratio: float = 0.8) -> tuple[list[Passage], float]:
+def compress(question_vector: list[float], hits: list[Hit], embedder, max_sentences: int = 4,
+             keep_ratio: float = 0.8, window: int = 0) -> tuple[list[Passage], float]:
     """The passages to show the model, and the best sentence similarity (for abstention).
 
-    Sentences scoring at least `keep_ratio` of the best one are kept, at most `max_sentences`.
+    Sentences scoring at least `keep_ratio` of the best one are kept, at most
+    `max_sentences`, each with `window` neighbours on either side from its chunk.
     """
     candidates = [(h, u) for h in hits for u in units(h.text)]
     if not candidates:
@@ -66,7 +76,9 @@ def compress(question_vector: list[float], hits: list[Hit], embedder,
     scores = [_dot(question_vector, v) for v in vectors]
     best = max(scores)
     ranked = sorted(range(len(candidates)), key=lambda i: -scores[i])
-    keep = {i for i in ranked[:max_sentences] if scores[i] >= best * keep_ratio} or {ranked[0]}
+    anchors = [i for i in ranked[:max_sentences] if scores[i] >= best * keep_ratio] or ranked[:1]
+    keep = {j for i in anchors for j in range(i - window, i + window + 1)
+            if 0 <= j < len(candidates) and candidates[j][0] is candidates[i][0]}
     passages = []
     for hit in hits:
         chosen = [i for i, (h, _) in enumerate(candidates) if h is hit and i in keep]

@@ -50,4 +50,4 @@ class Settings(BaseModel):
     retrieval_mode: str = Field(default="hybrid", pattern="^(hybrid|dense)$")
     # Calibrated on evals/datasets/course_qa.jsonl by evals/calibrate_threshold.py:
     # below this cosine similarity of the best course sentence, the course does not cover it.
-    min_score: float = Field(default=0.25, ge=-1.0, le=1.0)
+    min_score: float = Field(default=0.2, ge=-1.0, le=1.0)
