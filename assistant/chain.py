@@ -93,8 +93,7 @@ class CourseAssistant:
         """Retrieve, compress and decide whether the course covers the question."""
         question = check_question(question)
         start = time.perf_counter()
-        hits = self.retriever.search(question, self.k)
-        vector = self.retriever.index.embedder.embed_query(question)
+        hits, vector = self.retriever.search_with_vector(question, self.k)
         passages, best = compress(vector, hits, self.retriever.index.embedder,
                                   self.max_sentences, window=self.window)
         unknown = self.retriever.unknown_terms(question)

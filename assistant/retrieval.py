@@ -133,6 +133,10 @@ class CourseRetriever(BaseRetriever):
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """The k best chunks for a query, best first."""
+        return self.search_with_vector(query, k)[0]
+
+    def search_with_vector(self, query: str, k: int | None = None) -> tuple[list[Hit], list[float]]:
+        """The k best chunks and the query's embedding (so callers need not embed it again)."""
         k = k or self.k
         self._ensure_keywords()
         query = expand(query, self._abbreviations)
@@ -142,8 +146,9 @@ class CourseRetriever(BaseRetriever):
             ranked = dense[:k]
         else:
             ranked = self._fuse(query, vector, dense)[:k]
-        return [Hit(i + 1, round(c.score, 4), c.section, c.text, c.source, c.chunk_id)
+        hits = [Hit(i + 1, round(c.score, 4), c.section, c.text, c.source, c.chunk_id)
                 for i, c in enumerate(ranked)]
+        return hits, vector
 
     def _fuse(self, query: str, vector: list[float], dense: list) -> list:
         by_id = {c.chunk_id: c for c in dense}

@@ -1,0 +1,61 @@
+"""The course question set is valid and covers the course; malformed datasets are named."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.corpus import load_corpus
+from assistant.dataset import contains_context, has_key_facts, read_rows
+from assistant.errors import InputError
+from conftest import ROOT
+
+DATASET = ROOT / "evals/datasets/course_qa.jsonl"
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return read_rows(DATASET)
+
+
+def test_course_question_set_has_enough_questions(rows):
+    assert sum(r.answerable for r in rows) >= 40
+    assert sum(not r.answerable for r in rows) >= 5
+    assert "Who won the 2018 FIFA World Cup?" in {r.user_input for r in rows}
+
+
+def test_reference_passages_are_exact_course_text(rows):
+    text = (ROOT / "corpus/intro_to_transformers_llms_genai.md").read_text()
+    for row in rows:
+        assert all(c in text for c in row.reference_contexts), row.id
+        assert bool(row.reference_contexts) == row.answerable, row.id
+        assert bool(row.key_facts) == row.answerable, row.id
+        if row.answerable:
+            assert has_key_facts(row.reference, row.key_facts), row.id
+
+
+def test_every_course_section_has_a_question(rows):
+    chunks = load_corpus(ROOT / "corpus")
+    covered = {c.section.split(" > ")[0] for c in chunks
+               for r in rows if contains_context(c.text, r.reference_contexts)}
+    assert covered == {c.section.split(" > ")[0] for c in chunks}
+
+
+@pytest.mark.parametrize("line, error", [
+    ('{"user_input": "ok"', "invalid JSON"),
+    ('["a list"]', "not a JSON object"),
+    ('{"user_input": ""}', "user_input"),
+    ('{"user_input": "q", "colour": 1}', "colour"),
+    ('{"id": 3, "user_input": "q"}', "id"),
+])
+def test_malformed_rows_are_named_by_line(tmp_path, line, error):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "a", "user_input": "fine"}\n' + line + "\n")
+    with pytest.raises(InputError, match=rf"d.jsonl:2: .*{error}"):
+        read_rows(path)
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"id": "a", "user_input": "x"}\n{"id": "a", "user_input": "y"}\n')
+    with pytest.raises(InputError, match="duplicate ids"):
+        read_rows(path)
