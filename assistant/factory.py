@@ -42,6 +42,11 @@ def open_retriever(settings: Settings, notify: Callable[[str], None] | None = No
     return CourseRetriever(index=index, k=settings.k, mode=settings.retrieval_mode)
 
 
+# Measured with evals/answer_quality.py on SmolLM2-135M: short answers, cut at the first
+# blank line, and no n-gram repeated within the answer (greedy decoding loops otherwise).
+ANSWER_OPTIONS = {"max_new_tokens": 64, "stop": ["\n\n", "Question:"], "no_repeat_ngram_size": 4}
+
+
 def build_assistant(settings: Settings, model_name: str | None = None,
                     template_name: str = "default", notify=None, options: dict | None = None):
     """A ready CourseAssistant (the model's weights load on first generation)."""
@@ -50,6 +55,7 @@ def build_assistant(settings: Settings, model_name: str | None = None,
     from .prompts import find_template
 
     template = find_template(template_name, settings.prompts_dir)
-    model = get_model(model_name or settings.model, settings.cache_dir, options)
+    model = get_model(model_name or settings.model, settings.cache_dir,
+                      {**ANSWER_OPTIONS, **(options or {})})
     retriever = open_retriever(settings, notify)
     return CourseAssistant(retriever, model, template, k=settings.k, min_score=settings.min_score)

@@ -16,7 +16,8 @@ from .hf import plain_prompt
 
 
 class FakeChatModel(BaseChatModel):
-    """Replies from `replies` in order; when empty, quotes the prompt line nearest the question.
+    """Replies from `replies` in order; when empty, quotes the line of the last message
+    that shares most words with its last line (the question).
 
     Every prompt it receives is kept in `history`, so tests can check what a model saw.
     """
@@ -44,7 +45,7 @@ class FakeChatModel(BaseChatModel):
         self.history.append(prompt)
         if self.replies:
             return self.replies.pop(0)
-        return _extract(prompt)
+        return _extract(str(messages[-1].content))
 
     def _usage(self, messages: list[BaseMessage], text: str) -> dict:
         n_in, n_out = self.count_tokens(self.render(messages)), self.count_tokens(text)
@@ -70,9 +71,9 @@ class FakeChatModel(BaseChatModel):
             response_metadata={"model_name": self.model_name, "device": "cpu"}))
 
 
-def _extract(prompt: str) -> str:
-    """The prompt line sharing most words with its last line (the question), else "I don't know."."""
-    lines = [line.strip() for line in prompt.splitlines() if line.strip()]
+def _extract(text: str) -> str:
+    """The line sharing most words with the last line (the question), else "I don't know."."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) < 2:
         return "I don't know."
     words = lambda text: set(re.findall(r"\w+", text.lower()))  # noqa: E731
