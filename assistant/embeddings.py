@@ -75,8 +75,9 @@ class Embedder(Embeddings):
         if self.cache_dir and folder.is_dir() and _mean_pooled(folder):
             try:
                 return OnnxEncoder(folder, self._onnx_file(folder))
-            except ImportError:
-                pass  # no onnxruntime/onnx here: sentence-transformers gives the same vectors
+            except Exception as e:  # no onnx here, an exporter change, ...: same vectors, slower
+                warnings.warn(f"ONNX embedding unavailable ({e}); using sentence-transformers",
+                              stacklevel=2)
         return SentenceTransformerEncoder(self.location)
 
     def _onnx_file(self, folder: Path) -> Path:

@@ -152,3 +152,12 @@ def test_no_repeat_option_reaches_generate(tokenizer):
     assert len(looping) > len(set(looping))  # the random model repeats itself when allowed
     clean = bigrams_of_answer(model, 2)
     assert len(clean) == len(set(clean))
+
+
+def test_a_model_that_cannot_load_raises_a_model_error():
+    def broken(device, dtype):
+        raise OSError("no such folder: /models/x")
+
+    model = HFChatModel(model_name="broken", kind="causal", loader=broken)
+    with pytest.raises(ModelError, match="cannot load model 'broken': no such folder"):
+        model.invoke("hi")

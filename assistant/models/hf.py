@@ -18,7 +18,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from ..errors import ModelError
+from ..errors import CourselabError, ModelError
 from .options import GenerationOptions, parse_options
 
 
@@ -84,7 +84,12 @@ class HFChatModel(BaseChatModel):
         with self._lock:
             if self._loaded is None:
                 device, dtype = pick_device(self.device)
-                model, tokenizer = self.loader(device, dtype)
+                try:
+                    model, tokenizer = self.loader(device, dtype)
+                except CourselabError:
+                    raise
+                except Exception as e:  # missing files, a bad folder, out of memory, ...
+                    raise ModelError(f"cannot load model {self.model_name!r}: {e}") from e
                 if self.kind == "causal":
                     tokenizer.padding_side = "left"  # generation continues right after the prompt
                 if tokenizer.pad_token is None:
@@ -155,8 +160,11 @@ class HFChatModel(BaseChatModel):
         if opts.seed is not None:
             torch.manual_seed(opts.seed)
         kwargs = self._generate_kwargs(opts, enc["input_ids"].shape[1])
-        with self._lock, torch.inference_mode():
-            out = loaded.model.generate(**enc, **kwargs)
+        try:
+            with self._lock, torch.inference_mode():
+                out = loaded.model.generate(**enc, **kwargs)
+        except RuntimeError as e:  # e.g. out of memory, a prompt longer than the model's positions
+            raise ModelError(f"generation failed on {self.model_name!r}: {e}") from e
         if self.kind == "causal":
             out = out[:, enc["input_ids"].shape[1]:]
         texts = loaded.tokenizer.batch_decode(out, skip_special_tokens=True)
