@@ -7,6 +7,7 @@ Heavy libraries are imported inside the commands that need them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -223,4 +224,9 @@ def models(as_json: bool) -> None:
 def main() -> None:
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    handler = logging.StreamHandler()  # one-time notices (model conversion) go to stderr
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("courselab")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     cli(prog_name="courselab")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -24,6 +25,7 @@ from langchain_core.embeddings import Embeddings
 
 from .errors import ModelError
 
+log = logging.getLogger("courselab")
 DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 FAKE_NAME = "fake-hash"
 BATCH = 32
@@ -86,6 +88,7 @@ class Embedder(Embeddings):
         key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
         target = self.cache_dir / "onnx" / f"{folder.name}-{key}.onnx"
         if not target.is_file():
+            log.info("exporting the embedder %s to ONNX (once, about 10 s)", folder.name)
             export_onnx(folder, target)
         return target
 

