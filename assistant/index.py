@@ -84,6 +84,10 @@ class CourseIndex:
             self.path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(self.path), settings=settings)
         except Exception as e:
+            # subtle: Chroma caches one system per path; a failed open must not poison the next
+            from chromadb.api.client import SharedSystemClient
+
+            SharedSystemClient.clear_system_cache()
             raise IndexStoreError(f"index at {self.where} is unreadable ({e}); {REBUILD_HINT}") from e
 
     def _collection(self, create: bool = False):

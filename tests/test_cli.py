@@ -117,3 +117,21 @@ def test_missing_corpus_with_no_index(fake_env, monkeypatch, tmp_path):
     monkeypatch.setenv("COURSELAB_CORPUS", str(tmp_path / "gone"))
     result = CliRunner().invoke(cli, ["ask", "What is attention?"])
     assert result.exit_code == 2 and "corpus folder not found" in result.stderr
+
+
+def test_rebuild_repairs_a_corrupt_index_in_a_new_process(fake_env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def courselab(*args):
+        return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True,
+                              text=True, env=dict(os.environ), timeout=300)
+
+    assert courselab("index").returncode == 0
+    (tmp_path / "index" / "chroma.sqlite3").write_bytes(b"garbage\n")
+    broken = courselab("retrieve", "attention")
+    assert broken.returncode == 2 and "courselab index --rebuild" in broken.stderr
+    repaired = courselab("index", "--rebuild")
+    assert repaired.returncode == 0, repaired.stderr
+    assert courselab("retrieve", "attention").returncode == 0

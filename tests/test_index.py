@@ -91,10 +91,14 @@ def test_index_killed_halfway_is_usable_and_completed_next_time(tmp_path, corpus
     assert make_index(tmp_path, resumed).is_complete()
 
 
-def test_corrupt_index_says_how_to_rebuild(tmp_path, corpus_dir, embedder):
+@pytest.mark.parametrize("garbage", [b"garbage\n", b"this is not a database" * 100])
+def test_corrupt_index_says_how_to_rebuild(tmp_path, corpus_dir, embedder, garbage):
+    from chromadb.api.client import SharedSystemClient
+
     folder = tmp_path / "index"
-    folder.mkdir()
-    (folder / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
+    CourseIndex(embedder, path=folder).sync(load_corpus(corpus_dir))
+    SharedSystemClient.clear_system_cache()  # as in a new process
+    (folder / "chroma.sqlite3").write_bytes(garbage)
     with pytest.raises(IndexStoreError, match="courselab index --rebuild"):
         CourseIndex(embedder, path=folder).count()
     report = CourseIndex(embedder, path=folder).sync(load_corpus(corpus_dir), rebuild=True)
