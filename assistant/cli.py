@@ -208,17 +208,21 @@ def chat(ctx, model, template, k) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def models(as_json: bool) -> None:
-    """List the models you can pass to --model."""
+    """List the models --model accepts (also hf:<hub id or folder>)."""
     from .models import MODELS
+    from .models.hf import pick_device
 
-    rows = [{"name": s.name, "kind": s.kind, "source": s.source, "present": s.available(),
-             "description": s.description} for s in MODELS.values()]
+    device = pick_device()[0]
+    rows = [{**spec.to_dict(), "device": device} for spec in MODELS.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    click.echo(f"{'name':<24}{'kind':<9}{'weights':<9}{'window':>7}  {'prompt':<14}{'device':<7}source")
     for r in rows:
-        status = "present" if r["present"] else "missing"
-        click.echo(f"{r['name']:<24} {r['kind']:<8} {status:<8} {r['source']}  {r['description']}")
+        weights = "present" if r["present"] else "missing"
+        click.echo(f"{r['name']:<24}{r['kind']:<9}{weights:<9}{r['context_window']:>7}  "
+                   f"{r['prompt_format']:<14}{r['device']:<7}{r['source']}")
+    click.echo("\nAny other checkpoint: --model hf:<hub id or local folder>")
 
 
 def main() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 from assistant.corpus import load_corpus
 from assistant.dataset import contains_context, has_key_facts, read_rows
 from assistant.errors import InputError
-from conftest import ROOT
 
 DATASET = ROOT / "evals/datasets/course_qa.jsonl"
 

