@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from langchain_core.runnables import RunnableLambda
 
+from .budget import Budget, fit
 from .compress import Passage, compress, format_context
 from .config import MAX_QUESTION_CHARS
 from .errors import InputError
@@ -33,11 +34,13 @@ class Answer:
     prompt: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
+    budget: Budget | None = None
 
     def to_dict(self) -> dict:
         return {"answer": self.answer, "abstained": self.abstained,
                 "sources": [h.to_dict() for h in self.sources], "model": self.model,
-                "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens}
+                "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
+                "budget": self.budget.to_dict() if self.budget else None}
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Prepared:
     abstained: bool
     started: float
     retrieve_s: float
+    budget: Budget | None = None
 
     @property
     def inputs(self) -> dict:
@@ -98,8 +102,22 @@ class CourseAssistant:
                                   self.max_sentences, window=self.window)
         unknown = self.retriever.unknown_terms(question)
         abstained = not passages or best < self.min_score or bool(unknown)
-        return Prepared(question, hits, passages, best, unknown, abstained, start,
-                        time.perf_counter() - start)
+        prepared = Prepared(question, hits, passages, best, unknown, abstained, start, 0.0)
+        if not abstained:
+            prepared.passages, prepared.budget = self._fit(prepared)
+        prepared.retrieve_s = time.perf_counter() - start
+        return prepared
+
+    def _fit(self, prepared: Prepared):
+        """Drop or shorten passages until the rendered prompt fits the model's input window."""
+        window = self.model.input_window()
+        reserve = self.model.options.max_new_tokens if self.model.kind == "causal" else 0
+
+        def tokens(passages):
+            trial = Prepared(prepared.question, prepared.hits, passages, 0.0, [], False, 0.0, 0.0)
+            return self.model.count_tokens(self.render(trial))
+
+        return fit(prepared.passages, tokens, window - reserve)
 
     def render(self, prepared: Prepared) -> str:
         """The exact text the model receives."""
@@ -154,7 +172,7 @@ class CourseAssistant:
         usage = usage or {}
         tokens = {"input": usage.get("input_tokens", 0), "output": usage.get("output_tokens", 0)}
         return Answer(p.question, str(text).strip(), False, p.sources, self.model_name,
-                      self.render(p), timings, tokens)
+                      self.render(p), timings, tokens, p.budget)
 
     def _abstention(self, p: Prepared) -> Answer:
         sections = list(dict.fromkeys(h.section for h in p.hits))[:3]

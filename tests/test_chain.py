@@ -28,7 +28,8 @@ def test_answer_is_structured_and_grounded(assistant):
     assert set(answer.timings) >= {"retrieve_s", "generate_s", "total_s"}
     assert answer.tokens["input"] > 0 and answer.tokens["output"] == 6
     assert set(answer.to_dict()) == {"answer", "abstained", "sources", "model", "prompt",
-                                     "timings", "tokens"}
+                                     "timings", "tokens", "budget"}
+    assert answer.budget.dropped == [] and answer.budget.prompt_tokens <= answer.budget.limit
 
 
 def test_sources_are_only_what_the_model_saw(assistant):

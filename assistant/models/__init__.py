@@ -35,14 +35,14 @@ class ModelSpec:
                 "description": self.description}
 
 
-def _hf_factory(name: str, source: str, kind: str):
+def _hf_factory(name: str, source: str, kind: str, window: int | None = None):
     def build(cache_dir: Path, options: GenerationOptions):
         from . import hub
         from .hf import HFChatModel
 
         hub.require(source)  # before any retrieval or loading: absent weights fail at once
         return HFChatModel(model_name=name, kind=kind, loader=hub.loader(source, kind),
-                           options=options)
+                           options=options, context_window=window)
 
     return build
 
@@ -58,7 +58,7 @@ def _hf_present(source: str) -> Callable[[], bool]:
 
 def _hub(name: str, repo: str, kind: str, window: int, chat: bool, description: str) -> ModelSpec:
     return ModelSpec(name, kind, f"hub: {repo}", description, window, chat,
-                     _hf_factory(name, repo, kind), _hf_present(repo))
+                     _hf_factory(name, repo, kind, window), _hf_present(repo))
 
 
 def _smollm2(cache_dir: Path, options: GenerationOptions):
@@ -66,7 +66,7 @@ def _smollm2(cache_dir: Path, options: GenerationOptions):
     from .hf import HFChatModel
 
     return HFChatModel(model_name="smollm2-135m-instruct", kind="causal",
-                       loader=smollm2.loader(cache_dir), options=options)
+                       loader=smollm2.loader(cache_dir), options=options, context_window=8192)
 
 
 def _smollm2_present() -> bool:

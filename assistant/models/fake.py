@@ -13,6 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 
 from .hf import plain_prompt
+from .options import GenerationOptions
 
 
 class FakeChatModel(BaseChatModel):
@@ -26,6 +27,8 @@ class FakeChatModel(BaseChatModel):
     kind: str = "causal"
     replies: list[str] = Field(default_factory=list)
     history: list[str] = Field(default_factory=list)
+    context_window: int = 100_000  # in words, like count_tokens
+    options: GenerationOptions = Field(default_factory=GenerationOptions)
 
     @property
     def _llm_type(self) -> str:
@@ -36,6 +39,9 @@ class FakeChatModel(BaseChatModel):
 
     def render(self, messages: list[BaseMessage]) -> str:
         return plain_prompt(messages)
+
+    def input_window(self) -> int:
+        return self.context_window
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

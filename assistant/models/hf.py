@@ -68,6 +68,7 @@ class HFChatModel(BaseChatModel):
     loader: Callable[[str, Any], tuple[Any, Any]] = Field(exclude=True)
     options: GenerationOptions = Field(default_factory=GenerationOptions)
     device: str | None = None
+    context_window: int | None = Field(None, description="input tokens; None: from the checkpoint")
     _loaded: Loaded | None = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.RLock)  # one generate at a time
 
@@ -106,6 +107,16 @@ class HFChatModel(BaseChatModel):
             chat = [{"role": roles.get(m.type, "user"), "content": str(m.content)} for m in messages]
             return tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         return plain_prompt(messages)
+
+    def input_window(self) -> int:
+        """The most prompt tokens the model takes (512 for FLAN-T5)."""
+        if self.context_window:
+            return self.context_window
+        loaded = self.load()
+        limit = getattr(loaded.tokenizer, "model_max_length", None)
+        if limit and limit < 1_000_000:  # tokenizers without a limit report a huge sentinel
+            return int(limit)
+        return int(getattr(loaded.model.config, "max_position_embeddings", 2048))
 
     def count_tokens(self, text: str) -> int:
         return len(self.load().tokenizer(text, add_special_tokens=False)["input_ids"])
