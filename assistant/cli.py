@@ -38,9 +38,16 @@ class CourselabGroup(click.Group):
 
 
 def _settings(ctx: click.Context, **overrides) -> Settings:
+    from pydantic import ValidationError
+
     values = {k: v for k, v in ctx.obj.items() if v is not None}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        message = err["msg"].removeprefix("Value error, ")
+        raise InputError(f"invalid {err['loc'][0]} {err.get('input')!r}: {message}") from None
 
 
 def _note(message: str) -> None:
@@ -52,11 +59,15 @@ def _note(message: str) -> None:
               help="folder of .md/.txt course files [default: the project's corpus/]")
 @click.option("--index-dir", type=click.Path(path_type=Path),
               help="folder of the Chroma index [default: user data folder]")
+@click.option("--chroma-url", help="use a Chroma server (http://HOST:PORT) instead of a folder")
+@click.option("--device", help="cpu, cuda, cuda:N or mps [default: cuda when present, else cpu]")
 @click.version_option(package_name="courselab")
 @click.pass_context
-def cli(ctx: click.Context, corpus_dir: Path | None, index_dir: Path | None) -> None:
+def cli(ctx: click.Context, corpus_dir: Path | None, index_dir: Path | None,
+        chroma_url: str | None, device: str | None) -> None:
     """A local course assistant: index the course, retrieve passages, ask questions."""
-    ctx.obj = {"corpus_dir": corpus_dir, "index_dir": index_dir}
+    ctx.obj = {"corpus_dir": corpus_dir, "index_dir": index_dir, "chroma_url": chroma_url,
+               "device": device}
 
 
 @cli.command()

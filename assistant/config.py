@@ -7,9 +7,10 @@ COURSELAB_CORPUS, ...), else from the user's data and cache folders.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -45,9 +46,25 @@ class Settings(BaseModel):
     embedder: str = Field(default_factory=lambda: os.environ.get(
         "COURSELAB_EMBEDDER", DEFAULT_EMBEDDER))
     model: str = Field(default_factory=lambda: os.environ.get("COURSELAB_MODEL", DEFAULT_MODEL))
+    chroma_url: str | None = Field(default_factory=lambda: os.environ.get("COURSELAB_CHROMA_URL"))
+    device: str | None = Field(default_factory=lambda: os.environ.get("COURSELAB_DEVICE"))
     collection: str = "course"
     k: int = Field(default=4, ge=1, le=50)
     retrieval_mode: str = Field(default="hybrid", pattern="^(hybrid|dense)$")
     # Calibrated on evals/datasets/course_qa.jsonl by evals/calibrate_threshold.py:
     # below this cosine similarity of the best course sentence, the course does not cover it.
     min_score: float = Field(default=0.2, ge=-1.0, le=1.0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", value):
+            raise ValueError("choose cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"https?://[^/\s:]+(:\d+)?/?", value):
+            raise ValueError("expected http://HOST:PORT")
+        return value

@@ -14,8 +14,10 @@ from .index import CourseIndex, SyncReport
 from .retrieval import CourseRetriever
 
 
-def open_index(settings: Settings, url: str | None = None) -> CourseIndex:
+def open_index(settings: Settings) -> CourseIndex:
+    """The index in a local folder, or in a Chroma server when `chroma_url` is set."""
     embedder = get_embedder(settings.embedder, settings.cache_dir)
+    url = settings.chroma_url
     return CourseIndex(embedder, path=None if url else settings.index_dir, url=url,
                        collection=settings.collection)
 
@@ -26,10 +28,10 @@ def sync_index(index: CourseIndex, settings: Settings, rebuild: bool = False,
     return index.sync(load_corpus(settings.corpus_dir), rebuild=rebuild, progress=progress)
 
 
-def open_retriever(settings: Settings, notify: Callable[[str], None] | None = None,
-                   url: str | None = None) -> CourseRetriever:
+def open_retriever(settings: Settings, notify: Callable[[str], None] | None = None
+                   ) -> CourseRetriever:
     """A retriever over the index, building the index first if there is none."""
-    index = open_index(settings, url)
+    index = open_index(settings)
     if index.count() == 0:
         if notify:
             notify(f"no index at {index.where}: building it from {settings.corpus_dir}")
@@ -56,6 +58,6 @@ def build_assistant(settings: Settings, model_name: str | None = None,
 
     template = find_template(template_name, settings.prompts_dir)
     model = get_model(model_name or settings.model, settings.cache_dir,
-                      {**ANSWER_OPTIONS, **(options or {})})
+                      {**ANSWER_OPTIONS, **(options or {})}, device=settings.device)
     retriever = open_retriever(settings, notify)
     return CourseAssistant(retriever, model, template, k=settings.k, min_score=settings.min_score)

@@ -88,6 +88,8 @@ class CourseIndex:
             from chromadb.api.client import SharedSystemClient
 
             SharedSystemClient.clear_system_cache()
+            if self.url:
+                raise IndexStoreError(f"cannot reach the Chroma server at {self.url} ({e})") from e
             raise IndexStoreError(f"index at {self.where} is unreadable ({e}); {REBUILD_HINT}") from e
 
     def _collection(self, create: bool = False):

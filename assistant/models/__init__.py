@@ -125,8 +125,12 @@ def get_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def get_model(name: str, cache_dir: Path, options: dict | GenerationOptions | None = None):
-    """A chat model by registry name, with validated generation options."""
+def get_model(name: str, cache_dir: Path, options: dict | GenerationOptions | None = None,
+              device: str | None = None):
+    """A chat model by registry name, with validated options; an explicit device wins."""
     spec = get_spec(name)
     opts = options if isinstance(options, GenerationOptions) else parse_options(options)
-    return spec.factory(Path(cache_dir), opts)
+    model = spec.factory(Path(cache_dir), opts)
+    if device and hasattr(model, "device"):
+        model.device = device
+    return model

@@ -42,6 +42,8 @@ def pick_device(requested: str | None = None) -> tuple[str, Any]:
     """('cuda', bfloat16) when a GPU is present, else ('cpu', float32); an explicit device wins."""
     import torch
 
+    if requested and requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {requested!r} was requested but no CUDA GPU is available")
     device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     return device, dtype
