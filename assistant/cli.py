@@ -236,6 +236,29 @@ def models(as_json: bool) -> None:
     click.echo("\nAny other checkpoint: --model hf:<hub id or local folder>")
 
 
+@cli.group()
+def bench() -> None:
+    """Benchmarks that run a baseline and courselab side by side."""
+
+
+@bench.command("generate")
+@click.option("--model", default="smollm2-135m-instruct", show_default=True, help="registry name")
+@click.option("--random-weights", is_flag=True,
+              help="the real architecture with random weights (for machines without weights)")
+@click.option("--prompts", default=16, show_default=True, type=click.IntRange(1, 4096),
+              help="how many prompts")
+@click.option("--new-tokens", default=32, show_default=True, type=click.IntRange(1, 1024),
+              help="tokens generated per prompt (fixed, for a fair comparison)")
+@click.pass_context
+def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> None:
+    """Generation speed: a naive generate loop vs the batched path."""
+    from .bench import bench_generate
+
+    settings = _settings(ctx)
+    bench_generate(model, settings.cache_dir, prompts, new_tokens, random_weights,
+                   settings.device, echo=click.echo)
+
+
 def main() -> None:
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)

@@ -135,3 +135,13 @@ def test_rebuild_repairs_a_corrupt_index_in_a_new_process(fake_env, tmp_path):
     repaired = courselab("index", "--rebuild")
     assert repaired.returncode == 0, repaired.stderr
     assert courselab("retrieve", "attention").returncode == 0
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m-instruct", "flan-t5-base"])
+def test_bench_generate_on_random_weights(model):
+    result = CliRunner().invoke(cli, ["bench", "generate", "--random-weights", "--model", model,
+                                      "--prompts", "2", "--new-tokens", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{model} (random) on cpu, 2 prompts")
+    assert "baseline" in lines[1] and "courselab" in lines[2] and lines[3].startswith("speed-up:")

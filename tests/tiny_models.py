@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from assistant.models.random_init import CHAT_TEMPLATE
+from assistant.models.random_init import train_tokenizer as _train
+
 DATA = Path(__file__).resolve().parent / "data"
-CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                 "{% if add_generation_prompt %}<s>assistant:{% endif %}")
 
 
 def train_tokenizer(vocab_size: int = 400, chat_template: str | None = CHAT_TEMPLATE):
-    """A byte-level BPE tokenizer trained on the test corpus (well under a second)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size,
-                                  special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    """A tokenizer trained on the test corpus."""
     texts = [p.read_text() for p in sorted((DATA / "corpus").iterdir())]
-    tok.train_from_iterator(texts, trainer)
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                 pad_token="<pad>", unk_token="<unk>")
-    hf.chat_template = chat_template
-    return hf
+    return _train(texts, vocab_size, chat_template)
 
 
 def tiny_llama(tokenizer, seed: int = 0):

@@ -137,6 +137,8 @@ class HFChatModel(BaseChatModel):
         loaded = self.load()
         kw: dict[str, Any] = {"max_new_tokens": opts.max_new_tokens,
                               "pad_token_id": loaded.tokenizer.pad_token_id}
+        if opts.min_new_tokens:
+            kw["min_new_tokens"] = min(opts.min_new_tokens, opts.max_new_tokens)
         if opts.no_repeat_ngram_size:
             from transformers import LogitsProcessorList
 

@@ -13,6 +13,7 @@ class GenerationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_new_tokens: int = Field(96, ge=1, le=4096, description="most tokens to generate")
+    min_new_tokens: int = Field(0, ge=0, le=4096, description="fewest tokens (fixes lengths in benchmarks)")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     repetition_penalty: float = Field(1.0, ge=1.0, le=2.0,
