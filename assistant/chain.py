@@ -114,15 +114,17 @@ class CourseAssistant:
         reserve = self.model.options.max_new_tokens if self.model.kind == "causal" else 0
 
         def tokens(passages):
-            trial = Prepared(prepared.question, prepared.hits, passages, 0.0, [], False, 0.0, 0.0)
-            return self.model.count_tokens(self.render(trial))
+            inputs = {"context": format_context(passages), "question": prepared.question}
+            return self.model.count_tokens(self._render(inputs))
 
         return fit(prepared.passages, tokens, window - reserve)
 
     def render(self, prepared: Prepared) -> str:
         """The exact text the model receives."""
-        messages = self.generate.first.invoke(prepared.inputs).to_messages()
-        return self.model.render(messages)
+        return self._render(prepared.inputs)
+
+    def _render(self, inputs: dict) -> str:
+        return self.model.render(self.generate.first.invoke(inputs).to_messages())
 
     def complete(self, prepared: Prepared) -> Answer:
         """Generate (or abstain) for a prepared question."""
