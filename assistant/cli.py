@@ -236,6 +236,28 @@ def models(as_json: bool) -> None:
     click.echo("\nAny other checkpoint: --model hf:<hub id or local folder>")
 
 
+@cli.command("serve-api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
+              help="port to listen on")
+@click.option("--model", "models_", multiple=True,
+              help="model to serve (repeatable) [default: smollm2-135m-instruct]")
+@click.pass_context
+def serve_api(ctx, host, port, models_) -> None:
+    """Serve local models through an OpenAI-compatible API (/v1/chat/completions)."""
+    import uvicorn
+
+    from .models import get_spec
+    from .serve import create_app
+
+    names = list(models_) or [_settings(ctx).model]
+    for name in names:
+        get_spec(name)  # unknown names fail before the server starts
+    click.echo(f"serving {', '.join(names)} at http://{host}:{port}/v1", err=True)
+    uvicorn.run(create_app(names, _settings(ctx).cache_dir), host=host, port=port,
+                log_level="warning")
+
+
 @cli.group()
 def bench() -> None:
     """Benchmarks that run a baseline and courselab side by side."""

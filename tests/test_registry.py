@@ -60,7 +60,9 @@ def test_absent_hub_weights_fail_at_once_in_one_sentence():
 @pytest.mark.parametrize("name, error, message", [
     ("hf:", ModelError, "needs a hub id or a folder"),
     ("hf:Qwen/Not-Here", ModelError, "not on this machine"),
-    ("llama-9000", UnknownModelError, "or hf:<hub id or folder>"),
+    ("llama-9000", UnknownModelError, "hf:<hub id or folder> or openai:"),
+    ("openai:qwen", ModelError, "expected openai:<model>@<http"),
+    ("openai:qwen@ftp://x", ModelError, "malformed model"),
 ])
 def test_bad_model_names(name, error, message):
     with pytest.raises(error, match=message):

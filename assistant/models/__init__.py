@@ -116,12 +116,28 @@ def hf_spec(name: str) -> ModelSpec:
                      _hf_factory(name, source, kind), _hf_present(source))
 
 
+def openai_spec(name: str) -> ModelSpec:
+    """A spec for `openai:<model>@<base url>` (an OpenAI-compatible server)."""
+    from .remote import parse_spec
+
+    model, url = parse_spec(name)
+
+    def build(cache_dir: Path, options: GenerationOptions):
+        from .remote import remote_model
+
+        return remote_model(name, options)
+
+    return ModelSpec(name, "causal", url, f"{model} served at {url}", 0, True, build)
+
+
 def get_spec(name: str) -> ModelSpec:
     if name.startswith("hf:"):
         return hf_spec(name)
+    if name.startswith("openai:"):
+        return openai_spec(name)
     if name not in MODELS:
         raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}, "
-                                "or hf:<hub id or folder>")
+                                "hf:<hub id or folder> or openai:<model>@<base url>")
     return MODELS[name]
 
 

@@ -1,0 +1,89 @@
+"""serve-api against the official openai client, then courselab's openai: backend against it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from tiny_models import tiny_llama, train_tokenizer
+
+from assistant.errors import ModelError
+from assistant.models import get_model
+
+QUESTIONS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI."]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A real uvicorn server on a loopback port serving a tiny saved checkpoint."""
+    import uvicorn
+
+    from assistant.serve import create_app
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    tokenizer = train_tokenizer()
+    tiny_llama(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    name, port = f"hf:{folder}", free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app([name], folder), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield name, f"http://127.0.0.1:{port}/v1", folder
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_official_client_lists_and_chats(served):
+    from openai import OpenAI
+
+    name, url, _ = served
+    client = OpenAI(base_url=url, api_key="unused")
+    assert [m.id for m in client.models.list()] == [name]
+    reply = client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": QUESTIONS[0]}], max_tokens=8,
+        temperature=0)
+    assert reply.choices[0].message.role == "assistant"
+    assert 0 < reply.usage.completion_tokens <= 8
+    stream = client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": QUESTIONS[0]}], max_tokens=8,
+        temperature=0, stream=True)
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert "".join(pieces).strip() == reply.choices[0].message.content
+
+
+def test_unknown_served_model_is_a_404(served):
+    import openai
+
+    _, url, _ = served
+    with pytest.raises(openai.NotFoundError, match="not served"):
+        openai.OpenAI(base_url=url, api_key="x").chat.completions.create(
+            model="nope", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_openai_backend_gives_the_local_greedy_answers(served):
+    name, url, folder = served
+    local = get_model(name, folder, {"max_new_tokens": 8})
+    remote = get_model(f"openai:{name}@{url}", folder, {"max_new_tokens": 8})
+    expected = [local.invoke(q).content for q in QUESTIONS]
+    assert [remote.invoke(q).content for q in QUESTIONS] == expected
+    assert [m.content for m in remote.batch(QUESTIONS)] == expected  # concurrent requests
+    assert "".join(c.content for c in remote.stream(QUESTIONS[1])).strip() == expected[1]
+
+
+def test_unreachable_server_is_a_model_error():
+    model = get_model(f"openai:x@http://127.0.0.1:{free_port()}/v1", "/tmp")
+    model.max_retries = 0
+    with pytest.raises(ModelError, match="failed"):
+        model.invoke("hi")
