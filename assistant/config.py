@@ -48,6 +48,8 @@ class Settings(BaseModel):
     model: str = Field(default_factory=lambda: os.environ.get("COURSELAB_MODEL", DEFAULT_MODEL))
     chroma_url: str | None = Field(default_factory=lambda: os.environ.get("COURSELAB_CHROMA_URL"))
     device: str | None = Field(default_factory=lambda: os.environ.get("COURSELAB_DEVICE"))
+    concurrency: int = Field(default_factory=lambda: int(os.environ.get("COURSELAB_CONCURRENCY", 4)),
+                             ge=1, le=256)  # requests in flight to an openai: server
     collection: str = "course"
     k: int = Field(default=4, ge=1, le=50)
     retrieval_mode: str = Field(default="hybrid", pattern="^(hybrid|dense)$")

@@ -59,5 +59,7 @@ def build_assistant(settings: Settings, model_name: str | None = None,
     template = find_template(template_name, settings.prompts_dir)
     model = get_model(model_name or settings.model, settings.cache_dir,
                       {**ANSWER_OPTIONS, **(options or {})}, device=settings.device)
+    if hasattr(model, "concurrency"):
+        model.concurrency = settings.concurrency
     retriever = open_retriever(settings, notify)
     return CourseAssistant(retriever, model, template, k=settings.k, min_score=settings.min_score)

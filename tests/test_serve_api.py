@@ -87,3 +87,37 @@ def test_unreachable_server_is_a_model_error():
     model.max_retries = 0
     with pytest.raises(ModelError, match="failed"):
         model.invoke("hi")
+
+
+def test_a_server_answering_garbage_is_a_model_error():
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Garbage(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"<html>not json</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Garbage)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    model = get_model(f"openai:x@http://127.0.0.1:{server.server_port}/v1", "/tmp")
+    model.max_retries = 0
+    try:
+        with pytest.raises(ModelError, match="failed"):
+            model.invoke("hi")
+    finally:
+        server.server_close()
+
+
+def test_concurrency_comes_from_settings(settings, monkeypatch):
+    from assistant.config import Settings
+    from assistant.factory import build_assistant
+
+    monkeypatch.setenv("COURSELAB_CONCURRENCY", "2")
+    tuned = Settings(**{**settings.model_dump(), "concurrency": Settings().concurrency})
+    assistant = build_assistant(tuned, "openai:x@http://127.0.0.1:9/v1")
+    assert assistant.model.concurrency == 2

@@ -273,6 +273,7 @@ def answer_no_repeat(size: int, start: int):
     the prompt of a causal model, which would stop an answer from quoting its
     context; this one looks only at tokens generated after position `start`.
     """
+    import torch
     from transformers import LogitsProcessor
 
     class AnswerNoRepeat(LogitsProcessor):
@@ -280,13 +281,14 @@ def answer_no_repeat(size: int, start: int):
             generated = input_ids[:, start:]
             if generated.shape[1] < size:
                 return scores
-            for row, seq in enumerate(generated.tolist()):
-                prefix = seq[len(seq) - size + 1:]
-                banned = {seq[i + size - 1] for i in range(len(seq) - size + 1)
-                          if seq[i:i + size - 1] == prefix}
-                if banned:
-                    scores[row, list(banned)] = float("-inf")
-            return scores
+            # tensor ops over the whole batch: no per-prompt Python loop on the hot path
+            windows = generated.unfold(1, size, 1)  # (batch, n_windows, size)
+            prefix = generated[:, generated.shape[1] - size + 1:]  # the last size-1 tokens
+            match = (windows[:, :, :-1] == prefix[:, None, :]).all(-1)
+            blocked = torch.where(match, float("-inf"), 0.0).to(scores.dtype)
+            penalty = torch.zeros_like(scores).scatter_reduce_(
+                1, windows[:, :, -1], blocked, reduce="amin")
+            return scores + penalty
 
     return AnswerNoRepeat()
 
