@@ -136,7 +136,7 @@ def retrieve(ctx, question, k, mode, as_json, batch) -> None:
 
 
 def _model_options(max_new_tokens: int | None) -> dict:
-    return {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
+    return {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens}
 
 
 def _print_sources(answer) -> None:

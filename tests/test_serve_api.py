@@ -80,6 +80,12 @@ def test_openai_backend_gives_the_local_greedy_answers(served):
     assert [remote.invoke(q).content for q in QUESTIONS] == expected
     assert [m.content for m in remote.batch(QUESTIONS)] == expected  # concurrent requests
     assert "".join(c.content for c in remote.stream(QUESTIONS[1])).strip() == expected[1]
+    from openai import OpenAI
+
+    official = OpenAI(base_url=url, api_key="unused").chat.completions.create(
+        model=name, messages=[{"role": "user", "content": QUESTIONS[2]}], max_tokens=8,
+        temperature=0)
+    assert official.choices[0].message.content == expected[2]  # both routes, same greedy answer
 
 
 def test_unreachable_server_is_a_model_error():
