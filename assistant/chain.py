@@ -82,10 +82,10 @@ class CourseAssistant:
     """Answers questions from the course index with a chat model and a prompt template."""
 
     def __init__(self, retriever, model, template, k: int = 4, min_score: float = 0.2,
-                 max_sentences: int = 4, window: int = 0):
+                 max_sentences: int = 4):
         self.retriever, self.model, self.template = retriever, model, template
         self.k, self.min_score = k, min_score
-        self.max_sentences, self.window = max_sentences, window
+        self.max_sentences = max_sentences
         self.generate = template.chat_prompt() | model
         self.chain = RunnableLambda(self.prepare) | RunnableLambda(self.complete)
 
@@ -99,7 +99,7 @@ class CourseAssistant:
         start = time.perf_counter()
         hits, vector = self.retriever.search_with_vector(question, self.k)
         passages, best = compress(vector, hits, self.retriever.index.embedder,
-                                  self.max_sentences, window=self.window)
+                                  self.max_sentences)
         unknown = self.retriever.unknown_terms(question)
         abstained = not passages or best < self.min_score or bool(unknown)
         prepared = Prepared(question, hits, passages, best, unknown, abstained, start, 0.0)

@@ -95,7 +95,7 @@ def _questions(question: str | None, batch: Path | None) -> list:
     from .chain import check_question
     from .dataset import read_rows
 
-    if bool(question) == bool(batch) and not (question is not None and batch is None):
+    if (question is None) == (batch is None):
         raise InputError("give either a QUESTION or --batch FILE.jsonl, not both")
     if batch is None:
         return [check_question(question or "")]

@@ -159,7 +159,7 @@ class CourseRetriever(BaseRetriever):
             chunks = {c.chunk_id: c for c in self._chunks}
             for cid, emb in self.index.embeddings(missing).items():
                 c = chunks[cid]
-                by_id[cid] = type(c)(cid, c.text, c.section, c.source, _cosine(vector, emb))
+                by_id[cid] = type(c)(cid, c.text, c.section, c.source, cosine(vector, emb))
         fused = {cid: c.score + BM25_WEIGHT * lexical.get(cid, 0.0) for cid, c in by_id.items()}
         best: dict[str, float] = {}
         for cid, score in fused.items():
@@ -206,7 +206,8 @@ class CourseRetriever(BaseRetriever):
         return [hit.to_document() for hit in self.search(query)]
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
+def cosine(a: list[float], b: list[float]) -> float:
+    """Cosine similarity of two vectors (0 for a zero vector)."""
     dot = sum(x * y for x, y in zip(a, b))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return dot / norm if norm else 0.0

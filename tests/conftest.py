@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,10 @@ def fake_env(monkeypatch, corpus_dir, tmp_path):
     monkeypatch.setenv("COURSELAB_CORPUS", str(corpus_dir))
     monkeypatch.setenv("COURSELAB_INDEX", str(tmp_path / "index"))
     return corpus_dir
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for servers the tests start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

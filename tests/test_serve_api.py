@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
+from conftest import free_port
 from tiny_models import tiny_llama, train_tokenizer
 
 from assistant.errors import ModelError
@@ -14,11 +14,6 @@ from assistant.models import get_model
 
 QUESTIONS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI."]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
