@@ -258,6 +258,32 @@ def serve_api(ctx, host, port, models_) -> None:
                 log_level="warning")
 
 
+@cli.command("app")
+@click.option("--host", envvar="COURSELAB_HOST", default="127.0.0.1", show_default=True,
+              help="address to bind (0.0.0.0 to share on a network; then set --auth)")
+@click.option("--port", envvar="COURSELAB_PORT", default=7860, show_default=True,
+              type=click.IntRange(1, 65535), help="port to listen on")
+@click.option("--auth", envvar="COURSELAB_AUTH", help="require a login: USER:PASSWORD")
+@click.option("--model", help="default model [default: smollm2-135m-instruct]")
+@click.option("--template", default="default", show_default=True, help="default prompt template")
+@click.pass_context
+def app_command(ctx, host, port, auth, model, template) -> None:
+    """Open the course assistant in the browser (a Gradio app)."""
+    from .config import data_home
+    from .service import Service
+    from .ui import launch, parse_auth
+
+    settings = _settings(ctx)
+    service = Service(settings, model, template)
+    demo = launch(service, host, port, parse_auth(auth), secret_dir=data_home())
+    click.echo(f"courselab app at http://{host}:{port} (the index and model load in the background;"
+               " Ctrl-C stops it)", err=True)
+    try:
+        demo.block_thread()
+    finally:
+        demo.close()
+
+
 @cli.group()
 def bench() -> None:
     """Benchmarks that run a baseline and courselab side by side."""
@@ -281,7 +307,7 @@ def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> N
                    settings.device, echo=click.echo)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     handler = logging.StreamHandler()  # one-time notices (model conversion) go to stderr
@@ -289,4 +315,4 @@ def main() -> None:
     log = logging.getLogger("courselab")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    cli(prog_name="courselab")
+    cli(args=argv, prog_name="courselab")

@@ -19,7 +19,7 @@ DEFAULT_TEMPLATE = "default"
 MAX_QUESTION_CHARS = 1000
 
 
-def _data_home() -> Path:
+def data_home() -> Path:
     from platformdirs import user_data_dir
 
     return Path(os.environ.get("COURSELAB_HOME") or user_data_dir("courselab"))
@@ -39,10 +39,12 @@ class Settings(BaseModel):
     corpus_dir: Path = Field(default_factory=lambda: Path(
         os.environ.get("COURSELAB_CORPUS") or PROJECT_ROOT / "corpus"))
     index_dir: Path = Field(default_factory=lambda: Path(
-        os.environ.get("COURSELAB_INDEX") or _data_home() / "index"))
+        os.environ.get("COURSELAB_INDEX") or data_home() / "index"))
     cache_dir: Path = Field(default_factory=_cache_home)
     prompts_dir: Path = Field(default_factory=lambda: Path(
         os.environ.get("COURSELAB_PROMPTS") or PROJECT_ROOT / "prompts"))
+    feedback_path: Path = Field(default_factory=lambda: Path(
+        os.environ.get("COURSELAB_FEEDBACK") or data_home() / "feedback.jsonl"))
     embedder: str = Field(default_factory=lambda: os.environ.get(
         "COURSELAB_EMBEDDER", DEFAULT_EMBEDDER))
     model: str = Field(default_factory=lambda: os.environ.get("COURSELAB_MODEL", DEFAULT_MODEL))

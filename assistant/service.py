@@ -1,0 +1,232 @@
+"""What the app shares between its users: the index, the loaded models, the feedback file.
+
+Nothing heavy loads at construction. `start()` loads the index and the default
+model in a background thread, so the page is up within seconds; until then,
+`status()` says what is loading and `wait()` lets a request hold on for it.
+Sessions never share conversation state: that lives in each browser.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+from .errors import CourselabError, InputError, TemplateError
+from .followup import rewrite
+
+log = logging.getLogger("courselab")
+
+
+@dataclass
+class Turn:
+    """One question and answer of a conversation, as kept by the browser and voted on."""
+
+    question: str
+    query: str
+    answer: str = ""
+    abstained: bool = False
+    sources: list[dict] = field(default_factory=list)
+    model: str = ""
+    template: str = ""
+    device: str = ""
+    timings: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Service:
+    """The index, models and templates behind the app, loaded once and shared."""
+
+    def __init__(self, settings: Settings, model: str | None = None, template: str = "default"):
+        self.settings = settings
+        self.default_model = model or settings.model
+        self.default_template = template
+        self._models: dict[str, object] = {}
+        self._retriever = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()  # model cache and corpus changes
+        self._status = "starting"
+        self.error: str | None = None
+        self.load_seconds: float | None = None
+
+    # --- start-up ------------------------------------------------------------------------
+    def start(self) -> threading.Thread:
+        """Load the index and the default model in the background."""
+        thread = threading.Thread(target=self.load, name="courselab-load", daemon=True)
+        thread.start()
+        return thread
+
+    def load(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._status = "building or opening the course index"
+            retriever = self.retriever()
+            retriever.search("warm-up", 1)  # loads the embedder and the keyword index
+            self._status = f"loading the model {self.default_model}"
+            model = self.model(self.default_model)
+            if hasattr(model, "load"):
+                model.load()
+            self._status = "ready"
+        except CourselabError as e:
+            self.error = str(e)
+            self._status = "failed"
+            log.error("courselab: %s", e)
+        finally:
+            self.load_seconds = time.perf_counter() - started
+            self._ready.set()
+
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.error is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until loading finished; True when it succeeded."""
+        self._ready.wait(timeout)
+        return self.ready
+
+    def require_ready(self) -> None:
+        if not self._ready.is_set():
+            raise InputError(f"still starting: {self._status}")
+        if self.error:
+            raise InputError(f"the app could not start: {self.error}")
+
+    # --- parts ---------------------------------------------------------------------------
+    def retriever(self):
+        with self._lock:
+            if self._retriever is None:
+                from .factory import open_retriever
+
+                self._retriever = open_retriever(self.settings, notify=log.info)
+            return self._retriever
+
+    def model(self, name: str):
+        """A chat model by registry name, created once and shared by every session."""
+        with self._lock:
+            if name not in self._models:
+                from .factory import ANSWER_OPTIONS
+                from .models import get_model
+
+                model = get_model(name, self.settings.cache_dir, ANSWER_OPTIONS, self.settings.device)
+                if hasattr(model, "concurrency"):
+                    model.concurrency = self.settings.concurrency
+                self._models[name] = model
+            return self._models[name]
+
+    def templates(self) -> list[str]:
+        names = sorted(p.stem for p in Path(self.settings.prompts_dir).glob("*.yaml"))
+        return names or [self.default_template]
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, name) pairs for a selector, each label saying whether weights are here."""
+        from .models import MODELS, get_spec
+
+        names = [n for n in MODELS if n != "fake"]
+        if self.default_model not in names:
+            names.insert(0, self.default_model)
+        choices = []
+        for name in names:
+            try:
+                present = get_spec(name).available()
+            except CourselabError:
+                present = False
+            choices.append((f"{name} ({'ready offline' if present else 'needs download'})", name))
+        return choices
+
+    def assistant(self, model: str, template: str, k: int):
+        from .chain import CourseAssistant
+        from .prompts import find_template
+
+        if template not in self.templates():
+            raise TemplateError(f"unknown template {template!r}; choose one of: "
+                                f"{', '.join(self.templates())}")
+        tpl = find_template(template, self.settings.prompts_dir)
+        return CourseAssistant(self.retriever(), self.model(model), tpl, k=k,
+                               min_score=self.settings.min_score)
+
+    def device_of(self, model) -> str:
+        loaded = getattr(model, "_loaded", None)
+        if loaded is not None:
+            return str(loaded.device)
+        return "remote" if getattr(model, "openai_api_base", None) else "cpu"
+
+    # --- answering -----------------------------------------------------------------------
+    def answer_stream(self, question: str, earlier: list[str], model: str | None = None,
+                      template: str | None = None, k: int | None = None
+                      ) -> Iterator[str | Turn]:
+        """Text pieces as they come, then the finished Turn. `earlier`: previous queries."""
+        from .chain import check_question
+
+        question = check_question(question)
+        self.require_ready()
+        model, template = model or self.default_model, template or self.default_template
+        query = rewrite(question, earlier)
+        assistant = self.assistant(model, template, k or self.settings.k)
+        answer = None
+        for piece in assistant.stream(query):
+            if isinstance(piece, str):
+                yield piece
+            else:
+                answer = piece
+        yield Turn(question, query, answer.answer, answer.abstained,
+                   [h.to_dict() for h in answer.sources], answer.model, template,
+                   self.device_of(assistant.model), answer.timings, answer.tokens)
+
+    def answer(self, question: str, earlier: list[str], **kwargs) -> Turn:
+        *_, turn = self.answer_stream(question, earlier, **kwargs)
+        return turn
+
+    # --- corpus --------------------------------------------------------------------------
+    def search(self, query: str, k: int) -> list:
+        from .chain import check_question
+
+        self.require_ready()
+        return self.retriever().search(check_question(query), k)
+
+    def sections(self) -> dict[str, list]:
+        """Chunks of the index grouped by section path, in corpus order."""
+        self.require_ready()
+        grouped: dict[str, list] = {}
+        for chunk in self.retriever().index.all_chunks():
+            grouped.setdefault(chunk.section, []).append(chunk)
+        return grouped
+
+    def add_files(self, files: list[tuple[str, bytes]],
+                  progress: Callable[[int, int], None] | None = None) -> str:
+        """Add uploaded files to the corpus and index them; all or nothing."""
+        from .factory import sync_index
+        from .uploads import add_files, remove_files
+
+        self.require_ready()
+        if self.settings.chroma_url:
+            raise InputError("this app reads a shared Chroma server; add files where it is indexed")
+        with self._lock:
+            retriever = self._retriever
+            written = add_files(files, self.settings.corpus_dir)
+            try:
+                report = sync_index(retriever.index, self.settings, progress=progress)
+            except CourselabError:
+                remove_files(written)
+                sync_index(retriever.index, self.settings)
+                raise
+            retriever.refresh()
+        names = ", ".join(p.name for p in written)
+        return f"added {names}: {report.summary()}"
+
+    # --- feedback ------------------------------------------------------------------------
+    def vote(self, turn: dict, vote: str) -> dict:
+        from .feedback import append_feedback, feedback_row
+
+        row = feedback_row(turn, vote)
+        append_feedback(self.settings.feedback_path, row)
+        return row

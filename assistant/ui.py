@@ -1,0 +1,295 @@
+"""The Gradio app: a chat over the course, and a tab to search, browse and grow the corpus.
+
+`build(service)` makes the Blocks; `launch()` serves it and only then starts loading
+the index and models in the background, so the page is up within seconds.
+Everything shown is escaped first: no HTML from a question, an answer or a file runs.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from pathlib import Path
+
+import gradio as gr
+
+from .corpus import plain_text
+from .errors import CourselabError, InputError
+from .service import Service, Turn
+
+EXAMPLES = [
+    "What is self-attention?",
+    "What is BERT and how is it trained?",
+    "What does the decoder of a Transformer do?",
+    "What is generative AI used for?",
+]
+MAX_TURNS = 100  # kept in the browser; older turns are dropped first
+SNIPPET_CHARS = 140
+CSS = """
+#status {min-height: 1.5em}
+.message details summary {cursor: pointer}
+.message details {margin: .2em 0}
+"""
+
+
+def escape(text: str) -> str:
+    """Text as inert markup: '<script>' shows as text and never runs."""
+    return html.escape(str(text), quote=True)
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(plain_text(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def stats_line(turn: dict) -> str:
+    """Device, model, latency and tokens of one answer."""
+    t, tok = turn.get("timings", {}), turn.get("tokens", {})
+    parts = [turn.get("device") or "", turn.get("model") or ""]
+    if "total_s" in t:
+        first = f" (first token {t['first_token_s']:.2f} s)" if "first_token_s" in t else ""
+        parts.append(f"{t['total_s']:.2f} s{first}")
+    if tok:
+        parts.append(f"{tok.get('input', 0)} tokens in, {tok.get('output', 0)} out")
+    return " · ".join(escape(p) for p in parts if p)
+
+
+def render_sources(turn: dict) -> str:
+    """Each chunk the model saw: section, score and snippet; expandable to the full chunk."""
+    if not turn.get("sources"):
+        return ""
+    title = "Closest sections" if turn.get("abstained") else "Sources"
+    rows = [f"**{title}**"]
+    for n, s in enumerate(turn["sources"], 1):
+        rows.append(
+            f"<details><summary>[{n}] {escape(s['section'])} · score {s['score']:.2f} · "
+            f"<i>{escape(snippet(s['text']))}</i></summary>\n\n{escape(s['text'])}\n\n</details>")
+    return "\n".join(rows)
+
+
+def render_turn(turn: dict) -> str:
+    """The assistant's message for a finished turn."""
+    if turn.get("error"):
+        return f"⚠️ {escape(turn['error'])}"
+    lines = [escape(turn["answer"])]
+    if turn["query"] != turn["question"]:
+        lines.append(f"<sub>Searched for: {escape(turn['query'])}</sub>")
+    lines.append(f"<sub>{stats_line(turn)}</sub>")
+    sources = render_sources(turn)
+    return "\n\n".join(lines + ([sources] if sources else []))
+
+
+def messages_of(turns: list[dict]) -> list[dict]:
+    """Chat messages for the kept turns: always a user and an assistant message per turn."""
+    messages = []
+    for turn in turns:
+        messages.append({"role": "user", "content": escape(turn["question"])})
+        messages.append({"role": "assistant", "content": render_turn(turn)})
+    return messages
+
+
+def browser_secret(folder: Path) -> str:
+    """A secret kept on disk, so saved conversations survive an app restart too."""
+    path = Path(folder) / "browser-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+class ChatHandlers:
+    """The chat's event functions, bound to a shared Service."""
+
+    def __init__(self, service: Service):
+        self.service = service
+
+    def respond(self, question, turns, model, template, k):
+        question = (question or "").strip()
+        if not question:
+            raise gr.Error("Type a question first.")
+        turns = list(turns or [])
+        pending = messages_of(turns) + [{"role": "user", "content": escape(question)},
+                                        {"role": "assistant", "content": "…"}]
+        yield gr.skip(), pending, gr.skip()
+        while not self.service.wait(0.5) and self.service.error is None:
+            pending[-1]["content"] = f"⏳ Still starting ({escape(self.service.status())}); " \
+                                     "your question is answered as soon as it is ready."
+            yield gr.skip(), pending, gr.skip()
+        turn = None
+        try:
+            text = ""
+            earlier = [t["query"] for t in turns if not t.get("error")]
+            for piece in self.service.answer_stream(question, earlier, model, template, int(k)):
+                if isinstance(piece, Turn):
+                    turn = piece
+                else:
+                    text += piece
+                    pending[-1]["content"] = escape(text) + " ▌"
+                    yield gr.skip(), pending, gr.skip()
+        except CourselabError as e:
+            turn = Turn(question, question, model=model, template=template, error=str(e))
+        turns = (turns + [turn.to_dict()])[-MAX_TURNS:]
+        yield "", messages_of(turns), turns
+
+    def vote(self, data: gr.LikeData, turns):
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        turns = turns or []
+        if index % 2 == 0 or index // 2 >= len(turns) or data.liked in (None, ""):
+            return
+        turn = turns[index // 2]
+        if turn.get("error"):
+            raise gr.Error("There is no answer to vote on here.")
+        liked = data.liked if isinstance(data.liked, bool) else data.liked == "Like"
+        self.service.vote(turn, "up" if liked else "down")
+        gr.Info("Thanks! Your vote was saved to the feedback file.")
+
+    def restore(self, saved):
+        turns = [t for t in (saved or []) if isinstance(t, dict) and "question" in t][-MAX_TURNS:]
+        return messages_of(turns), turns
+
+    def status(self):
+        s = self.service
+        if s.error:
+            return f"⚠️ The app could not start: {escape(s.error)}", gr.Timer(active=False)
+        if s.ready:
+            return (f"Ready · model **{escape(s.default_model)}** · index at "
+                    f"`{escape(s.retriever().index.where)}`"), gr.Timer(active=False)
+        return f"⏳ Starting: {escape(s.status())}…", gr.Timer(active=True)
+
+    def ask(self, question: str, history: list | None = None, model: str = "",
+            template: str = "", k: int = 4) -> dict:
+        """API: answer a question (with earlier questions for follow-ups) and list the sources."""
+        try:
+            if not (question or "").strip():
+                raise InputError("the question is empty")
+            self.service.wait(600)
+            earlier = [str(q) for q in (history or [])]
+            turn = self.service.answer(question, earlier, model=model or None,
+                                       template=template or None, k=int(k))
+        except CourselabError as e:
+            raise gr.Error(str(e)) from None
+        return turn.to_dict()
+
+
+def chat_tab(service: Service, secret: str):
+    h = ChatHandlers(service)
+    saved = gr.BrowserState([], storage_key="courselab-chat", secret=secret)
+    turns = gr.State([])
+    with gr.Row():
+        with gr.Column(scale=4):
+            chatbot = gr.Chatbot(label="Course assistant", height=520, elem_id="chat",
+                                 sanitize_html=True, feedback_options=("Like", "Dislike"),
+                                 buttons=["copy"])
+            with gr.Row():
+                question = gr.Textbox(placeholder="Ask about the course…", show_label=False,
+                                      scale=6, max_length=1000, elem_id="question", submit_btn=True)
+                clear = gr.Button("Clear conversation", scale=1, variant="secondary")
+            gr.Examples(EXAMPLES, inputs=question, label="Try one of these")
+        with gr.Column(scale=1, min_width=240):
+            model = gr.Dropdown(service.model_choices(), value=service.default_model, label="Model")
+            template = gr.Dropdown(service.templates(), value=service.default_template,
+                                   label="Prompt template")
+            k = gr.Slider(1, 10, value=service.settings.k, step=1, label="Passages to retrieve (k)")
+    question.submit(h.respond, [question, turns, model, template, k], [question, chatbot, turns],
+                    api_visibility="private", concurrency_id="answer") \
+        .then(lambda t: t, turns, saved, api_visibility="private")
+    chatbot.like(h.vote, [turns], None, api_visibility="private")
+    clear.click(lambda: ([], [], []), None, [chatbot, turns, saved], api_visibility="private")
+    chatbot.clear(lambda: ([], []), None, [turns, saved], api_visibility="private")
+    gr.api(h.ask, api_name="ask", concurrency_id="answer")
+    return chatbot, turns, saved, h
+
+
+def corpus_tab(service: Service):
+    with gr.Row():
+        query = gr.Textbox(label="Search the index", placeholder="e.g. positional encoding", scale=4)
+        k = gr.Slider(1, 20, value=5, step=1, label="Hits", scale=1)
+    hits = gr.Dataframe(headers=["rank", "score", "section", "source", "text"], datatype="str",
+                        interactive=False, wrap=True, label="Hits")
+    gr.Markdown("### Browse by section")
+    section = gr.Dropdown([], label="Section", allow_custom_value=False)
+    chunks = gr.Markdown()
+    gr.Markdown("### Add files to the course\n.md or .txt, up to 1 MB each; "
+                "the index is updated incrementally.")
+    files = gr.File(file_count="multiple", file_types=[".md", ".txt"], label="Files")
+    add = gr.Button("Add to the corpus", variant="primary")
+    result = gr.Markdown(elem_id="upload-result")
+
+    def search(text, n):
+        try:
+            found = service.search(text, int(n))
+        except CourselabError as e:
+            raise gr.Error(str(e)) from None
+        return [[h.rank, f"{h.score:.3f}", h.section, h.source, h.text] for h in found]
+
+    def section_names():
+        try:
+            return gr.Dropdown(choices=list(service.sections()))
+        except CourselabError:
+            return gr.Dropdown(choices=[])
+
+    def browse(name):
+        parts = service.sections().get(name or "", [])
+        return "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
+
+    def upload(paths, progress=gr.Progress()):
+        if not paths:
+            raise gr.Error("Choose one or more .md or .txt files first.")
+        try:
+            uploads = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+            message = service.add_files(
+                uploads, progress=lambda done, total: progress(done / max(total, 1), desc="embedding"))
+        except CourselabError as e:
+            return f"⚠️ Refused: {escape(str(e))}. The corpus was left as it was.", gr.skip()
+        return f"✅ {escape(message)}", section_names()
+
+    query.submit(search, [query, k], hits, api_name="search")
+    section.change(browse, section, chunks, api_visibility="private")
+    add.click(upload, files, [result, section], api_visibility="private", concurrency_limit=1)
+    return section_names, section
+
+
+def build(service: Service, secret: str | None = None) -> gr.Blocks:
+    """The whole app, ready to launch."""
+    with gr.Blocks(title="courselab") as demo:
+        gr.Markdown("## courselab · ask the course on Transformers, LLMs and GenAI")
+        status = gr.Markdown("⏳ Starting…", elem_id="status")
+        with gr.Tab("Chat"):
+            chatbot, turns, saved, h = chat_tab(service, secret or secrets.token_urlsafe(24))
+        with gr.Tab("Corpus"):
+            section_names, section = corpus_tab(service)
+
+        def tick():
+            text, timer_update = h.status()
+            return text, timer_update, section_names() if service.ready else gr.skip()
+
+        timer = gr.Timer(1.0)
+        timer.tick(tick, None, [status, timer, section], api_visibility="private", queue=False)
+        demo.load(h.restore, saved, [chatbot, turns], api_visibility="private")
+        demo.load(tick, None, [status, timer, section], api_visibility="private", queue=False)
+    return demo
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """'user:password' as a pair, or None; anything else is an InputError."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not (sep and user and password):
+        raise InputError("--auth takes USER:PASSWORD")
+    return user, password
+
+
+def launch(service: Service, host: str = "127.0.0.1", port: int = 7860,
+           auth: tuple[str, str] | None = None, secret_dir: Path | None = None) -> gr.Blocks:
+    """Serve the app (never through a share link), then load models in the background."""
+    demo = build(service, browser_secret(secret_dir) if secret_dir else None)
+    demo.queue(default_concurrency_limit=service.settings.concurrency)
+    try:
+        demo.launch(server_name=host, server_port=port, auth=auth, share=False,
+                    prevent_thread_lock=True, quiet=True, show_error=True, max_file_size="5mb",
+                    css=CSS, footer_links=["api"])
+    except OSError as e:
+        raise InputError(f"cannot serve on {host}:{port}: {e}") from None
+    service.start()
+    return demo
