@@ -1,0 +1,114 @@
+"""The chat in a real headless Chromium, on the real offline models.
+
+Load the page, ask a course question and watch the answer stream, see a source
+section, ask a follow-up, vote, reload and find the conversation again. A question
+carrying HTML must show as text and run nothing. Screenshots go to test-output/browser/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+OUTPUT = ROOT / "test-output" / "browser"
+LAST_BOT = "#chat .message-row.bot-row:last-of-type, #chat .bot .message:last-of-type"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from assistant.config import Settings
+    from assistant.service import Service
+    from assistant.ui import launch
+
+    root = tmp_path_factory.mktemp("browser")
+    settings = Settings(corpus_dir=ROOT / "corpus", index_dir=root / "index", cache_dir=ROOT / ".cache",
+                        feedback_path=root / "feedback.jsonl")
+    service = Service(settings)
+    port = free_port()
+    demo = launch(service, port=port, secret_dir=root)
+    yield f"http://127.0.0.1:{port}/", settings.feedback_path
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.on("dialog", lambda d: pytest.fail(f"a script ran: dialog {d.message!r}"))
+        yield page
+        browser.close()
+
+
+def bot_messages(page) -> list[str]:
+    return page.eval_on_selector_all("#chat .bot", "els => els.map(e => e.innerText)")
+
+
+def ask(page, question: str, answers_before: int) -> list[str]:
+    """Type a question and return the distinct texts the answer showed while it streamed."""
+    page.fill("#question textarea", question)
+    page.keyboard.press("Enter")
+    seen: list[str] = []
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        bots = bot_messages(page)
+        if len(bots) > answers_before:
+            text = bots[-1]
+            if not seen or seen[-1] != text:
+                seen.append(text)
+            if "Sources" in text or "Closest sections" in text or "⚠️" in text:
+                return seen
+        time.sleep(0.1)
+    raise AssertionError(f"no finished answer to {question!r}; saw {seen[-1:]}")
+
+
+def test_chat_in_a_real_browser(app_url, page):
+    url, feedback = app_url
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.goto(url, wait_until="load")  # a Gradio page never goes network-idle
+    page.wait_for_selector("#question textarea")
+    page.get_by_text("Ready ·").wait_for(timeout=240_000)
+
+    seen = ask(page, "What is BERT?", 0)
+    final = seen[-1]
+    partial = [s for s in seen[:-1] if s.strip() and s.strip() != "…"]
+    assert len(partial) >= 2, f"the answer did not stream: {seen}"
+    assert "Sources" in final and "BERT" in page.inner_text("#chat details summary >> nth=0")
+    assert "smollm2-135m-instruct" in final and "tokens in" in final
+
+    final = ask(page, "and how many parameters does it have?", 1)[-1]
+    assert "Searched for: How many parameters does BERT have?" in final
+    page.screenshot(path=str(OUTPUT / "chat.png"), full_page=True)
+
+    page.locator("#chat button[aria-label='Like']").last.click()
+    deadline = time.time() + 10
+    while time.time() < deadline and not feedback.exists():
+        time.sleep(0.1)
+    row = json.loads(feedback.read_text().splitlines()[-1])
+    assert row["metadata"]["vote"] == "up"
+    assert row["user_input"] == "How many parameters does BERT have?"
+
+    page.reload(wait_until="load")
+    page.wait_for_function("document.querySelectorAll('#chat .bot').length >= 2", timeout=30_000)
+    users = page.eval_on_selector_all("#chat .user", "els => els.map(e => e.innerText)")
+    assert [u.strip() for u in users] == ["What is BERT?", "and how many parameters does it have?"]
+    page.screenshot(path=str(OUTPUT / "after-reload.png"), full_page=True)
+
+
+def test_html_in_a_question_is_shown_not_run(app_url, page):
+    evil = '<img src=x onerror="window.pwned=1"> Who won the FIFA World Cup?'
+    before = len(bot_messages(page))
+    final = ask(page, evil, before)[-1]
+    assert "does not cover" in final
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#chat img[src='x']").count() == 0
+    assert evil.split(">")[0] in page.inner_text("#chat")  # shown as text
+    page.locator("#chat").screenshot(path=str(OUTPUT / "html-in-question.png"))
