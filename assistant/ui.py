@@ -202,7 +202,8 @@ def chat_tab(service: Service, secret: str):
 
 def corpus_tab(service: Service):
     with gr.Row():
-        query = gr.Textbox(label="Search the index", placeholder="e.g. positional encoding", scale=4)
+        query = gr.Textbox(label="Search the index", placeholder="e.g. positional encoding", scale=4,
+                           elem_id="search")
         k = gr.Slider(1, 20, value=5, step=1, label="Hits", scale=1)
     hits = gr.Dataframe(headers=["rank", "score", "section", "source", "text"], datatype="str",
                         interactive=False, wrap=True, label="Hits")
@@ -211,7 +212,7 @@ def corpus_tab(service: Service):
     chunks = gr.Markdown()
     gr.Markdown("### Add files to the course\n.md or .txt, up to 1 MB each; "
                 "the index is updated incrementally.")
-    files = gr.File(file_count="multiple", file_types=[".md", ".txt"], label="Files")
+    files = gr.File(file_count="multiple", file_types=[".md", ".txt"], label="Files", elem_id="upload")
     add = gr.Button("Add to the corpus", variant="primary")
     result = gr.Markdown(elem_id="upload-result")
 
@@ -240,12 +241,12 @@ def corpus_tab(service: Service):
             message = service.add_files(
                 uploads, progress=lambda done, total: progress(done / max(total, 1), desc="embedding"))
         except CourselabError as e:
-            return f"⚠️ Refused: {escape(str(e))}. The corpus was left as it was.", gr.skip()
-        return f"✅ {escape(message)}", section_names()
+            return f"⚠️ Refused: {escape(str(e))}. The corpus was left as it was.", gr.skip(), gr.skip()
+        return f"✅ {escape(message)}", section_names(), None
 
     query.submit(search, [query, k], hits, api_name="search")
     section.change(browse, section, chunks, api_visibility="private")
-    add.click(upload, files, [result, section], api_visibility="private", concurrency_limit=1)
+    add.click(upload, files, [result, section, files], api_visibility="private", concurrency_limit=1)
     return section_names, section
 
 

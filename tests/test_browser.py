@@ -8,6 +8,7 @@ carrying HTML must show as text and run nothing. Screenshots go to test-output/b
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -27,12 +28,13 @@ def app_url(tmp_path_factory):
     from assistant.ui import launch
 
     root = tmp_path_factory.mktemp("browser")
-    settings = Settings(corpus_dir=ROOT / "corpus", index_dir=root / "index", cache_dir=ROOT / ".cache",
+    shutil.copytree(ROOT / "corpus", root / "corpus")  # the upload test adds a file to it
+    settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index", cache_dir=ROOT / ".cache",
                         feedback_path=root / "feedback.jsonl")
     service = Service(settings)
     port = free_port()
     demo = launch(service, port=port, secret_dir=root)
-    yield f"http://127.0.0.1:{port}/", settings.feedback_path
+    yield f"http://127.0.0.1:{port}/", settings.feedback_path, settings.corpus_dir
     demo.close()
 
 
@@ -71,7 +73,7 @@ def ask(page, question: str, answers_before: int) -> list[str]:
 
 
 def test_chat_in_a_real_browser(app_url, page):
-    url, feedback = app_url
+    url, feedback, _ = app_url
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.goto(url, wait_until="load")  # a Gradio page never goes network-idle
     page.wait_for_selector("#question textarea")
@@ -112,3 +114,58 @@ def test_html_in_a_question_is_shown_not_run(app_url, page):
     assert page.locator("#chat img[src='x']").count() == 0
     assert evil.split(">")[0] in page.inner_text("#chat")  # shown as text
     page.locator("#chat").screenshot(path=str(OUTPUT / "html-in-question.png"))
+
+
+def test_corpus_tab_refuses_bad_files_and_adds_a_good_one(app_url, page, tmp_path):
+    pdf, binary, good = tmp_path / "slides.pdf", tmp_path / "bad.md", tmp_path / "moe-notes.md"
+    pdf.write_bytes(b"%PDF-1.4 not text")
+    binary.write_bytes(b"\xff\xfe\x00\x01 not utf-8")
+    good.write_text("## Mixture of experts\n\nA router sends each token to two of eight experts.\n")
+    upload = page.locator("#upload input[type=file]")
+    add = page.get_by_role("button", name="Add to the corpus")
+    page.get_by_role("tab", name="Corpus").click()
+    upload.set_input_files([str(pdf)])  # the browser side refuses the type
+    page.get_by_text("Invalid file type: slides.pdf").wait_for(timeout=30_000)
+    upload.set_input_files([str(binary)])  # the server side refuses the content
+    page.get_by_text("Upload complete").or_(page.locator("#upload .file-preview")).first.wait_for()
+    add.click()
+    page.get_by_text("Refused: bad.md is not UTF-8 text").wait_for(timeout=30_000)
+    page.locator("#upload").get_by_role("button", name="Clear").click()
+    upload.set_input_files([str(good)])
+    page.locator("#upload").get_by_text("moe-notes.md").wait_for()
+    add.click()
+    try:
+        page.get_by_text("added moe-notes.md: added 1").wait_for(timeout=60_000)
+    finally:
+        page.screenshot(path=str(OUTPUT / "corpus.png"), full_page=True)
+    assert not (app_url[2] / "bad.md").exists()
+    page.fill("#search textarea", "mixture of experts router")
+    page.keyboard.press("Enter")
+    page.get_by_role("grid").get_by_text("moe-notes.md").first.wait_for(timeout=30_000)
+
+
+def test_clear_empties_the_conversation_for_good(app_url, page):
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_role("button", name="Clear conversation").click()
+    page.wait_for_function("document.querySelectorAll('#chat .user').length == 0", timeout=10_000)
+    time.sleep(0.5)  # the browser store is written after the click
+    page.reload(wait_until="load")
+    page.get_by_text("Ready ·").wait_for(timeout=60_000)
+    time.sleep(1)
+    assert page.locator("#chat .user").count() == 0
+
+
+def test_four_simultaneous_api_clients_on_the_real_model(app_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    questions = ["What is BERT?", "What is self-attention?", "What is positional encoding?",
+                 "What does the decoder do?"]
+    with ThreadPoolExecutor(4) as pool:
+        turns = list(pool.map(lambda q: Client(app_url[0], verbose=False).predict(q, api_name="/ask"),
+                              questions))
+    for q, turn in zip(questions, turns):
+        assert turn["question"] == q and turn["answer"] and not turn["error"]
+        alone = Client(app_url[0], verbose=False).predict(q, api_name="/ask")
+        assert [s["chunk_id"] for s in turn["sources"]] == [s["chunk_id"] for s in alone["sources"]]
