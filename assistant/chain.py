@@ -35,9 +35,10 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     tokens: dict[str, int] = field(default_factory=dict)
     budget: Budget | None = None
+    reasoning: str | None = None  # the whole reply, when the answer was extracted from it
 
     def to_dict(self) -> dict:
-        return {"answer": self.answer, "abstained": self.abstained,
+        return {"answer": self.answer, "abstained": self.abstained, "reasoning": self.reasoning,
                 "sources": [h.to_dict() for h in self.sources], "model": self.model,
                 "prompt": self.prompt, "timings": self.timings, "tokens": self.tokens,
                 "budget": self.budget.to_dict() if self.budget else None}
@@ -56,10 +57,11 @@ class Prepared:
     started: float
     retrieve_s: float
     budget: Budget | None = None
+    numbered: bool = False  # passages shown as [1], [2], ... for citing templates
 
     @property
     def inputs(self) -> dict:
-        return {"context": format_context(self.passages), "question": self.question}
+        return {"context": format_context(self.passages, self.numbered), "question": self.question}
 
     @property
     def sources(self) -> list[Hit]:
@@ -86,7 +88,8 @@ class CourseAssistant:
         self.retriever, self.model, self.template = retriever, model, template
         self.k, self.min_score = k, min_score
         self.max_sentences = max_sentences
-        self.generate = template.chat_prompt() | model
+        bound = model.bind(**template.generation) if template.generation else model
+        self.generate = template.chat_prompt(retriever.index.embedder) | bound
         self.chain = RunnableLambda(self.prepare) | RunnableLambda(self.complete)
 
     @property
@@ -102,7 +105,8 @@ class CourseAssistant:
                                   self.max_sentences)
         unknown = self.retriever.unknown_terms(question)
         abstained = not passages or best < self.min_score or bool(unknown)
-        prepared = Prepared(question, hits, passages, best, unknown, abstained, start, 0.0)
+        prepared = Prepared(question, hits, passages, best, unknown, abstained, start, 0.0,
+                            numbered=self.template.numbered_context)
         if not abstained:
             prepared.passages, prepared.budget = self._fit(prepared)
         prepared.retrieve_s = time.perf_counter() - start
@@ -114,7 +118,8 @@ class CourseAssistant:
         reserve = self.model.options.max_new_tokens if self.model.kind == "causal" else 0
 
         def tokens(passages):
-            inputs = {"context": format_context(passages), "question": prepared.question}
+            inputs = {"context": format_context(passages, prepared.numbered),
+                      "question": prepared.question}
             return self.model.count_tokens(self._render(inputs))
 
         return fit(prepared.passages, tokens, window - reserve)
@@ -173,8 +178,11 @@ class CourseAssistant:
             timings["first_token_s"] = round(first, 4)
         usage = usage or {}
         tokens = {"input": usage.get("input_tokens", 0), "output": usage.get("output_tokens", 0)}
-        return Answer(p.question, str(text).strip(), False, p.sources, self.model_name,
-                      self.render(p), timings, tokens, p.budget)
+        text = str(text).strip()
+        final = self.template.final_answer(text)
+        return Answer(p.question, final, False, p.sources, self.model_name,
+                      self.render(p), timings, tokens, p.budget,
+                      reasoning=text if final != text else None)
 
     def _abstention(self, p: Prepared) -> Answer:
         sections = list(dict.fromkeys(h.section for h in p.hits))[:3]

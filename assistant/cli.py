@@ -307,6 +307,15 @@ def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> N
                    settings.device, echo=click.echo)
 
 
+def _add_subcommands() -> None:
+    from .cli_prompts import prompts
+
+    cli.add_command(prompts)
+
+
+_add_subcommands()
+
+
 def main(argv: list[str] | None = None) -> None:
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)

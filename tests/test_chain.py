@@ -28,7 +28,7 @@ def test_answer_is_structured_and_grounded(assistant):
     assert set(answer.timings) >= {"retrieve_s", "generate_s", "total_s"}
     assert answer.tokens["input"] > 0 and answer.tokens["output"] == 6
     assert set(answer.to_dict()) == {"answer", "abstained", "sources", "model", "prompt",
-                                     "timings", "tokens", "budget"}
+                                     "timings", "tokens", "budget", "reasoning"}
     assert answer.budget.dropped == [] and answer.budget.prompt_tokens <= answer.budget.limit
 
 

@@ -69,7 +69,7 @@ def test_few_shot_examples_become_demonstration_turns(tmp_path):
 
 @pytest.mark.parametrize("extra, error", [
     ("examples:\n  - {question: 'Q1', answer: 'A1'}\n", "examples.1: needs exactly the keys"),
-    ("", "a few-shot template needs at least one example"),
+    ("", "a few-shot template needs examples or a selector pool"),
 ])
 def test_bad_few_shot_templates(tmp_path, extra, error):
     path = tmp_path / "fs.yaml"

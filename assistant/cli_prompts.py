@@ -1,0 +1,98 @@
+"""`courselab prompts`: list, show, validate and render the template files of prompts/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .errors import InputError, TemplateError
+
+
+@click.group()
+def prompts() -> None:
+    """The prompt template library (YAML files in prompts/)."""
+
+
+def _prompts_dir(ctx: click.Context) -> Path:
+    from .cli import _settings
+
+    return _settings(ctx).prompts_dir
+
+
+@prompts.command("list")
+@click.pass_context
+def list_command(ctx) -> None:
+    """Every template: name, kind and what it is for."""
+    from .prompts import load_template
+
+    for path in sorted(_prompts_dir(ctx).glob("*.yaml")):
+        try:
+            t = load_template(path)
+        except TemplateError as e:
+            click.echo(f"{path.stem:<20}{'INVALID':<18}{e}")
+            continue
+        click.echo(f"{t.name:<20}{t.kind:<18}{' '.join(t.description.split())}")
+
+
+@prompts.command()
+@click.argument("name")
+@click.pass_context
+def show(ctx, name) -> None:
+    """Print template NAME's file, after checking it loads."""
+    from .prompts import find_template, template_path
+
+    find_template(name, _prompts_dir(ctx))
+    click.echo(template_path(name, _prompts_dir(ctx)).read_text(encoding="utf-8"), nl=False)
+
+
+@prompts.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx, paths) -> None:
+    """Check template files (default: all of prompts/); exit 2 when any is invalid."""
+    from .prompts import load_template
+
+    files = list(paths) or sorted(_prompts_dir(ctx).glob("*.yaml"))
+    bad = 0
+    for path in files:
+        try:
+            t = load_template(path)
+            click.echo(f"ok     {path}  ({t.kind})")
+        except TemplateError as e:
+            bad += 1
+            click.echo(f"error: {e}", err=True)
+    if bad:
+        raise InputError(f"{bad} of {len(files)} template files are invalid")
+
+
+@prompts.command()
+@click.argument("name")
+@click.option("--question", "-q", required=True, help="the question to render the prompt for")
+@click.option("--model", help="model whose prompt format and tokenizer to use")
+@click.option("--k", default=4, show_default=True, type=click.IntRange(1, 50), help="passages to retrieve")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def render(ctx, name, question, model, k, as_json) -> None:
+    """Show exactly what MODEL receives for QUESTION with template NAME, and its token count."""
+    from .cli import _note, _settings
+    from .factory import build_assistant
+
+    assistant = build_assistant(_settings(ctx, k=k), model, name, notify=_note)
+    prepared = assistant.prepare(question)
+    text = assistant.render(prepared)
+    tokens, window = assistant.model.count_tokens(text), assistant.model.input_window()
+    budget = prepared.budget.to_dict() if prepared.budget else None
+    if as_json:
+        click.echo(json.dumps({"template": name, "model": assistant.model_name, "prompt": text,
+                               "tokens": tokens, "window": window, "budget": budget,
+                               "abstains": prepared.abstained}, indent=2))
+        return
+    click.echo(text)
+    click.echo(f"\n-- {name} for {assistant.model_name}: {tokens} tokens of a {window}-token window",
+               err=True)
+    if budget and budget["dropped"]:
+        click.echo(f"-- dropped to fit: {len(budget['dropped'])} passage(s)", err=True)
+    if prepared.abstained:
+        click.echo("-- the assistant would not call the model: the course does not cover this", err=True)
