@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from langchain_core.runnables import RunnableLambda
 
@@ -97,7 +97,11 @@ class CourseAssistant:
         return getattr(self.model, "model_name", type(self.model).__name__)
 
     def prepare(self, question: str) -> Prepared:
-        """Retrieve, compress and decide whether the course covers the question."""
+        """Retrieve, compress, decide whether the course covers the question, and fit."""
+        return self.fitted(self.retrieve(question))
+
+    def retrieve(self, question: str) -> Prepared:
+        """Retrieve and compress once; `fitted` then fits it to any template and model."""
         question = check_question(question)
         start = time.perf_counter()
         hits, vector = self.retriever.search_with_vector(question, self.k)
@@ -105,17 +109,21 @@ class CourseAssistant:
                                   self.max_sentences)
         unknown = self.retriever.unknown_terms(question)
         abstained = not passages or best < self.min_score or bool(unknown)
-        prepared = Prepared(question, hits, passages, best, unknown, abstained, start, 0.0,
-                            numbered=self.template.numbered_context)
-        if not abstained:
+        return Prepared(question, hits, passages, best, unknown, abstained, start,
+                        time.perf_counter() - start)
+
+    def fitted(self, prepared: Prepared) -> Prepared:
+        """This template's view of a retrieval: its context style, cut to this model's window."""
+        prepared = replace(prepared, numbered=self.template.numbered_context)
+        if not prepared.abstained:
             prepared.passages, prepared.budget = self._fit(prepared)
-        prepared.retrieve_s = time.perf_counter() - start
         return prepared
 
     def _fit(self, prepared: Prepared):
         """Drop or shorten passages until the rendered prompt fits the model's input window."""
         window = self.model.input_window()
-        reserve = self.model.options.max_new_tokens if self.model.kind == "causal" else 0
+        new_tokens = self.template.generation.get("max_new_tokens", self.model.options.max_new_tokens)
+        reserve = new_tokens if self.model.kind == "causal" else 0
 
         def tokens(passages):
             inputs = {"context": format_context(passages, prepared.numbered),

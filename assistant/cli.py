@@ -308,9 +308,10 @@ def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> N
 
 
 def _add_subcommands() -> None:
-    from .cli_prompts import prompts
+    from .cli_lab import compare, prompts
 
     cli.add_command(prompts)
+    cli.add_command(compare)
 
 
 _add_subcommands()

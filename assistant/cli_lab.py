@@ -1,4 +1,4 @@
-"""`courselab prompts`: list, show, validate and render the template files of prompts/."""
+"""The prompt lab on the command line: `courselab prompts ...` and `courselab compare`."""
 
 from __future__ import annotations
 
@@ -96,3 +96,61 @@ def render(ctx, name, question, model, k, as_json) -> None:
         click.echo(f"-- dropped to fit: {len(budget['dropped'])} passage(s)", err=True)
     if prepared.abstained:
         click.echo("-- the assistant would not call the model: the course does not cover this", err=True)
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise InputError("give at least one name, comma-separated")
+    return list(dict.fromkeys(names))
+
+
+@click.command()
+@click.argument("question")
+@click.option("--templates", "-t", default="default", show_default=True,
+              help="comma-separated template names from prompts/")
+@click.option("--models", "-m", help="comma-separated model names [default: the default model]")
+@click.option("--k", default=4, show_default=True, type=click.IntRange(1, 50), help="passages to retrieve")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def compare(ctx, question, templates, models, k, as_json) -> None:
+    """Answer QUESTION with every template x model pair, on one retrieval."""
+    from .cli import _note, _settings
+    from .factory import ANSWER_OPTIONS, open_retriever
+    from .lab import compare as run_compare
+    from .models import get_model
+    from .prompts import find_template
+
+    settings = _settings(ctx, k=k)
+    chosen = [find_template(n, settings.prompts_dir) for n in _names(templates)]
+    names = _names(models) if models else [settings.model]
+    loaded = {n: get_model(n, settings.cache_dir, ANSWER_OPTIONS, settings.device) for n in names}
+    result = run_compare(open_retriever(settings, _note), question, chosen, loaded, k,
+                         settings.min_score)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_table(result)
+
+
+def _print_table(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.question}  (one retrieval, {result.prepared.retrieve_s:.2f} s)",
+                  show_lines=True)
+    for column in ("template", "model"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("answer", ratio=1, min_width=30)
+    for column in ("latency", "tokens in/out", "abstained"):
+        table.add_column(column, no_wrap=True)
+    for c in result.cells:
+        answer = f"error: {c.error}" if c.error else c.answer
+        latency = f"{c.latency_s:.2f} s" + (f" x{c.batch_size}" if c.batch_size > 1 else "")
+        table.add_row(c.template, c.model, answer, latency, f"{c.tokens_in}/{c.tokens_out}",
+                      "yes" if c.abstained else "no")
+    console = Console()
+    if not console.is_terminal:
+        console.width = 160  # piped output: wide enough that answers stay readable
+    console.print(table)
+    click.echo("latency xN: one batched call for N templates that share generation options")
