@@ -212,31 +212,56 @@ def _read_pool(path: Path, keys: list[str]) -> list[dict[str, str]]:
 
 def load_template(path: Path) -> Template:
     """Load and validate one template file; any problem is one TemplateError naming the file."""
-    import yaml
-
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise TemplateError(f"{path}: cannot read ({e.strerror})") from e
-    except yaml.YAMLError as e:
-        raise TemplateError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from e
-    if not isinstance(data, dict):
-        raise TemplateError(f"{path}: a template file must be a YAML mapping")
-    if "folder" in data:
-        raise TemplateError(f"{path}: folder: Extra inputs are not permitted")
+    return parse_template(text, str(path), path.parent)
+
+
+def parse_template(text: str, where: str, folder: Path) -> Template:
+    """A template from YAML text; errors start with `where` (a file, or the editor)."""
+    import yaml
+
     try:
-        template = Template(**data, folder=path.parent)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise TemplateError(f"{where}: invalid YAML ({str(e).splitlines()[0]})") from e
+    if not isinstance(data, dict):
+        raise TemplateError(f"{where}: a template file must be a YAML mapping")
+    if "folder" in data:
+        raise TemplateError(f"{where}: folder: Extra inputs are not permitted")
+    try:
+        template = Template(**data, folder=Path(folder))
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(map(str, err['loc'])) or 'template'}: {err['msg'].removeprefix('Value error, ')}"
             for err in e.errors())
-        raise TemplateError(f"{path}: {problems}") from None
+        raise TemplateError(f"{where}: {problems}") from None
     try:
         template.pool_examples()  # a broken pool is an error of this file, now
     except TemplateError as e:
-        raise TemplateError(f"{path}: selector.pool: {e}") from None
+        raise TemplateError(f"{where}: selector.pool: {e}") from None
     return template
+
+
+def save_template(text: str, prompts_dir: Path, overwrite: bool = False) -> Path:
+    """Validate YAML text and write it as prompts_dir/NAME.yaml, atomically.
+
+    An existing file is only replaced with `overwrite=True` (an explicit confirmation).
+    """
+    import os
+
+    prompts_dir = Path(prompts_dir)
+    template = parse_template(text, "the edited template", prompts_dir)
+    path = prompts_dir / f"{template.name}.yaml"
+    if path.exists() and not overwrite:
+        raise TemplateError(f"{path.name} already exists: confirm to overwrite it, or change `name`")
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def template_path(name: str, prompts_dir: Path) -> Path:

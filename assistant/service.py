@@ -223,6 +223,48 @@ class Service:
         names = ", ".join(p.name for p in written)
         return f"added {names}: {report.summary()}"
 
+    # --- prompt lab ----------------------------------------------------------------------
+    def compare(self, question: str, templates: list[str], models: list[str], k: int):
+        """Every template x model on one retrieval (see assistant.lab)."""
+        from .chain import check_question
+        from .lab import compare
+        from .prompts import find_template
+
+        question = check_question(question)
+        self.require_ready()
+        if not templates or not models:
+            raise InputError("choose at least one template and one model")
+        known = self.templates()
+        for name in templates:
+            if name not in known:
+                raise TemplateError(f"unknown template {name!r}; choose one of: {', '.join(known)}")
+        chosen = [find_template(n, self.settings.prompts_dir) for n in templates]
+        loaded = {}
+        for name in models:
+            try:
+                loaded[name] = self.model(name)
+            except CourselabError as e:
+                raise InputError(f"model {name}: {e}") from None
+        return compare(self.retriever(), question, chosen, loaded, k, self.settings.min_score)
+
+    def template_text(self, name: str) -> str:
+        from .prompts import template_path
+
+        if name not in self.templates():
+            raise TemplateError(f"unknown template {name!r}")
+        return template_path(name, self.settings.prompts_dir).read_text(encoding="utf-8")
+
+    def check_template(self, text: str):
+        from .prompts import parse_template
+
+        return parse_template(text, "the edited template", self.settings.prompts_dir)
+
+    def save_template(self, text: str, overwrite: bool = False) -> Path:
+        from .prompts import save_template
+
+        with self._lock:
+            return save_template(text, self.settings.prompts_dir, overwrite)
+
     # --- feedback ------------------------------------------------------------------------
     def vote(self, turn: dict, vote: str) -> dict:
         from .feedback import append_feedback, feedback_row

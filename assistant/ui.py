@@ -8,6 +8,7 @@ Everything shown is escaped first: no HTML from a question, an answer or a file 
 from __future__ import annotations
 
 import html
+import re
 import secrets
 from pathlib import Path
 
@@ -54,7 +55,22 @@ def stats_line(turn: dict) -> str:
     return " · ".join(escape(p) for p in parts if p)
 
 
-def render_sources(turn: dict) -> str:
+def link_citations(answer_html: str, sources: list[dict], number: int) -> str:
+    """Turn the [n] a citing template writes into links to source n of this turn.
+
+    >>> link_citations("Yes [2].", [{"section": "A"}, {"section": "B"}], 3)
+    'Yes <a href="#src-3-2" title="B">[2]</a>.'
+    """
+    def link(m):
+        n = int(m.group(1))
+        if not 1 <= n <= len(sources):
+            return m.group(0)
+        return f'<a href="#src-{number}-{n}" title="{escape(sources[n - 1]["section"])}">[{n}]</a>'
+
+    return re.sub(r"\[(\d{1,2})\]", link, answer_html)
+
+
+def render_sources(turn: dict, number: int = 0) -> str:
     """Each chunk the model saw: section, score and snippet; expandable to the full chunk."""
     if not turn.get("sources"):
         return ""
@@ -62,29 +78,30 @@ def render_sources(turn: dict) -> str:
     rows = [f"**{title}**"]
     for n, s in enumerate(turn["sources"], 1):
         rows.append(
-            f"<details><summary>[{n}] {escape(s['section'])} · score {s['score']:.2f} · "
+            f"<details id=\"src-{number}-{n}\"><summary>[{n}] {escape(s['section'])} · "
+            f"score {s['score']:.2f} · "
             f"<i>{escape(snippet(s['text']))}</i></summary>\n\n{escape(s['text'])}\n\n</details>")
     return "\n".join(rows)
 
 
-def render_turn(turn: dict) -> str:
-    """The assistant's message for a finished turn."""
+def render_turn(turn: dict, number: int = 0) -> str:
+    """The assistant's message for a finished turn (`number`: its place in the chat)."""
     if turn.get("error"):
         return f"⚠️ {escape(turn['error'])}"
-    lines = [escape(turn["answer"])]
+    lines = [link_citations(escape(turn["answer"]), turn.get("sources", []), number)]
     if turn["query"] != turn["question"]:
         lines.append(f"<sub>Searched for: {escape(turn['query'])}</sub>")
     lines.append(f"<sub>{stats_line(turn)}</sub>")
-    sources = render_sources(turn)
+    sources = render_sources(turn, number)
     return "\n\n".join(lines + ([sources] if sources else []))
 
 
 def messages_of(turns: list[dict]) -> list[dict]:
     """Chat messages for the kept turns: always a user and an assistant message per turn."""
     messages = []
-    for turn in turns:
+    for number, turn in enumerate(turns, 1):
         messages.append({"role": "user", "content": escape(turn["question"])})
-        messages.append({"role": "assistant", "content": render_turn(turn)})
+        messages.append({"role": "assistant", "content": render_turn(turn, number)})
     return messages
 
 
@@ -197,7 +214,7 @@ def chat_tab(service: Service, secret: str):
     clear.click(lambda: ([], [], []), None, [chatbot, turns, saved], api_visibility="private")
     chatbot.clear(lambda: ([], []), None, [turns, saved], api_visibility="private")
     gr.api(h.ask, api_name="ask", concurrency_id="answer")
-    return chatbot, turns, saved, h
+    return chatbot, turns, saved, h, template
 
 
 def corpus_tab(service: Service):
@@ -256,7 +273,11 @@ def build(service: Service, secret: str | None = None) -> gr.Blocks:
         gr.Markdown("## courselab · ask the course on Transformers, LLMs and GenAI")
         status = gr.Markdown("⏳ Starting…", elem_id="status")
         with gr.Tab("Chat"):
-            chatbot, turns, saved, h = chat_tab(service, secret or secrets.token_urlsafe(24))
+            chatbot, turns, saved, h, template = chat_tab(service, secret or secrets.token_urlsafe(24))
+        with gr.Tab("Prompt Lab"):
+            from .ui_lab import lab_tab
+
+            lab_tab(service, template)
         with gr.Tab("Corpus"):
             section_names, section = corpus_tab(service)
 
@@ -284,12 +305,14 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 def launch(service: Service, host: str = "127.0.0.1", port: int = 7860,
            auth: tuple[str, str] | None = None, secret_dir: Path | None = None) -> gr.Blocks:
     """Serve the app (never through a share link), then load models in the background."""
+    from .ui_lab import CSS as LAB_CSS
+
     demo = build(service, browser_secret(secret_dir) if secret_dir else None)
     demo.queue(default_concurrency_limit=service.settings.concurrency)
     try:
         demo.launch(server_name=host, server_port=port, auth=auth, share=False,
                     prevent_thread_lock=True, quiet=True, show_error=True, max_file_size="5mb",
-                    css=CSS, footer_links=["api"])
+                    css=CSS + LAB_CSS, footer_links=["api"])
     except OSError as e:
         raise InputError(f"cannot serve on {host}:{port}: {e}") from None
     service.start()

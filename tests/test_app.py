@@ -174,3 +174,29 @@ def test_questions_answers_and_chunks_render_inert():
     html = render_turn(turn)
     assert "<script" not in html and "<img" not in html
     assert escape(evil) in html
+
+
+def test_lab_service_compares_and_saves_templates_safely(tmp_path, settings):
+    import shutil as sh
+
+    from conftest import ROOT
+
+    from assistant.errors import TemplateError
+    from assistant.service import Service
+
+    sh.copytree(ROOT / "prompts", tmp_path / "prompts")
+    service = Service(settings.model_copy(update={"prompts_dir": tmp_path / "prompts"}))
+    service.load()
+    result = service.compare("What is self-attention?", ["default", "citing"], ["fake"], 4)
+    assert [(c.template, c.model) for c in result.cells] == [("default", "fake"), ("citing", "fake")]
+    text = service.template_text("zero-shot").replace("name: zero-shot", "name: mine")
+    assert service.check_template(text).name == "mine"
+    assert service.save_template(text).name == "mine.yaml" and "mine" in service.templates()
+    with pytest.raises(TemplateError, match="already exists"):
+        service.save_template(text.replace("The plainest", "Changed"))
+    assert "The plainest" in service.template_text("mine")
+    service.save_template(text.replace("The plainest", "Changed"), overwrite=True)
+    assert "Changed" in service.template_text("mine")
+    with pytest.raises(TemplateError, match="not a plain name"):
+        service.save_template(text.replace("{question}", "{question.__globals__}"))
+    assert not list((tmp_path / "prompts").glob(".*.part"))

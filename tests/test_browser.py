@@ -29,12 +29,14 @@ def app_url(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("browser")
     shutil.copytree(ROOT / "corpus", root / "corpus")  # the upload test adds a file to it
-    settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index", cache_dir=ROOT / ".cache",
+    shutil.copytree(ROOT / "prompts", root / "prompts")  # the lab test saves a template
+    settings = Settings(corpus_dir=root / "corpus", prompts_dir=root / "prompts",
+                        index_dir=root / "index", cache_dir=ROOT / ".cache",
                         feedback_path=root / "feedback.jsonl")
     service = Service(settings)
     port = free_port()
     demo = launch(service, port=port, secret_dir=root)
-    yield f"http://127.0.0.1:{port}/", settings.feedback_path, settings.corpus_dir
+    yield f"http://127.0.0.1:{port}/", settings.feedback_path, settings.corpus_dir, settings.prompts_dir
     demo.close()
 
 
@@ -73,7 +75,7 @@ def ask(page, question: str, answers_before: int) -> list[str]:
 
 
 def test_chat_in_a_real_browser(app_url, page):
-    url, feedback, _ = app_url
+    url, feedback, *_ = app_url
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.goto(url, wait_until="load")  # a Gradio page never goes network-idle
     page.wait_for_selector("#question textarea")
@@ -169,3 +171,46 @@ def test_four_simultaneous_api_clients_on_the_real_model(app_url):
         assert turn["question"] == q and turn["answer"] and not turn["error"]
         alone = Client(app_url[0], verbose=False).predict(q, api_name="/ask")
         assert [s["chunk_id"] for s in turn["sources"]] == [s["chunk_id"] for s in alone["sources"]]
+
+
+def test_prompt_lab_compares_and_saves_an_edited_template(app_url, page):
+    prompts_dir = app_url[3]
+    page.get_by_role("tab", name="Prompt Lab").click()
+    page.fill("#lab-question textarea", "What percentage of words does BERT mask?")
+    page.click("#lab-compare")  # default and zero-shot on the default model
+    page.wait_for_function("document.querySelectorAll('#lab-cards .lab-card').length == 2",
+                           timeout=120_000)
+    heads = page.eval_on_selector_all("#lab-cards .lab-head", "els => els.map(e => e.innerText)")
+    assert heads == ["default · smollm2-135m-instruct", "zero-shot · smollm2-135m-instruct"]
+    page.locator("#lab-cards summary", has_text="Rendered prompt").first.click()
+    prompt = page.locator("#lab-cards pre").first.inner_text()
+    assert "What percentage of words does BERT mask?" in prompt and "<|im_start|>" in prompt
+
+    page.get_by_label("Start from").click()
+    page.get_by_role("option", name="default", exact=True).click()
+    page.locator("#lab-editor").get_by_text("name: default").wait_for()
+    editor = page.locator("#lab-editor .cm-content")
+    editor.click()
+    page.keyboard.press("Control+Home")
+    page.keyboard.press("Shift+End")
+    page.keyboard.type("name: {oops.__class__}")
+    page.get_by_text("⚠️ the edited template").wait_for(timeout=10_000)
+    page.keyboard.press("Control+Home")
+    page.keyboard.press("Shift+End")
+    page.keyboard.type("name: my-default")
+    page.get_by_text("✅ valid few-shot template").wait_for(timeout=10_000)
+    page.click("#lab-save")
+    page.get_by_text("✅ Saved my-default.yaml").wait_for(timeout=10_000)
+    assert (prompts_dir / "my-default.yaml").read_text().startswith("name: my-default\n")
+    page.screenshot(path=str(OUTPUT / "prompt-lab.png"), full_page=True)
+
+    before = (prompts_dir / "my-default.yaml").read_text()
+    page.click("#lab-save")  # the same name again, without confirming
+    page.get_by_text("already exists: confirm to overwrite it").wait_for(timeout=10_000)
+    assert (prompts_dir / "my-default.yaml").read_text() == before
+
+    page.locator("#lab-templates").get_by_label("my-default").wait_for()
+    page.get_by_role("tab", name="Chat").click()
+    page.get_by_label("Prompt template").click()
+    page.get_by_role("option", name="my-default").wait_for()
+    page.keyboard.press("Escape")

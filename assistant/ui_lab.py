@@ -1,0 +1,105 @@
+"""The Prompt Lab tab: templates x models side by side, and a template editor.
+
+Cards show each pair's answer, latency and tokens, with the exact rendered prompt
+(its token count for that model and what was dropped to fit) one click away. The
+editor validates as you type and saves a new file; it replaces an existing one only
+when "overwrite" is ticked.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .errors import CourselabError
+from .service import Service
+from .ui import escape
+
+CSS = """
+.lab-cards {display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px}
+.lab-card {border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px}
+.lab-card .lab-head {font-weight: 600; margin-bottom: 6px}
+.lab-card .lab-stats {font-size: .85em; opacity: .8; margin-top: 6px}
+.lab-card pre {white-space: pre-wrap; font-size: .8em; max-height: 24em; overflow: auto}
+"""
+
+
+def card(cell) -> str:
+    """One template x model result as an HTML card (all text escaped)."""
+    head = f"{escape(cell.template)} · {escape(cell.model)}"
+    if cell.error:
+        return (f'<div class="lab-card"><div class="lab-head">{head}</div>'
+                f'<div class="lab-answer">⚠️ {escape(cell.error)}</div></div>')
+    batch = f" (one call for {cell.batch_size})" if cell.batch_size > 1 else ""
+    stats = (f"{cell.latency_s:.2f} s{batch} · {cell.tokens_in} tokens in, {cell.tokens_out} out"
+             f" · abstained: {'yes' if cell.abstained else 'no'}")
+    reasoning = (f"<details><summary>Whole reply</summary><pre>{escape(cell.reasoning)}</pre></details>"
+                 if cell.reasoning else "")
+    prompt = ""
+    if cell.prompt:
+        dropped = f" · {cell.dropped} passage(s) dropped to fit" if cell.dropped else ""
+        prompt = (f"<details><summary>Rendered prompt: {cell.tokens_in} tokens of a "
+                  f"{cell.window}-token window{dropped}</summary><pre>{escape(cell.prompt)}</pre>"
+                  "</details>")
+    return (f'<div class="lab-card"><div class="lab-head">{head}</div>'
+            f'<div class="lab-answer">{escape(cell.answer)}</div>'
+            f'<div class="lab-stats">{stats}</div>{reasoning}{prompt}</div>')
+
+
+def cards(comparison) -> str:
+    sections = "; ".join(dict.fromkeys(h.section for h in comparison.prepared.hits))
+    intro = (f"<p>One retrieval ({comparison.prepared.retrieve_s:.2f} s) for every card: "
+             f"{escape(sections)}</p>")
+    return intro + '<div class="lab-cards">' + "".join(card(c) for c in comparison.cells) + "</div>"
+
+
+def lab_tab(service: Service, chat_template: gr.Dropdown) -> None:
+    """The tab; `chat_template` is the chat's selector, refreshed when a template is saved."""
+    names = service.templates()
+    with gr.Row():
+        question = gr.Textbox(label="Question", value="What is BERT?", scale=4, elem_id="lab-question")
+        k = gr.Slider(1, 10, value=service.settings.k, step=1, label="k", scale=1)
+    with gr.Row():
+        templates = gr.CheckboxGroup(names, value=[n for n in ("default", "zero-shot") if n in names],
+                                     label="Templates", elem_id="lab-templates")
+        models = gr.CheckboxGroup(service.model_choices(), value=[service.default_model],
+                                  label="Models", elem_id="lab-models")
+    run = gr.Button("Compare", variant="primary", elem_id="lab-compare")
+    output = gr.HTML(elem_id="lab-cards")
+    gr.Markdown("### Edit a template")
+    start = gr.Dropdown(names, value=names[0] if names else None, label="Start from")
+    editor = gr.Code(service.template_text(names[0]) if names else "", language="yaml",
+                     label="Template (YAML)", elem_id="lab-editor", interactive=True)
+    verdict = gr.Markdown(elem_id="lab-validation")
+    with gr.Row():
+        overwrite = gr.Checkbox(False, label="Overwrite an existing template of the same name")
+        save = gr.Button("Save as prompts/<name>.yaml", elem_id="lab-save")
+    saved = gr.Markdown(elem_id="lab-saved")
+
+    def compare(q, chosen, picked, n):
+        try:
+            return cards(service.compare(q, list(chosen or []), list(picked or []), int(n)))
+        except CourselabError as e:
+            raise gr.Error(str(e)) from None
+
+    def check(text):
+        try:
+            t = service.check_template(text)
+        except CourselabError as e:
+            return f"⚠️ {escape(e)}"
+        return f"✅ valid {escape(t.kind)} template `{escape(t.name)}` ({len(t.variables)} variables)"
+
+    def store(text, confirmed):
+        try:
+            path = service.save_template(text, bool(confirmed))
+        except CourselabError as e:
+            return (f"⚠️ Not saved: {escape(e)}", gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        names = service.templates()
+        return (f"✅ Saved {escape(path.name)}", gr.CheckboxGroup(choices=names),
+                gr.Dropdown(choices=names), gr.Dropdown(choices=names), False)
+
+    run.click(compare, [question, templates, models, k], output, api_name="compare",
+              concurrency_id="answer")
+    start.change(lambda n: service.template_text(n), start, editor, api_visibility="private")
+    editor.change(check, editor, verdict, api_visibility="private", queue=False)
+    save.click(store, [editor, overwrite], [saved, templates, start, chat_template, overwrite],
+               api_visibility="private")
