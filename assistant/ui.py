@@ -127,7 +127,7 @@ class ChatHandlers:
         turns = list(turns or [])
         pending = messages_of(turns) + [{"role": "user", "content": escape(question)},
                                         {"role": "assistant", "content": "…"}]
-        yield gr.skip(), pending, gr.skip()
+        yield "", pending, gr.skip()
         while not self.service.wait(0.5) and self.service.error is None:
             pending[-1]["content"] = f"⏳ Still starting ({escape(self.service.status())}); " \
                                      "your question is answered as soon as it is ready."
@@ -146,7 +146,7 @@ class ChatHandlers:
         except CourselabError as e:
             turn = Turn(question, question, model=model, template=template, error=str(e))
         turns = (turns + [turn.to_dict()])[-MAX_TURNS:]
-        yield "", messages_of(turns), turns
+        yield gr.skip(), messages_of(turns), turns
 
     def vote(self, data: gr.LikeData, turns):
         index = data.index if isinstance(data.index, int) else data.index[0]
