@@ -8,7 +8,7 @@ its templates in one batched call (grouped by the generation options they need).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import groupby
 
 from .chain import CourseAssistant, Prepared
@@ -28,7 +28,7 @@ class Cell:
     tokens_in: int = 0
     tokens_out: int = 0
     window: int = 0
-    dropped: int = 0
+    dropped: list[str] = field(default_factory=list)  # sections of passages cut to fit
     latency_s: float = 0.0
     batch_size: int = 1
     error: str | None = None
@@ -102,6 +102,10 @@ def _generate(group: list, name: str) -> list[Cell]:
         usage = reply.usage_metadata or {}
         cells.append(Cell(t.name, name, final, False, text if final != text else None, a.render(p),
                           usage.get("input_tokens", 0), usage.get("output_tokens", 0),
-                          a.model.input_window(), len(p.budget.dropped) if p.budget else 0,
-                          latency, len(group)))
+                          a.model.input_window(), _dropped(p), latency, len(group)))
     return cells
+
+
+def _dropped(p: Prepared) -> list[str]:
+    gone = set(p.budget.dropped) if p.budget else set()
+    return [h.section for h in p.hits if h.chunk_id in gone]

@@ -36,7 +36,7 @@ def card(cell) -> str:
                  if cell.reasoning else "")
     prompt = ""
     if cell.prompt:
-        dropped = f" · {cell.dropped} passage(s) dropped to fit" if cell.dropped else ""
+        dropped = (f" · dropped to fit: {escape('; '.join(cell.dropped))}" if cell.dropped else "")
         prompt = (f"<details><summary>Rendered prompt: {cell.tokens_in} tokens of a "
                   f"{cell.window}-token window{dropped}</summary><pre>{escape(cell.prompt)}</pre>"
                   "</details>")

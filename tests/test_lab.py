@@ -110,3 +110,18 @@ def test_compare_cli_json(fake_env):
     assert table.exit_code == 0 and "citing" in table.output and "tokens in/out" in table.output
     bad = CliRunner().invoke(cli, ["compare", "What is self-attention?", "-t", "default,nope"])
     assert bad.exit_code == 2 and "unknown template 'nope'" in bad.stderr
+
+
+def test_a_small_window_drops_passages_and_says_which(retriever, monkeypatch):
+    from assistant import chain
+    from assistant.compress import Passage
+
+    retriever, _ = retriever
+    # every hit whole, so there are passages to drop (hash embeddings keep only one sentence)
+    monkeypatch.setattr(chain, "compress", lambda vector, hits, embedder, n: (
+        [Passage(h, (h.text,), h.score) for h in hits], 1.0))
+    small = FakeChatModel(model_name="small", context_window=96 + 30)  # words; 96 kept for the answer
+    result = compare(retriever, "What is self-attention?", templates("zero-shot"), {"small": small}, k=4)
+    cell = result.cells[0]
+    assert cell.dropped and set(cell.dropped) <= {h.section for h in result.prepared.hits}
+    assert 0 < cell.tokens_in <= 30
