@@ -308,10 +308,12 @@ def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> N
 
 
 def _add_subcommands() -> None:
+    from .cli_eval import eval_group
     from .cli_lab import compare, prompts
 
     cli.add_command(prompts)
     cli.add_command(compare)
+    cli.add_command(eval_group)
 
 
 _add_subcommands()

@@ -1,0 +1,151 @@
+"""`courselab eval run` and `courselab eval compare`: batch prompt tests from the command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .errors import InputError
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Batch evaluations: suites of datasets x templates x models x retrieval settings."""
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, float]:
+    out = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        try:
+            out[name.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(f"{option} takes METRIC=VALUE, not {value!r}")
+    return out
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def build_suite(suite_file, datasets, templates, models, k, mode, metrics, retrieval_only, repeats,
+                seed, limit, filters, fail_under):
+    """A suite from a file and/or options (options win)."""
+    from .evaluation.suite import load_suite, make_suite
+
+    if suite_file is None and not datasets:
+        raise InputError("give a SUITE.yaml or --dataset FILE")
+    suite = load_suite(suite_file) if suite_file else None
+    data = suite.model_dump() if suite else {"description": "ad-hoc run"}
+    overrides = {"datasets": [Path(d).resolve() for d in datasets] or None,
+                 "templates": _csv(templates), "models": _csv(models),
+                 "metrics": _csv(metrics), "repeats": repeats, "seed": seed, "limit": limit,
+                 "filter": list(filters) or None}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    if k or mode:
+        data["retrieval"] = {"k": list(k) or data.get("retrieval", {}).get("k", [4]),
+                             "mode": _csv(mode) or data.get("retrieval", {}).get("mode", ["hybrid"])}
+    if retrieval_only:
+        data["retrieval_only"] = True
+    data["fail_under"] = {**data.get("fail_under", {}), **_pairs(fail_under, "--fail-under")}
+    return make_suite(data, where=str(suite_file or "options"))
+
+
+@eval_group.command("run")
+@click.argument("suite_file", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dataset", "datasets", multiple=True, help="JSONL or CSV dataset (repeatable)")
+@click.option("--templates", help="comma-separated template names")
+@click.option("--models", help="comma-separated model names")
+@click.option("--k", multiple=True, type=click.IntRange(1, 50), help="k to compare (repeatable)")
+@click.option("--mode", help="retrieval modes to compare: hybrid,dense")
+@click.option("--metrics", help="comma-separated metric names [default: the suite's]")
+@click.option("--retrieval-only", is_flag=True, help="score retrieval only (no generation)")
+@click.option("--repeats", type=click.IntRange(1, 20), help="runs of each cell")
+@click.option("--seed", type=int, help="seed for sampling and the bootstrap")
+@click.option("--limit", type=click.IntRange(1), help="only the first N items")
+@click.option("--filter", "filters", multiple=True, help="metadata.KEY=VALUE (repeatable)")
+@click.option("--fail-under", multiple=True, help="METRIC=VALUE: exit 1 if a cell's mean is lower")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="run folder [default: runs/<time>]; an existing one is resumed")
+@click.option("--no-cache", is_flag=True, help="generate everything again")
+@click.pass_context
+def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
+                repeats, seed, limit, filters, fail_under, out, no_cache) -> None:
+    """Run SUITE_FILE (or the options) into a run folder: results, summary, report, plots."""
+    from .cli import _settings
+    from .evaluation.report import plot, summarize, write_html, write_summary
+    from .evaluation.runner import Runner
+
+    suite = build_suite(suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
+                        repeats, seed, limit, filters, fail_under)
+    out = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    started = time.perf_counter()
+    with _progress() as update:
+        runner = Runner(suite, _settings(ctx), out, progress=update, use_cache=not no_cache)
+        rows = runner.run()
+    summary = summarize(rows, suite)
+    summary["wall_s"] = round(time.perf_counter() - started, 2)
+    summary["generation"] = runner.stats
+    write_summary(summary, out / "summary.json")
+    plots = plot(summary, out / "plots")
+    write_html(summary, rows, plots, out / "report.html")
+    _print_summary(summary, out)
+    if not summary["passed"]:
+        ctx.exit(1)
+
+
+def _progress():
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    @contextmanager
+    def bar():
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty()) as p:
+            task = p.add_task("evaluating", total=None)
+            yield lambda done, total: p.update(task, completed=done, total=total)
+
+    return bar()
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    for cell in summary["cells"]:
+        parts = [f"{n} {m['mean']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]"
+                 for n, m in cell["metrics"].items() if m["mean"] is not None]
+        errors = f", {cell['errors']} errors" if cell["errors"] else ""
+        click.echo(f"{cell['cell']} ({cell['rows']} rows{errors})\n    " + "\n    ".join(parts))
+        for name, a in list(cell["attribution"].items())[:1]:
+            click.echo(f"    failures on {name}: {a['not_retrieved']} without the right passage, "
+                       f"{a['retrieved']} with it in hand")
+    significant = [c for c in summary["comparisons"] if c["p_value"] < 0.05]
+    shown = [c for c in significant if c["metric"] in list(summary["cells"][0]["metrics"])[:2]]
+    for c in shown:
+        click.echo(c["verdict"])
+    if len(significant) > len(shown):
+        click.echo(f"... {len(significant) - len(shown)} more significant differences in report.html")
+    gen = summary.get("generation", {})
+    click.echo(f"{gen.get('generated', 0)} generated, {gen.get('cached', 0)} from the cache, "
+               f"{summary.get('wall_s', 0)} s")
+    for g in summary["gates"]:
+        if not g["passed"]:
+            click.echo(f"FAILED: {g['cell']}: {g['metric']} {g['mean']} vs {g['threshold']}", err=True)
+    click.echo(f"run folder: {out} (report.html, summary.json, results.jsonl, plots/)")
+
+
+@eval_group.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("run_b", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--metric", "metrics", multiple=True, help="metrics to compare [default: all]")
+@click.option("--seed", default=0, show_default=True, help="bootstrap seed")
+def compare_command(run_a, run_b, metrics, seed) -> None:
+    """Items that regressed or improved from RUN_A to RUN_B, with paired statistics."""
+    from .evaluation.compare_runs import compare_runs
+
+    for line in compare_runs(run_a, run_b, list(metrics), seed):
+        click.echo(line)

@@ -1,0 +1,89 @@
+"""Evaluation datasets in JSONL or CSV, with ragas' field names, validated on load.
+
+CSV columns: id, user_input, reference (empty for no reference), reference_contexts (a JSON
+list), metadata (a JSON object). The chat's feedback file is a valid JSONL dataset; keep its
+thumbs-down rows with `--filter metadata.vote=down`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from ..dataset import Row, read_rows
+from ..errors import InputError
+
+
+def load_dataset(path: Path) -> list[Row]:
+    """Rows of a .jsonl or .csv file; the first bad line is named with what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"dataset not found: {path}")
+    if path.suffix.lower() == ".csv":
+        return _read_csv(path)
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return read_rows(path)
+    raise InputError(f"{path}: a dataset is a .jsonl or .csv file")
+
+
+def _read_csv(path: Path) -> list[Row]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            records = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"cannot read {path}: {e}") from e
+    rows = []
+    for number, record in enumerate(records, 2):  # line 1 is the header
+        try:
+            rows.append(_csv_row(record))
+        except (ValueError, ValidationError) as e:
+            detail = e.errors()[0] if isinstance(e, ValidationError) else None
+            where = ".".join(map(str, detail["loc"])) + ": " + detail["msg"] if detail else str(e)
+            raise InputError(f"{path}:{number}: {where}") from None
+    _unique_ids(path, rows)
+    return rows
+
+
+def _csv_row(record: dict) -> Row:
+    unknown = set(record) - set(Row.model_fields)
+    if unknown:
+        raise ValueError(f"unknown column(s): {', '.join(sorted(k or '?' for k in unknown))}")
+    data: dict = {"id": record.get("id") or None, "user_input": record.get("user_input", ""),
+                  "reference": record.get("reference") or None}
+    for key, kind in (("reference_contexts", list), ("metadata", dict)):
+        raw = (record.get(key) or "").strip()
+        if raw:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                raise ValueError(f"{key}: not JSON") from None
+            if not isinstance(value, kind):
+                raise ValueError(f"{key}: expected a JSON {kind.__name__}")
+            data[key] = value
+    return Row(**data)
+
+
+def _unique_ids(path: Path, rows: list[Row]) -> None:
+    ids = [r.id for r in rows if r.id is not None]
+    if len(ids) != len(set(ids)):
+        raise InputError(f"{path}: duplicate ids")
+
+
+def with_ids(rows: list[Row], prefix: str) -> list[Row]:
+    """Rows without an id get a stable one from their position (results are keyed by id)."""
+    return [r if r.id else r.model_copy(update={"id": f"{prefix}{n:04d}"})
+            for n, r in enumerate(rows, 1)]
+
+
+def select(rows: list[Row], filters: list[str], limit: int | None) -> list[Row]:
+    """Rows whose metadata match every KEY=VALUE filter ('metadata.vote=down'), then the first N."""
+    for spec in filters:
+        key, sep, value = spec.partition("=")
+        if not sep or not key.startswith("metadata.") or len(key) <= len("metadata."):
+            raise InputError(f"--filter takes metadata.KEY=VALUE, not {spec!r}")
+        field = key.removeprefix("metadata.")
+        rows = [r for r in rows if str(r.metadata.get(field)) == value]
+    return rows[:limit] if limit else rows

@@ -1,0 +1,206 @@
+"""Metrics: small named functions with one result shape, {score, pass, reason}.
+
+A metric returns None as its score when it does not apply (no reference, no key
+facts); such items are left out of that metric's mean. A metric that cannot be
+computed (a judge that answered garbage) raises MetricError: it is reported as an
+error, never counted as a failure.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..dataset import Row, contains_context, has_key_facts
+from ..errors import CourselabError
+from ..retrieval import keywords
+
+
+class MetricError(CourselabError):
+    """A metric could not be computed for an item."""
+
+
+@dataclass
+class Sample:
+    """What the metrics see of one result."""
+
+    row: Row
+    answer: str = ""
+    abstained: bool = False
+    context: str = ""  # the text the model saw
+    hits: list[dict] = field(default_factory=list)  # retrieved, best first: section, text, chunk_id
+    latency_s: float = 0.0
+    embed: Callable[[list[str]], list[list[float]]] | None = None
+    judge: Callable[[Sample], str] | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[Sample, dict], tuple[float | None, str]]
+    threshold: float
+    higher_is_better: bool = True
+    retrieval: bool = False  # computed from the hits alone (also in --retrieval-only runs)
+    binary: bool = False  # scores are 0 or 1 (compared with McNemar's test)
+    description: str = ""
+
+    def evaluate(self, sample: Sample, args: dict | None = None, threshold: float | None = None) -> dict:
+        score, reason = self.fn(sample, args or {})
+        if score is None:
+            return {"score": None, "pass": None, "reason": reason}
+        limit = self.threshold if threshold is None else threshold
+        passed = score >= limit if self.higher_is_better else score <= limit
+        return {"score": round(float(score), 4), "pass": bool(passed), "reason": reason}
+
+
+def normalise(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation or articles, single spaces."""
+    text = text.lower()
+    text = "".join(c for c in text if c not in string.punctuation)
+    return " ".join(w for w in text.split() if w not in {"a", "an", "the"})
+
+
+def exact_match(s: Sample, args: dict):
+    if s.row.reference is None:
+        return None, "no reference"
+    same = normalise(s.answer) == normalise(s.row.reference)
+    return float(same), "matches the reference" if same else "differs from the reference"
+
+
+def token_f1(s: Sample, args: dict):
+    """SQuAD token F1 between answer and reference."""
+    if s.row.reference is None:
+        return None, "no reference"
+    pred, ref = normalise(s.answer).split(), normalise(s.row.reference).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref or not common:
+        return 0.0, "no token in common"
+    p, r = common / len(pred), common / len(ref)
+    return 2 * p * r / (p + r), f"precision {p:.2f}, recall {r:.2f}"
+
+
+def rouge_l(s: Sample, args: dict):
+    if s.row.reference is None:
+        return None, "no reference"
+    from rouge_score import rouge_scorer
+
+    score = rouge_scorer.RougeScorer(["rougeL"]).score(s.row.reference, s.answer)["rougeL"]
+    return score.fmeasure, f"longest common subsequence F {score.fmeasure:.2f}"
+
+
+def key_facts(s: Sample, args: dict):
+    """Every key fact of the item (metadata.key_facts, alternatives split by '|') is in the answer."""
+    facts = s.row.key_facts
+    if not facts:
+        return None, "no key facts"
+    missing = [f for f in facts if not has_key_facts(s.answer, [f])]
+    return float(not missing), "all key facts present" if not missing else f"missing: {'; '.join(missing)}"
+
+
+def regex(s: Sample, args: dict):
+    """The answer matches args.pattern (case-insensitive)."""
+    pattern = args.get("pattern")
+    if not pattern:
+        raise MetricError("the regex metric needs args.pattern")
+    found = re.search(pattern, s.answer, re.IGNORECASE)
+    return float(bool(found)), f"matches {pattern!r}" if found else f"no match for {pattern!r}"
+
+
+def semantic_similarity(s: Sample, args: dict):
+    """Cosine similarity of answer and reference embeddings (the index's embedder)."""
+    if s.row.reference is None:
+        return None, "no reference"
+    if not s.answer.strip():
+        return 0.0, "empty answer"
+    from ..retrieval import cosine
+
+    a, b = s.embed([s.answer, s.row.reference])
+    value = cosine(a, b)
+    return value, f"cosine {value:.2f}"
+
+
+def _first_relevant(s: Sample) -> int | None:
+    for rank, hit in enumerate(s.hits, 1):
+        if contains_context(hit["text"], s.row.reference_contexts):
+            return rank
+    return None
+
+
+def hit_at_k(s: Sample, args: dict):
+    if not s.row.reference_contexts:
+        return None, "no reference contexts"
+    rank = _first_relevant(s)
+    return float(rank is not None), f"first relevant at rank {rank}" if rank else "not retrieved"
+
+
+def mrr(s: Sample, args: dict):
+    if not s.row.reference_contexts:
+        return None, "no reference contexts"
+    rank = _first_relevant(s)
+    return (1.0 / rank if rank else 0.0), f"rank {rank}" if rank else "not retrieved"
+
+
+def abstention(s: Sample, args: dict):
+    """Abstain exactly on the items without a reference."""
+    should = s.row.reference is None
+    right = s.abstained == should
+    verb = "abstained" if s.abstained else "answered"
+    return float(right), f"{verb}, {'correct' if right else 'wrong'}"
+
+
+def groundedness(s: Sample, args: dict):
+    """The share of the answer's content words that occur in the context the model saw."""
+    if s.abstained:
+        return None, "abstained"
+    words = set(keywords(s.answer))
+    if not words:
+        return None, "no content words"
+    seen = set(keywords(s.context))
+    supported = len(words & seen) / len(words)
+    unsupported = sorted(words - seen)[:5]
+    return supported, "all words in the context" if not unsupported else f"not in context: {unsupported}"
+
+
+def answer_length(s: Sample, args: dict):
+    n = len(s.answer.split())
+    return float(n), f"{n} words"
+
+
+def latency(s: Sample, args: dict):
+    return s.latency_s, f"{s.latency_s:.2f} s"
+
+
+def judge(s: Sample, args: dict):
+    """A model grades the answer 1-5 with the prompt in args.prompt; mapped to 0-1."""
+    if s.judge is None:
+        raise MetricError("the judge metric needs args.model and args.prompt")
+    reply = s.judge(s)
+    found = re.search(r"\b([1-5])\b", reply)
+    if not found:
+        raise MetricError(f"the judge gave no grade from 1 to 5: {reply[:80]!r}")
+    grade = int(found.group(1))
+    return (grade - 1) / 4, f"grade {grade}/5"
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in [
+    Metric("exact_match", exact_match, 1.0, binary=True, description="answer equals the reference"),
+    Metric("token_f1", token_f1, 0.5, description="SQuAD token F1 with the reference"),
+    Metric("rouge_l", rouge_l, 0.3, description="ROUGE-L F with the reference"),
+    Metric("key_facts", key_facts, 1.0, binary=True, description="every key fact in the answer"),
+    Metric("regex", regex, 1.0, binary=True, description="the answer matches a pattern"),
+    Metric("semantic_similarity", semantic_similarity, 0.6,
+           description="embedding cosine of answer and reference"),
+    Metric("hit_at_k", hit_at_k, 1.0, retrieval=True, binary=True,
+           description="a reference passage is among the k retrieved"),
+    Metric("mrr", mrr, 0.5, retrieval=True, description="1 / rank of the first reference passage"),
+    Metric("abstention", abstention, 1.0, binary=True,
+           description="abstained exactly when there is no reference"),
+    Metric("groundedness", groundedness, 0.7,
+           description="share of answer words found in the context the model saw"),
+    Metric("answer_length", answer_length, 60, higher_is_better=False, description="words"),
+    Metric("latency", latency, 10.0, higher_is_better=False, description="seconds per answer"),
+    Metric("judge", judge, 0.5, description="a model's 1-5 grade, as 0-1"),
+]}

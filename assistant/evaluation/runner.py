@@ -1,0 +1,326 @@
+"""Run a suite: every item x template x model x retrieval setting x repeat, resumably.
+
+Each item is retrieved once per retrieval setting and shared by every template and
+model. Generation goes through the model's batched path, and through a cache keyed on
+model, options and rendered prompt, so an unchanged cell costs nothing to rerun.
+Rows are appended to results.jsonl batch by batch (flushed to disk); a run killed at
+any moment resumes where it stopped, with nothing lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..config import Settings
+from ..dataset import Row, contains_context
+from ..errors import CourselabError, InputError
+from .cache import GenerationCache, cache_key
+from .datasets import load_dataset, select, with_ids
+from .metrics import METRICS, Sample
+from .suite import Suite
+
+BATCH = 16
+RESULTS = "results.jsonl"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One cell of the grid."""
+
+    template: str
+    model: str
+    k: int
+    mode: str
+    repeat: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.template}|{self.model}|k={self.k}|{self.mode}|r{self.repeat}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan(suite: Suite) -> list[Config]:
+    """The cells of a suite, settings-major (so each retrieval is shared)."""
+    if suite.retrieval_only:
+        return [Config("-", "-", k, mode) for k in suite.retrieval.k for mode in suite.retrieval.mode]
+    return [Config(t, m, k, mode, r) for k in suite.retrieval.k for mode in suite.retrieval.mode
+            for m in suite.models for t in suite.templates for r in range(suite.repeats)]
+
+
+def load_items(suite: Suite) -> list[tuple[str, Row]]:
+    """(item id, row) for every selected row; ids are prefixed by the dataset's name."""
+    items = []
+    for path in suite.datasets:
+        rows = select(with_ids(load_dataset(path), "row"), suite.filter, None)
+        items.extend((f"{Path(path).stem}/{r.id}", r) for r in rows)
+    if suite.limit:
+        items = items[: suite.limit]
+    if not items:
+        raise InputError("no dataset rows to evaluate (check --filter and --limit)")
+    return items
+
+
+def read_results(path: Path) -> list[dict]:
+    """The rows written so far; a line cut by a kill is dropped from the file."""
+    if not path.exists():
+        return []
+    rows, good = [], 0
+    with open(path, "rb") as f:
+        data = f.read()
+    for line in data.splitlines(keepends=True):
+        try:
+            rows.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            break
+        if not line.endswith(b"\n"):
+            rows.pop()
+            break
+        good += len(line)
+    if good < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return rows
+
+
+class Runner:
+    """Runs a suite into a run folder."""
+
+    def __init__(self, suite: Suite, settings: Settings, out: Path,
+                 progress: Callable[[int, int], None] | None = None, use_cache: bool = True):
+        self.suite, self.settings, self.out = suite, settings, Path(out)
+        self.progress = progress
+        self.cache = GenerationCache(settings.cache_dir / "eval-cache.sqlite") if use_cache else None
+        self._models: dict[str, object] = {}
+        self.stats = {"generated": 0, "cached": 0, "written": 0}
+
+    def run(self) -> list[dict]:
+        items = load_items(self.suite)
+        self._check_folder(items)
+        path = self.out / RESULTS
+        done = {(r["item_id"], r["config"]) for r in read_results(path)}
+        cells = plan(self.suite)
+        total = len(items) * len(cells)
+        if self.progress:
+            self.progress(len(done), total)
+        index = self._index()
+        self._embedder = index.embedder
+        for (k, mode), group in _by_setting(cells):
+            todo = {c: [(i, r) for i, r in items if (i, c.key) not in done] for c in group}
+            if not any(todo.values()):
+                continue
+            retriever = _retriever(index, k, mode)
+            shared = self._retrieve(retriever, [x for pending in todo.values() for x in pending], k)
+            for config, pending in todo.items():
+                for start in range(0, len(pending), BATCH):
+                    rows = self._cell(config, pending[start:start + BATCH], shared, retriever)
+                    _append(path, rows)
+                    self.stats["written"] += len(rows)
+                    done.update((r["item_id"], r["config"]) for r in rows)
+                    if self.progress:
+                        self.progress(len(done), total)
+        return read_results(path)
+
+    # --- set-up --------------------------------------------------------------------------
+    def _check_folder(self, items: list) -> None:
+        """A run folder holds one suite: resuming with another one would mix results."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        config = {"suite": self.suite.model_dump(mode="json"), "items": [i for i, _ in items]}
+        path = self.out / "config.json"
+        if path.exists():
+            if json.loads(path.read_text()) != config:
+                raise InputError(f"{self.out} holds a run of a different suite or dataset; "
+                                 "choose a new --out folder")
+            return
+        tmp = path.with_suffix(".part")
+        tmp.write_text(json.dumps(config, indent=2))
+        os.replace(tmp, path)
+
+    def _index(self):
+        from ..factory import open_retriever
+
+        return open_retriever(self.settings).index
+
+    def _model(self, name: str):
+        if name not in self._models:
+            from ..factory import ANSWER_OPTIONS
+            from ..models import get_model
+
+            self._models[name] = get_model(name, self.settings.cache_dir, ANSWER_OPTIONS,
+                                           self.settings.device)
+            if hasattr(self._models[name], "concurrency"):
+                self._models[name].concurrency = self.settings.concurrency
+        return self._models[name]
+
+    def _retrieve(self, retriever, pending: list, k: int) -> dict:
+        """One retrieval per item for this setting, shared by every template and model."""
+        from ..chain import CourseAssistant
+        from ..models.fake import FakeChatModel
+        from ..prompts import Template
+
+        probe = CourseAssistant(retriever, FakeChatModel(), Template(
+            name="probe", kind="zero-shot", description="-", template="{question}",
+            variables=["question"]), k=k, min_score=self.settings.min_score)
+        shared = {}
+        for item_id, row in pending:
+            if item_id not in shared:
+                try:
+                    shared[item_id] = probe.retrieve(row.user_input)
+                except CourselabError as e:
+                    shared[item_id] = e
+        return shared
+
+    # --- one batch of one cell -----------------------------------------------------------
+    def _cell(self, config: Config, batch: list, shared: dict, retriever) -> list[dict]:
+        if config.template == "-":
+            return [self._row(config, i, r, shared[i], None, None) for i, r in batch]
+        try:
+            assistant = self._assistant(config, retriever)
+        except CourselabError as e:
+            return [self._row(config, i, r, shared[i], None, None, error=str(e)) for i, r in batch]
+        prepared = {}
+        for i, _ in batch:
+            if not isinstance(shared[i], Exception):
+                prepared[i] = assistant.fitted(shared[i]) if not shared[i].abstained else shared[i]
+        replies = self._generate(assistant, config, prepared)
+        return [self._row(config, i, r, shared[i], prepared.get(i), replies.get(i), assistant)
+                for i, r in batch]
+
+    def _assistant(self, config: Config, retriever):
+        from ..chain import CourseAssistant
+        from ..prompts import find_template
+
+        template = find_template(config.template, self.settings.prompts_dir)
+        return CourseAssistant(retriever, self._model(config.model), template, k=config.k,
+                               min_score=self.settings.min_score)
+
+    def _options(self, assistant, config: Config) -> dict:
+        model = assistant.model
+        base = model.options.model_dump(mode="json") if hasattr(model, "options") else {}
+        return {**base, **assistant.template.generation, "seed": self.suite.seed + config.repeat}
+
+    def _generate(self, assistant, config: Config, prepared: dict) -> dict:
+        """Replies by item id: from the cache, or from one batched call for the rest."""
+        options = self._options(assistant, config)
+        todo, replies = {}, {}
+        for i, p in prepared.items():
+            if p.abstained:
+                continue
+            prompt = assistant.render(p)
+            key = cache_key(assistant.model_name, options, prompt)
+            hit = self.cache.get(key) if self.cache else None
+            if hit:
+                replies[i] = {**hit, "cached": True}
+                self.stats["cached"] += 1
+            else:
+                todo[i] = (key, p)
+        if not todo:
+            return replies
+        bound = assistant.model.bind(**assistant.template.generation,
+                                     seed=self.suite.seed + config.repeat)
+        messages = [assistant.generate.first.invoke(p.inputs) for _, p in todo.values()]
+        start = time.perf_counter()
+        try:
+            out = bound.batch(messages)
+        except CourselabError as e:
+            return {**replies, **{i: {"error": str(e)} for i in todo}}
+        each = (time.perf_counter() - start) / len(todo)
+        for (i, (key, _)), reply in zip(todo.items(), out):
+            usage = reply.usage_metadata or {}
+            value = {"text": str(reply.content), "latency_s": round(each, 4),
+                     "tokens": {"input": usage.get("input_tokens", 0),
+                                "output": usage.get("output_tokens", 0)}}
+            if self.cache:
+                self.cache.put(key, value)
+            replies[i] = {**value, "cached": False}
+            self.stats["generated"] += 1
+        return replies
+
+    def _row(self, config: Config, item_id: str, row: Row, shared, prepared, reply,
+             assistant=None, error: str | None = None) -> dict:
+        if isinstance(shared, Exception):
+            error = error or str(shared)
+            shared = None
+        error = error or (reply or {}).get("error")
+        hits = [{"rank": h.rank, "score": h.score, "section": h.section, "chunk_id": h.chunk_id,
+                 "text": h.text} for h in (shared.hits if shared else [])]
+        answer, abstained, prompt, seen, context = "", False, "", [], ""
+        if prepared is not None and assistant is not None and not error:
+            abstained = prepared.abstained
+            if abstained:
+                answer = assistant.complete(prepared).answer
+            elif reply:
+                answer = assistant.template.final_answer(reply["text"].strip())
+                prompt = assistant.render(prepared)
+            seen = [p.hit.chunk_id for p in prepared.passages] if not abstained else []
+            context = prepared.inputs["context"] if not abstained else ""
+        contexts = row.reference_contexts
+        relevant = (lambda texts: any(contains_context(t, contexts) for t in texts)) if contexts else None
+        seen_texts = [p.hit.text for p in prepared.passages] if prepared is not None and seen else []
+        sample = Sample(row, answer, abstained, context, hits, (reply or {}).get("latency_s", 0.0),
+                        embed=self._embedder.embed_documents, judge=self._judge())
+        metrics = {} if error else self._metrics(config, sample)
+        return {"item_id": item_id, "config": config.key, **config.to_dict(),
+                "question": row.user_input, "reference": row.reference,
+                "metadata": row.metadata, "answer": answer, "abstained": abstained,
+                "hits": [{k: v for k, v in h.items() if k != "text"} for h in hits], "seen": seen,
+                "relevant_retrieved": relevant([h["text"] for h in hits]) if relevant else None,
+                "relevant_seen": relevant(seen_texts) if relevant and not error else None,
+                "prompt": prompt, "metrics": metrics,
+                "latency_s": (reply or {}).get("latency_s"), "tokens": (reply or {}).get("tokens"),
+                "cached": (reply or {}).get("cached", False), "error": error}
+
+    def _metrics(self, config: Config, sample: Sample) -> dict:
+        out = {}
+        for spec in self.suite.metrics:
+            metric = METRICS[spec.name]
+            if config.template == "-" and not metric.retrieval:
+                continue
+            try:
+                out[spec.name] = metric.evaluate(sample, spec.args, spec.threshold)
+            except CourselabError as e:  # a metric (or its judge model) failed: an error
+                out[spec.name] = {"score": None, "pass": None, "reason": str(e), "error": True}
+        return out
+
+    def _judge(self):
+        spec = self.suite.metric("judge")
+        if spec is None:
+            return None
+        model, prompt_file = spec.args.get("model"), spec.args.get("prompt")
+        if not (model and prompt_file):
+            return None
+        prompt = Path(prompt_file).read_text(encoding="utf-8")
+
+        def ask(sample: Sample) -> str:
+            text = prompt.format(question=sample.row.user_input, answer=sample.answer,
+                                 reference=sample.row.reference or "(none)")
+            return str(self._model(model).invoke(text).content)
+
+        return ask
+
+
+def _by_setting(cells: list[Config]):
+    from itertools import groupby
+
+    return groupby(cells, key=lambda c: (c.k, c.mode))
+
+
+def _retriever(index, k: int, mode: str):
+    from ..retrieval import CourseRetriever
+
+    return CourseRetriever(index=index, k=k, mode=mode)
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    """One write per batch, flushed to disk before the run moves on."""
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
