@@ -34,14 +34,14 @@ def _csv(value: str | None) -> list[str] | None:
 
 
 def build_suite(suite_file, datasets, templates, models, k, mode, metrics, retrieval_only, repeats,
-                seed, limit, filters, fail_under):
-    """A suite from a file and/or options (options win)."""
+                seed, limit, filters, fail_under, default_model: str):
+    """A suite from a file and/or options (options win); without a file, the default model."""
     from .evaluation.suite import load_suite, make_suite
 
     if suite_file is None and not datasets:
         raise InputError("give a SUITE.yaml or --dataset FILE")
     suite = load_suite(suite_file) if suite_file else None
-    data = suite.model_dump() if suite else {"description": "ad-hoc run"}
+    data = suite.model_dump() if suite else {"description": "ad-hoc run", "models": [default_model]}
     overrides = {"datasets": [Path(d).resolve() for d in datasets] or None,
                  "templates": _csv(templates), "models": _csv(models),
                  "metrics": _csv(metrics), "repeats": repeats, "seed": seed, "limit": limit,
@@ -81,12 +81,13 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
     from .evaluation.report import plot, summarize, write_html, write_summary
     from .evaluation.runner import Runner
 
+    settings = _settings(ctx)
     suite = build_suite(suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
-                        repeats, seed, limit, filters, fail_under)
+                        repeats, seed, limit, filters, fail_under, settings.model)
     out = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
     with _progress() as update:
-        runner = Runner(suite, _settings(ctx), out, progress=update, use_cache=not no_cache)
+        runner = Runner(suite, settings, out, progress=update, use_cache=not no_cache)
         rows = runner.run()
     summary = summarize(rows, suite)
     summary["wall_s"] = round(time.perf_counter() - started, 2)

@@ -131,7 +131,9 @@ class Runner:
     def _check_folder(self, items: list) -> None:
         """A run folder holds one suite: resuming with another one would mix results."""
         self.out.mkdir(parents=True, exist_ok=True)
-        config = {"suite": self.suite.model_dump(mode="json"), "items": [i for i, _ in items]}
+        # gates and wording may change between reruns; what produced the rows may not
+        suite = self.suite.model_dump(mode="json", exclude={"fail_under", "description"})
+        config = {"suite": suite, "items": [i for i, _ in items]}
         path = self.out / "config.json"
         if path.exists():
             if json.loads(path.read_text()) != config:
