@@ -219,3 +219,32 @@ def test_csv_datasets_load_like_jsonl(tmp_path):
     rows = load_dataset(path)
     assert rows[0].reference_contexts == ["BERT is a model"] and rows[0].key_facts == ["model"]
     assert rows[1].reference is None and not rows[1].answerable
+
+
+def test_the_same_seed_gives_the_same_results(settings, tmp_path):
+    from assistant.evaluation.report import summarize
+
+    s = suite(templates=["default"])
+    a = summarize(runner(s, settings, tmp_path / "a", use_cache=False).run(), s)
+    b = summarize(runner(s, settings, tmp_path / "b", use_cache=False).run(), s)
+    drop = ("latency",)
+    for ca, cb in zip(a["cells"], b["cells"]):
+        assert {k: v for k, v in ca["metrics"].items() if k not in drop} == \
+               {k: v for k, v in cb["metrics"].items() if k not in drop}
+
+
+def test_a_judge_that_answers_garbage_is_an_error_not_a_failure(settings, tmp_path):
+    prompt = tmp_path / "grade.txt"
+    prompt.write_text("Q: {question}\nA: {answer}\nR: {reference}\nGrade 1-5.")
+    s = suite(templates=["default"], metrics=["key_facts", {"name": "judge", "args": {
+        "model": "judge", "prompt": str(prompt)}}])
+    r = runner(s, settings, tmp_path / "run")
+    r._models["judge"] = FakeChatModel(replies=["Grade: 5", "Grade: 4"] + ["I refuse"] * 10)
+    rows = [x for x in r.run() if not x["abstained"]]
+    judged = [x["metrics"]["judge"] for x in rows]
+    assert [j["score"] for j in judged[:2]] == [1.0, 0.75]
+    assert all(j["score"] is None and j.get("error") and "no grade" in j["reason"] for j in judged[2:])
+    from assistant.evaluation.report import summarize
+
+    summary = summarize(r.run(), s)["cells"][0]["metrics"]["judge"]
+    assert summary["n"] == 2 and summary["errors"] == 8 - 2  # abstentions are judged too

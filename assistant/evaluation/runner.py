@@ -93,8 +93,10 @@ class Runner:
     """Runs a suite into a run folder."""
 
     def __init__(self, suite: Suite, settings: Settings, out: Path,
-                 progress: Callable[[int, int], None] | None = None, use_cache: bool = True):
+                 progress: Callable[[int, int], None] | None = None, use_cache: bool = True,
+                 batch_size: int = BATCH):
         self.suite, self.settings, self.out = suite, settings, Path(out)
+        self.batch_size = batch_size
         self.progress = progress
         self.cache = GenerationCache(settings.cache_dir / "eval-cache.sqlite") if use_cache else None
         self._models: dict[str, object] = {}
@@ -118,8 +120,9 @@ class Runner:
             retriever = _retriever(index, k, mode)
             shared = self._retrieve(retriever, [x for pending in todo.values() for x in pending], k)
             for config, pending in todo.items():
-                for start in range(0, len(pending), BATCH):
-                    rows = self._cell(config, pending[start:start + BATCH], shared, retriever)
+                for start in range(0, len(pending), self.batch_size):
+                    rows = self._cell(config, pending[start:start + self.batch_size], shared,
+                                      retriever)
                     _append(path, rows)
                     self.stats["written"] += len(rows)
                     done.update((r["item_id"], r["config"]) for r in rows)
@@ -297,7 +300,10 @@ class Runner:
         model, prompt_file = spec.args.get("model"), spec.args.get("prompt")
         if not (model and prompt_file):
             return None
-        prompt = Path(prompt_file).read_text(encoding="utf-8")
+        try:
+            prompt = Path(prompt_file).read_text(encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"judge prompt {prompt_file}: {e.strerror}") from None
 
         def ask(sample: Sample) -> str:
             text = prompt.format(question=sample.row.user_input, answer=sample.answer,

@@ -112,6 +112,9 @@ def load_suite(path: Path) -> Suite:
         raise InputError(f"{path}: a suite file must be a YAML mapping")
     suite = make_suite(data, where=str(path))
     suite.datasets = [p if p.is_absolute() else (path.parent / p).resolve() for p in suite.datasets]
+    judge = suite.metric("judge")
+    if judge and judge.args.get("prompt") and not Path(judge.args["prompt"]).is_absolute():
+        judge.args["prompt"] = str((path.parent / judge.args["prompt"]).resolve())
     return suite
 
 
