@@ -71,7 +71,8 @@ def build_suite(suite_file, datasets, templates, models, k, mode, metrics, retri
 @click.option("--filter", "filters", multiple=True, help="metadata.KEY=VALUE (repeatable)")
 @click.option("--fail-under", multiple=True, help="METRIC=VALUE: exit 1 if a cell's mean is lower")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              help="run folder [default: runs/<time>]; an existing one is resumed")
+              help="run folder [default: runs/<time>, or under COURSELAB_RUNS]; an existing one "
+                   "is resumed")
 @click.option("--no-cache", is_flag=True, help="generate everything again")
 @click.pass_context
 def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
@@ -84,7 +85,7 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
     settings = _settings(ctx)
     suite = build_suite(suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
                         repeats, seed, limit, filters, fail_under, settings.model)
-    out = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    out = out or settings.runs_dir / time.strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
     with _progress() as update:
         runner = Runner(suite, settings, out, progress=update, use_cache=not no_cache)

@@ -45,6 +45,7 @@ class Settings(BaseModel):
         os.environ.get("COURSELAB_PROMPTS") or PROJECT_ROOT / "prompts"))
     feedback_path: Path = Field(default_factory=lambda: Path(
         os.environ.get("COURSELAB_FEEDBACK") or data_home() / "feedback.jsonl"))
+    runs_dir: Path = Field(default_factory=lambda: Path(os.environ.get("COURSELAB_RUNS") or "runs"))
     embedder: str = Field(default_factory=lambda: os.environ.get(
         "COURSELAB_EMBEDDER", DEFAULT_EMBEDDER))
     model: str = Field(default_factory=lambda: os.environ.get("COURSELAB_MODEL", DEFAULT_MODEL))

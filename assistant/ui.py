@@ -280,6 +280,10 @@ def build(service: Service, secret: str | None = None) -> gr.Blocks:
             lab_tab(service, template)
         with gr.Tab("Corpus"):
             section_names, section = corpus_tab(service)
+        with gr.Tab("Evals"):
+            from .ui_evals import evals_tab
+
+            evals_tab(service)
 
         def tick():
             text, timer_update = h.status()
@@ -312,7 +316,8 @@ def launch(service: Service, host: str = "127.0.0.1", port: int = 7860,
     try:
         demo.launch(server_name=host, server_port=port, auth=auth, share=False,
                     prevent_thread_lock=True, quiet=True, show_error=True, max_file_size="5mb",
-                    css=CSS + LAB_CSS, footer_links=["api"])
+                    css=CSS + LAB_CSS, footer_links=["api"],
+                    allowed_paths=[str(service.settings.runs_dir)])  # the Evals tab's plots
     except OSError as e:
         raise InputError(f"cannot serve on {host}:{port}: {e}") from None
     service.start()

@@ -200,3 +200,37 @@ def test_lab_service_compares_and_saves_templates_safely(tmp_path, settings):
     with pytest.raises(TemplateError, match="not a plain name"):
         service.save_template(text.replace("{question}", "{question.__globals__}"))
     assert not list((tmp_path / "prompts").glob(".*.part"))
+
+
+def make_run(settings, folder):
+    """A small finished run folder, made with the fake model."""
+    from assistant.evaluation.report import plot, summarize, write_html, write_summary
+    from assistant.evaluation.runner import Runner
+    from assistant.evaluation.suite import make_suite
+
+    suite = make_suite({"description": "tiny", "datasets": [DATA / "tiny_qa.jsonl"],
+                        "templates": ["default", "zero-shot"], "models": ["fake"],
+                        "metrics": ["key_facts", "abstention", "groundedness"]})
+    rows = Runner(suite, settings, folder).run()
+    summary = summarize(rows, suite)
+    write_summary(summary, folder / "summary.json")
+    write_html(summary, rows, plot(summary, folder / "plots"), folder / "report.html")
+    return rows
+
+
+def test_evals_tab_helpers_read_a_run_folder(settings, tmp_path):
+    import json as js
+
+    from assistant.ui_evals import attribution_rows, drill_down, list_runs, summary_rows
+
+    rows = make_run(settings, tmp_path / "runs" / "r1")
+    (tmp_path / "runs" / "not-a-run").mkdir()
+    assert list_runs(tmp_path / "runs") == ["r1"]
+    summary = js.loads((tmp_path / "runs" / "r1" / "summary.json").read_text())
+    headers, table = summary_rows(summary)
+    assert headers == ["cell", "rows", "errors", "key_facts", "abstention", "groundedness"]
+    assert len(table) == 2 and table[0][1] == 8
+    assert attribution_rows(summary)[0][:2] == ["default · fake · k=4 hybrid", "key_facts"]
+    rows[0]["answer"] = "<script>alert(1)</script>"
+    text = drill_down(rows, rows[0]["item_id"])
+    assert "<script>" not in text and "&lt;script&gt;" in text and "Retrieved:" in text

@@ -12,7 +12,8 @@ import shutil
 import time
 
 import pytest
-from conftest import ROOT, free_port
+from conftest import DATA, ROOT, free_port
+from test_app import make_run
 
 pytestmark = pytest.mark.e2e
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,7 +33,10 @@ def app_url(tmp_path_factory):
     shutil.copytree(ROOT / "prompts", root / "prompts")  # the lab test saves a template
     settings = Settings(corpus_dir=root / "corpus", prompts_dir=root / "prompts",
                         index_dir=root / "index", cache_dir=ROOT / ".cache",
-                        feedback_path=root / "feedback.jsonl")
+                        feedback_path=root / "feedback.jsonl", runs_dir=root / "runs")
+    fake = Settings(corpus_dir=DATA / "corpus", index_dir=root / "fake-index", cache_dir=root / "cache",
+                    embedder="fake-hash", model="fake")
+    make_run(fake, root / "runs" / "tiny-run")  # for the Evals tab
     service = Service(settings)
     port = free_port()
     demo = launch(service, port=port, secret_dir=root)
@@ -50,6 +54,14 @@ def page():
         page.on("dialog", lambda d: pytest.fail(f"a script ran: dialog {d.message!r}"))
         yield page
         browser.close()
+
+
+def opened(page, url: str):
+    """The app's page (tests selected alone start on a blank page)."""
+    if not page.url.startswith(url):
+        page.goto(url, wait_until="load")
+        page.get_by_text("Ready ·").wait_for(timeout=240_000)
+    return page
 
 
 def bot_messages(page) -> list[str]:
@@ -109,6 +121,7 @@ def test_chat_in_a_real_browser(app_url, page):
 
 def test_html_in_a_question_is_shown_not_run(app_url, page):
     evil = '<img src=x onerror="window.pwned=1"> Who won the FIFA World Cup?'
+    opened(page, app_url[0])
     before = len(bot_messages(page))
     final = ask(page, evil, before)[-1]
     assert "does not cover" in final
@@ -123,6 +136,7 @@ def test_corpus_tab_refuses_bad_files_and_adds_a_good_one(app_url, page, tmp_pat
     pdf.write_bytes(b"%PDF-1.4 not text")
     binary.write_bytes(b"\xff\xfe\x00\x01 not utf-8")
     good.write_text("## Mixture of experts\n\nA router sends each token to two of eight experts.\n")
+    opened(page, app_url[0])
     upload = page.locator("#upload input[type=file]")
     add = page.get_by_role("button", name="Add to the corpus")
     page.get_by_role("tab", name="Corpus").click()
@@ -147,6 +161,7 @@ def test_corpus_tab_refuses_bad_files_and_adds_a_good_one(app_url, page, tmp_pat
 
 
 def test_clear_empties_the_conversation_for_good(app_url, page):
+    opened(page, app_url[0])
     page.get_by_role("tab", name="Chat").click()
     page.get_by_role("button", name="Clear conversation").click()
     page.wait_for_function("document.querySelectorAll('#chat .user').length == 0", timeout=10_000)
@@ -174,6 +189,7 @@ def test_four_simultaneous_api_clients_on_the_real_model(app_url):
 
 
 def test_prompt_lab_compares_and_saves_an_edited_template(app_url, page):
+    opened(page, app_url[0])
     prompts_dir = app_url[3]
     page.get_by_role("tab", name="Prompt Lab").click()
     page.fill("#lab-question textarea", "What percentage of words does BERT mask?")
@@ -214,3 +230,17 @@ def test_prompt_lab_compares_and_saves_an_edited_template(app_url, page):
     page.get_by_label("Prompt template").click()
     page.get_by_role("option", name="my-default").wait_for()
     page.keyboard.press("Escape")
+
+
+def test_evals_tab_shows_a_run_and_its_items(app_url, page):
+    opened(page, app_url[0])
+    page.get_by_role("tab", name="Evals").click()
+    page.get_by_label("Run").click()
+    page.get_by_role("option", name="tiny-run").click()
+    page.locator("#evals-table").get_by_text("default · fake · k=4 hybrid").wait_for(timeout=30_000)
+    page.get_by_label("Item").click()
+    page.get_by_role("option", name="tiny_qa/t2").click()
+    page.locator("#evals-detail").get_by_text("tiny_qa/t2: What is multi-head attention?").wait_for(
+        timeout=30_000)
+    assert "Retrieved:" in page.inner_text("#evals-detail")
+    page.screenshot(path=str(OUTPUT / "evals.png"), full_page=True)

@@ -1,0 +1,106 @@
+"""The Evals tab: browse the run folders of `courselab eval run`.
+
+For a chosen run: the means with 95% CIs, the plots with error bars, the failure
+attribution, the significant paired comparisons, and each item's drill-down
+(question, retrieved sections, prompt, answer, metrics). Read-only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+
+from .evaluation.report import cell_of
+from .evaluation.runner import RESULTS, read_results
+from .service import Service
+from .ui import escape
+
+
+def list_runs(folder: Path) -> list[str]:
+    """Run folders (those with a summary.json), newest first."""
+    if not folder.is_dir():
+        return []
+    runs = [p for p in folder.iterdir() if (p / "summary.json").is_file()]
+    return [p.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def summary_rows(summary: dict) -> tuple[list[str], list[list]]:
+    cells = summary["cells"]
+    names = list(cells[0]["metrics"]) if cells else []
+    rows = [[c["cell"], c["rows"], c["errors"]] + [
+        "–" if c["metrics"][n]["mean"] is None else
+        f"{c['metrics'][n]['mean']:.3f} [{c['metrics'][n]['ci'][0]:.3f}, {c['metrics'][n]['ci'][1]:.3f}]"
+        for n in names] for c in cells]
+    return ["cell", "rows", "errors", *names], rows
+
+
+def attribution_rows(summary: dict) -> list[list]:
+    return [[c["cell"], name, a["failed"], a["not_retrieved"], a["retrieved"]]
+            for c in summary["cells"] for name, a in c["attribution"].items()]
+
+
+def drill_down(rows: list[dict], item: str) -> str:
+    """Markdown for one item across every cell (all text escaped)."""
+    mine = [r for r in rows if r["item_id"] == item]
+    if not mine:
+        return ""
+    out = [f"**{escape(item)}**: {escape(mine[0]['question'])}\n\n"
+           f"Reference: {escape(mine[0]['reference'] or '(none: the course does not answer it)')}"]
+    for r in mine:
+        metrics = " · ".join(
+            f"{escape(n)} {'–' if m.get('score') is None else format(m['score'], '.3f')}"
+            f"{' ✓' if m.get('pass') else ' ✗' if m.get('pass') is False else ''}"
+            for n, m in r["metrics"].items())
+        sections = "; ".join(dict.fromkeys(h["section"] for h in r["hits"]))
+        error = f"\n\n⚠️ error: {escape(r['error'])}" if r.get("error") else ""
+        prompt = (f"\n\n<details><summary>prompt</summary>\n\n<pre>{escape(r['prompt'])}</pre>\n\n"
+                  "</details>") if r.get("prompt") else ""
+        out.append(f"### {escape(cell_of(r))}{error}\n\nAnswer: {escape(r['answer'])}\n\n"
+                   f"Retrieved: {escape(sections)}{prompt}\n\n{metrics}")
+    return "\n\n".join(out)
+
+
+def evals_tab(service: Service) -> None:
+    folder = Path(service.settings.runs_dir)
+    gr.Markdown(f"Runs of `courselab eval run` in `{escape(folder)}`.")
+    with gr.Row():
+        run = gr.Dropdown(list_runs(folder), label="Run", scale=4, elem_id="evals-run")
+        refresh = gr.Button("Refresh", scale=1)
+    table = gr.Dataframe(label="Means with 95% bootstrap CIs", interactive=False, wrap=True,
+                         elem_id="evals-table")
+    with gr.Row():
+        metrics_plot = gr.Image(label="Metrics (error bars: 95% CI)", type="filepath")
+        attribution_plot = gr.Image(label="Failure attribution", type="filepath")
+    attribution = gr.Dataframe(headers=["cell", "metric", "failed", "right passage not retrieved",
+                                        "failed with it in hand"], interactive=False,
+                               label="Failure attribution")
+    verdicts = gr.Markdown()
+    item = gr.Dropdown([], label="Item", elem_id="evals-item")
+    detail = gr.Markdown(elem_id="evals-detail")
+
+    def show(name):
+        path = folder / (name or "")
+        if not name or not (path / "summary.json").is_file():
+            return gr.skip(), None, None, [], "", gr.Dropdown(choices=[])
+        summary = json.loads((path / "summary.json").read_text())
+        headers, rows = summary_rows(summary)
+        significant = [c["verdict"] for c in summary["comparisons"] if c["p_value"] < 0.05]
+        text = ("**Significant differences**\n\n" + "\n".join(f"- {escape(v)}" for v in significant)
+                if significant else "No significant difference between cells.")
+        plots = [path / "plots" / f for f in ("metrics.png", "attribution.png")]
+        items = list(dict.fromkeys(r["item_id"] for r in read_results(path / RESULTS)))
+        return (gr.Dataframe(value=rows, headers=headers), *[str(p) if p.exists() else None for p in plots],
+                attribution_rows(summary), text, gr.Dropdown(choices=items, value=None))
+
+    def detail_of(name, item_id):
+        if not name or not item_id:
+            return ""
+        return drill_down(read_results(folder / name / RESULTS), item_id)
+
+    outputs = [table, metrics_plot, attribution_plot, attribution, verdicts, item]
+    # subtle: a dropdown shows its first run as chosen, and choosing it again is no change
+    gr.on([run.change, run.select], show, run, outputs, api_visibility="private")
+    refresh.click(lambda: gr.Dropdown(choices=list_runs(folder)), None, run, api_visibility="private")
+    item.change(detail_of, [run, item], detail, api_visibility="private")
