@@ -113,6 +113,7 @@ class Runner:
             self.progress(len(done), total)
         index = self._index()
         self._embedder = index.embedder
+        self._judge_fn = self._judge()
         for (k, mode), group in _by_setting(cells):
             todo = {c: [(i, r) for i, r in items if (i, c.key) not in done] for c in group}
             if not any(todo.values()):
@@ -269,7 +270,7 @@ class Runner:
         relevant = (lambda texts: any(contains_context(t, contexts) for t in texts)) if contexts else None
         seen_texts = [p.hit.text for p in prepared.passages] if prepared is not None and seen else []
         sample = Sample(row, answer, abstained, context, hits, (reply or {}).get("latency_s", 0.0),
-                        embed=self._embedder.embed_documents, judge=self._judge())
+                        embed=self._embedder.embed_documents, judge=self._judge_fn)
         metrics = {} if error else self._metrics(config, sample)
         return {"item_id": item_id, "config": config.key, **config.to_dict(),
                 "question": row.user_input, "reference": row.reference,
