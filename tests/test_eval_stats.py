@@ -42,6 +42,7 @@ def test_a_planted_continuous_difference_is_detected_and_sized():
     result = compare("token_f1", "A", "B", a, b, binary=False)
     assert result.test == "paired permutation" and result.p_value < 0.01
     assert result.ci[0] < 0.12 < result.ci[1]
+    assert result.effect_size > 1  # a shift of 0.12 against noise of 0.05: a large effect
 
 
 def test_lower_is_better_and_a_winner_a():

@@ -41,8 +41,9 @@ class Comparison:
     n: int
     mean_a: float
     mean_b: float
-    diff: float  # mean of B - A
+    diff: float  # mean of B - A: the effect in the metric's own units
     ci: tuple[float, float]
+    effect_size: float  # Cohen's d_z (mean difference / sd of differences); 0 when they never differ
     p_value: float
     test: str
     verdict: str
@@ -86,9 +87,11 @@ def compare(metric: str, a_name: str, b_name: str, a: dict[str, float], b: dict[
     else:
         p, test = permutation_p(diffs, seed), "paired permutation"
     mean, lo, hi = mean_ci(list(diffs), seed)
+    sd = float(diffs.std(ddof=1))
+    d_z = mean / sd if sd > 0 else 0.0
     verdict = _verdict(metric, a_name, b_name, mean, lo, hi, p, higher_is_better)
     return Comparison(metric, a_name, b_name, len(items), float(xa.mean()), float(xb.mean()),
-                      mean, (lo, hi), p, test, verdict)
+                      mean, (lo, hi), round(d_z, 3), p, test, verdict)
 
 
 def _verdict(metric, a, b, diff, lo, hi, p, higher_is_better) -> str:
