@@ -167,13 +167,13 @@ def write_html(summary: dict, rows: list[dict], plots: list[Path], path: Path) -
     parts = [f"<h1>{e(summary['description'] or 'Evaluation')}</h1>",
              f"<p>{summary['items']} items, {summary['rows']} results, "
              f"{'all gates passed' if summary['passed'] else 'a gate FAILED'}.</p>",
-             _table(summary, e)]
+             _gates(summary, e), _table(summary, e)]
     for p in plots:
         data = base64.b64encode(p.read_bytes()).decode()
         parts.append(f'<img alt="{e(p.stem)}" src="data:image/png;base64,{data}">')
     parts.append("<h2>Failure attribution</h2>" + _attribution_table(summary, e))
     parts.append("<h2>Paired comparisons</h2><ul>" + "".join(
-        f"<li>{e(c['verdict'])} <small>({e(c['test'])}, n={c['n']})</small></li>"
+        f"<li>{e(c['verdict'])} <small>({e(c['test'])}, n={c['n']}, d_z={c['effect_size']})</small></li>"
         for c in summary["comparisons"]) + "</ul>")
     parts.append("<h2>Items</h2>" + _items(rows, e))
     page = (f"<!doctype html><meta charset='utf-8'><title>{e(summary['description'])}</title>"
@@ -202,6 +202,15 @@ def _table(summary: dict, e) -> str:
             f"{_fmt(c['metrics'][n]['ci'][1])}]</td>" for n in names)
         body += f"<tr><td>{e(c['cell'])}</td><td>{c['rows']}</td><td>{c['errors']}</td>{tds}</tr>"
     return f"<h2>Means with 95% bootstrap CIs</h2><table>{head}{body}</table>"
+
+
+def _gates(summary: dict, e) -> str:
+    if not summary["gates"]:
+        return ""
+    items = "".join(
+        f"<li class='{'pass' if g['passed'] else 'fail'}'>{e(g['cell'])}: {e(g['metric'])} "
+        f"{_fmt(g['mean'])} (threshold {g['threshold']})</li>" for g in summary["gates"])
+    return f"<h2>Gates</h2><ul>{items}</ul>"
 
 
 def _attribution_table(summary: dict, e) -> str:
