@@ -104,3 +104,23 @@ def test_cli_ask_json(tmp_path, course_sections):
     assert data["answer"].strip() and not data["abstained"]
     assert data["model"] == "smollm2-135m-instruct"
     assert {s["section"] for s in data["sources"]} <= course_sections
+
+
+def test_eval_run_on_the_real_model_then_served_by_the_cache(real_settings, tmp_path):
+    from assistant.evaluation.report import summarize
+    from assistant.evaluation.runner import Runner
+    from assistant.evaluation.suite import make_suite
+
+    suite = make_suite({"description": "e2e", "datasets": [ROOT / "evals/datasets/course_qa.jsonl"],
+                        "templates": ["default"], "limit": 4,
+                        "metrics": ["key_facts", "hit_at_k", "groundedness", "abstention"]})
+    settings = real_settings.model_copy(update={"runs_dir": tmp_path})
+    first = Runner(suite, settings, tmp_path / "a")
+    rows = first.run()
+    assert len(rows) == 4 and all(r["answer"] and not r["error"] for r in rows)
+    assert all(r["metrics"]["hit_at_k"]["score"] == 1.0 for r in rows)
+    cell = summarize(rows, suite)["cells"][0]
+    assert cell["metrics"]["groundedness"]["mean"] > 0.5  # answers reuse the course's words
+    again = Runner(suite, settings, tmp_path / "b")
+    assert [r["answer"] for r in again.run()] == [r["answer"] for r in rows]
+    assert again.stats["generated"] == 0 and again.stats["cached"] == first.stats["generated"]
