@@ -94,12 +94,16 @@ def compare(metric: str, a_name: str, b_name: str, a: dict[str, float], b: dict[
                       mean, (lo, hi), round(d_z, 3), p, test, verdict)
 
 
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
 def _verdict(metric, a, b, diff, lo, hi, p, higher_is_better) -> str:
     """'B beats A on token_f1: +0.120, 95% CI [0.050, 0.190], p=0.001' (winner minus loser)."""
     if p >= ALPHA:
         return (f"no detectable difference between {a} and {b} on {metric} "
-                f"({b} - {a}: {diff:+.3f}, 95% CI [{lo:.3f}, {hi:.3f}], p={p:.3f})")
+                f"({b} - {a}: {diff:+.3f}, 95% CI [{lo:.3f}, {hi:.3f}], {_p(p)})")
     b_wins = (diff > 0) == higher_is_better
     better, worse = (b, a) if b_wins else (a, b)
     d, low, high = (diff, lo, hi) if b_wins else (-diff, -hi, -lo)
-    return f"{better} beats {worse} on {metric}: {d:+.3f}, 95% CI [{low:.3f}, {high:.3f}], p={p:.3f}"
+    return f"{better} beats {worse} on {metric}: {d:+.3f}, 95% CI [{low:.3f}, {high:.3f}], {_p(p)}"
