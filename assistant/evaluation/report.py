@@ -19,6 +19,9 @@ from .suite import Suite
 
 
 def cell_of(row: dict) -> str:
+    """A cell's label: 'default · smollm2-135m-instruct · k=4 hybrid' ('retrieval · k=4 dense')."""
+    if row["template"] == "-":
+        return f"retrieval · k={row['k']} {row['mode']}"
     return f"{row['template']} · {row['model']} · k={row['k']} {row['mode']}"
 
 
