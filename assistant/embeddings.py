@@ -17,7 +17,9 @@ import logging
 import math
 import os
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +31,7 @@ log = logging.getLogger("courselab")
 DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 FAKE_NAME = "fake-hash"
 BATCH = 32
+MEMO_SIZE = 10_000  # embedded texts kept in memory (float32: about 15 MB for MiniLM)
 
 
 def resolve_model(name: str) -> str:
@@ -64,9 +67,27 @@ class Embedder(Embeddings):
         self.name = name
         self.location = resolve_model(name)
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._memo: OrderedDict[str, object] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self._encoder.encode(list(texts))
+        """Vectors of texts; recently seen texts (the sentences of retrieved chunks that every
+        answer compresses, an eval's references) come from a small in-memory store."""
+        import numpy as np
+
+        texts = list(texts)
+        with self._memo_lock:
+            known = {t: self._memo[t] for t in texts if t in self._memo}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = {t: np.asarray(v, dtype=np.float32)
+                     for t, v in zip(missing, self._encoder.encode(missing))}
+            known.update(fresh)
+            with self._memo_lock:
+                self._memo.update(fresh)
+                while len(self._memo) > MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        return [known[t].tolist() for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
         return self._encoder.encode([text])[0]

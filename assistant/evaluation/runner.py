@@ -214,15 +214,15 @@ class Runner:
     def _generate(self, assistant, config: Config, prepared: dict) -> dict:
         """Replies by item id: from the cache, or from one batched call for the rest."""
         options = self._options(assistant, config)
-        todo, replies = {}, {}
+        todo, replies, rendered = {}, {}, {}
         for i, p in prepared.items():
             if p.abstained:
                 continue
-            prompt = assistant.render(p)
+            prompt = rendered[i] = assistant.render(p)
             key = cache_key(assistant.model_name, options, prompt)
             hit = self.cache.get(key) if self.cache else None
             if hit:
-                replies[i] = {**hit, "cached": True}
+                replies[i] = {**hit, "cached": True, "prompt": prompt}
                 self.stats["cached"] += 1
             else:
                 todo[i] = (key, p)
@@ -244,7 +244,7 @@ class Runner:
                                 "output": usage.get("output_tokens", 0)}}
             if self.cache:
                 self.cache.put(key, value)
-            replies[i] = {**value, "cached": False}
+            replies[i] = {**value, "cached": False, "prompt": rendered[i]}
             self.stats["generated"] += 1
         return replies
 
@@ -263,7 +263,7 @@ class Runner:
                 answer = assistant.complete(prepared).answer
             elif reply:
                 answer = assistant.template.final_answer(reply["text"].strip())
-                prompt = assistant.render(prepared)
+                prompt = reply["prompt"]
             seen = [p.hit.chunk_id for p in prepared.passages] if not abstained else []
             context = prepared.inputs["context"] if not abstained else ""
         contexts = row.reference_contexts
