@@ -98,3 +98,24 @@ def test_abbreviations_are_found_and_expanded():
 def test_named_terms():
     assert named_terms("How does LoRA work with BERT?") == ["LoRA", "BERT"]
     assert named_terms("What is attention?") == []
+
+
+def test_the_embedder_memo_embeds_each_text_once_and_stays_bounded(monkeypatch):
+    from assistant import embeddings
+
+    class Counting:
+        calls: list = []
+
+        def encode(self, texts):
+            self.calls.append(list(texts))
+            return [[float(len(t)), 1.0] for t in texts]
+
+    embedder = embeddings.Embedder("all-MiniLM-L6-v2")
+    embedder.__dict__["_encoder"] = encoder = Counting()
+    monkeypatch.setattr(embeddings, "MEMO_SIZE", 3)
+    first = embedder.embed_documents(["a", "bb", "a"])
+    assert first == [[1.0, 1.0], [2.0, 1.0], [1.0, 1.0]] and encoder.calls == [["a", "bb"]]
+    assert embedder.embed_documents(["bb", "ccc"]) == [[2.0, 1.0], [3.0, 1.0]]
+    assert encoder.calls[-1] == ["ccc"]  # "bb" came from the memo
+    embedder.embed_documents(["dddd", "eeeee"])
+    assert len(embedder._memo) == 3 and "a" not in embedder._memo  # oldest first out
