@@ -80,6 +80,19 @@ def check_question(question: str) -> str:
     return question
 
 
+def retrieve(retriever, question: str, k: int = 4, min_score: float = 0.2,
+             max_sentences: int = 4) -> Prepared:
+    """Retrieve, compress and decide once, for any template and model (see `fitted`)."""
+    question = check_question(question)
+    start = time.perf_counter()
+    hits, vector = retriever.search_with_vector(question, k)
+    passages, best = compress(vector, hits, retriever.index.embedder, max_sentences)
+    unknown = retriever.unknown_terms(question)
+    abstained = not passages or best < min_score or bool(unknown)
+    return Prepared(question, hits, passages, best, unknown, abstained, start,
+                    time.perf_counter() - start)
+
+
 class CourseAssistant:
     """Answers questions from the course index with a chat model and a prompt template."""
 
@@ -102,15 +115,7 @@ class CourseAssistant:
 
     def retrieve(self, question: str) -> Prepared:
         """Retrieve and compress once; `fitted` then fits it to any template and model."""
-        question = check_question(question)
-        start = time.perf_counter()
-        hits, vector = self.retriever.search_with_vector(question, self.k)
-        passages, best = compress(vector, hits, self.retriever.index.embedder,
-                                  self.max_sentences)
-        unknown = self.retriever.unknown_terms(question)
-        abstained = not passages or best < self.min_score or bool(unknown)
-        return Prepared(question, hits, passages, best, unknown, abstained, start,
-                        time.perf_counter() - start)
+        return retrieve(self.retriever, question, self.k, self.min_score, self.max_sentences)
 
     def fitted(self, prepared: Prepared) -> Prepared:
         """This template's view of a retrieval: its context style, cut to this model's window."""

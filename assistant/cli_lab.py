@@ -116,15 +116,14 @@ def _names(value: str) -> list[str]:
 def compare(ctx, question, templates, models, k, as_json) -> None:
     """Answer QUESTION with every template x model pair, on one retrieval."""
     from .cli import _note, _settings
-    from .factory import ANSWER_OPTIONS, open_retriever
+    from .factory import load_model, open_retriever
     from .lab import compare as run_compare
-    from .models import get_model
     from .prompts import find_template
 
     settings = _settings(ctx, k=k)
     chosen = [find_template(n, settings.prompts_dir) for n in _names(templates)]
     names = _names(models) if models else [settings.model]
-    loaded = {n: get_model(n, settings.cache_dir, ANSWER_OPTIONS, settings.device) for n in names}
+    loaded = {n: load_model(settings, n) for n in names}
     result = run_compare(open_retriever(settings, _note), question, chosen, loaded, k,
                          settings.min_score)
     if as_json:

@@ -49,17 +49,24 @@ def open_retriever(settings: Settings, notify: Callable[[str], None] | None = No
 ANSWER_OPTIONS = {"max_new_tokens": 64, "stop": ["\n\n", "Question:"], "no_repeat_ngram_size": 4}
 
 
+def load_model(settings: Settings, name: str | None = None, options: dict | None = None):
+    """A chat model with the answer options, on the settings' device and concurrency."""
+    from .models import get_model
+
+    model = get_model(name or settings.model, settings.cache_dir,
+                      {**ANSWER_OPTIONS, **(options or {})}, device=settings.device)
+    if hasattr(model, "concurrency"):
+        model.concurrency = settings.concurrency
+    return model
+
+
 def build_assistant(settings: Settings, model_name: str | None = None,
                     template_name: str = "default", notify=None, options: dict | None = None):
     """A ready CourseAssistant (the model's weights load on first generation)."""
     from .chain import CourseAssistant
-    from .models import get_model
     from .prompts import find_template
 
     template = find_template(template_name, settings.prompts_dir)
-    model = get_model(model_name or settings.model, settings.cache_dir,
-                      {**ANSWER_OPTIONS, **(options or {})}, device=settings.device)
-    if hasattr(model, "concurrency"):
-        model.concurrency = settings.concurrency
+    model = load_model(settings, model_name, options)
     retriever = open_retriever(settings, notify)
     return CourseAssistant(retriever, model, template, k=settings.k, min_score=settings.min_score)

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 
-from .chain import CourseAssistant, Prepared
+from .chain import CourseAssistant, Prepared, retrieve
 from .errors import CourselabError
 
 
@@ -57,8 +57,7 @@ def compare(retriever, question: str, templates: list, models: dict, k: int = 4,
     """Run every template (Template objects) on every model (name -> chat model)."""
     if not templates or not models:
         raise CourselabError("compare needs at least one template and one model")
-    first = CourseAssistant(retriever, next(iter(models.values())), templates[0], k, min_score)
-    shared = first.retrieve(question)
+    shared = retrieve(retriever, question, k, min_score)
     cells: dict[tuple[str, str], Cell] = {}
     for name, model in models.items():
         for cell in _run_model(retriever, shared, templates, name, model, k, min_score):
@@ -96,11 +95,12 @@ def _generate(group: list, name: str) -> list[Cell]:
         return [Cell(t.name, name, error=str(e)) for t, _, _ in group]
     latency = round(time.perf_counter() - start, 4)
     cells = []
-    for (t, a, p), reply in zip(group, replies):
+    for (t, a, p), prompt, reply in zip(group, messages, replies):
         text = str(reply.content).strip()
         final = t.final_answer(text)
         usage = reply.usage_metadata or {}
-        cells.append(Cell(t.name, name, final, False, text if final != text else None, a.render(p),
+        rendered = a.model.render(prompt.to_messages())  # the text it received, rendered once
+        cells.append(Cell(t.name, name, final, False, text if final != text else None, rendered,
                           usage.get("input_tokens", 0), usage.get("output_tokens", 0),
                           a.model.input_window(), _dropped(p), latency, len(group)))
     return cells

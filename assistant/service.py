@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +54,6 @@ class Service:
         self._lock = threading.Lock()  # model cache and corpus changes
         self._status = "starting"
         self.error: str | None = None
-        self.load_seconds: float | None = None
 
     # --- start-up ------------------------------------------------------------------------
     def start(self) -> threading.Thread:
@@ -65,7 +63,6 @@ class Service:
         return thread
 
     def load(self) -> None:
-        started = time.perf_counter()
         try:
             self._status = "building or opening the course index"
             retriever = self.retriever()
@@ -80,7 +77,6 @@ class Service:
             self._status = "failed"
             log.error("courselab: %s", e)
         finally:
-            self.load_seconds = time.perf_counter() - started
             self._ready.set()
 
     def status(self) -> str:
@@ -114,18 +110,28 @@ class Service:
         """A chat model by registry name, created once and shared by every session."""
         with self._lock:
             if name not in self._models:
-                from .factory import ANSWER_OPTIONS
-                from .models import get_model
+                from .factory import load_model
 
-                model = get_model(name, self.settings.cache_dir, ANSWER_OPTIONS, self.settings.device)
-                if hasattr(model, "concurrency"):
-                    model.concurrency = self.settings.concurrency
-                self._models[name] = model
+                self._models[name] = load_model(self.settings, name)
             return self._models[name]
 
     def templates(self) -> list[str]:
         names = sorted(p.stem for p in Path(self.settings.prompts_dir).glob("*.yaml"))
         return names or [self.default_template]
+
+    def template_file(self, name: str) -> Path:
+        """The file of a library template by name (never a path from a request)."""
+        from .prompts import template_path
+
+        if name not in self.templates():
+            raise TemplateError(f"unknown template {name!r}; choose one of: "
+                                f"{', '.join(self.templates())}")
+        return template_path(name, self.settings.prompts_dir)
+
+    def template(self, name: str):
+        from .prompts import load_template
+
+        return load_template(self.template_file(name))
 
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, name) pairs for a selector, each label saying whether weights are here."""
@@ -145,13 +151,8 @@ class Service:
 
     def assistant(self, model: str, template: str, k: int):
         from .chain import CourseAssistant
-        from .prompts import find_template
 
-        if template not in self.templates():
-            raise TemplateError(f"unknown template {template!r}; choose one of: "
-                                f"{', '.join(self.templates())}")
-        tpl = find_template(template, self.settings.prompts_dir)
-        return CourseAssistant(self.retriever(), self.model(model), tpl, k=k,
+        return CourseAssistant(self.retriever(), self.model(model), self.template(template), k=k,
                                min_score=self.settings.min_score)
 
     def device_of(self, model) -> str:
@@ -228,17 +229,12 @@ class Service:
         """Every template x model on one retrieval (see assistant.lab)."""
         from .chain import check_question
         from .lab import compare
-        from .prompts import find_template
 
         question = check_question(question)
         self.require_ready()
         if not templates or not models:
             raise InputError("choose at least one template and one model")
-        known = self.templates()
-        for name in templates:
-            if name not in known:
-                raise TemplateError(f"unknown template {name!r}; choose one of: {', '.join(known)}")
-        chosen = [find_template(n, self.settings.prompts_dir) for n in templates]
+        chosen = [self.template(n) for n in templates]
         loaded = {}
         for name in models:
             try:
@@ -248,11 +244,7 @@ class Service:
         return compare(self.retriever(), question, chosen, loaded, k, self.settings.min_score)
 
     def template_text(self, name: str) -> str:
-        from .prompts import template_path
-
-        if name not in self.templates():
-            raise TemplateError(f"unknown template {name!r}")
-        return template_path(name, self.settings.prompts_dir).read_text(encoding="utf-8")
+        return self.template_file(name).read_text(encoding="utf-8")  # broken ones too: to fix them
 
     def check_template(self, text: str):
         from .prompts import parse_template

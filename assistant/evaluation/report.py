@@ -127,12 +127,11 @@ def plot(summary: dict, folder: Path) -> list[Path]:
         rows = -(-len(names) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
         for ax, name in zip(axes.flat, names):
-            means = [c["metrics"][name]["mean"] or 0 for c in cells]
-            errs = [[max(0, (c["metrics"][name]["mean"] or 0) - (c["metrics"][name]["ci"][0] or 0))
-                     for c in cells],
-                    [max(0, (c["metrics"][name]["ci"][1] or 0) - (c["metrics"][name]["mean"] or 0))
-                     for c in cells]]
-            ax.bar(range(len(cells)), means, yerr=errs, capsize=4, color="#4c78a8")
+            stats = [c["metrics"][name] for c in cells]
+            means = [m["mean"] or 0 for m in stats]
+            lows = [max(0, mean - (m["ci"][0] or 0)) for m, mean in zip(stats, means)]
+            highs = [max(0, (m["ci"][1] or 0) - mean) for m, mean in zip(stats, means)]
+            ax.bar(range(len(cells)), means, yerr=[lows, highs], capsize=4, color="#4c78a8")
             ax.set_title(name)
             ax.set_xticks(range(len(cells)), [c["template"] if c["template"] != "-" else c["cell"]
                                               for c in cells], rotation=30, ha="right", fontsize=8)

@@ -100,6 +100,7 @@ class Runner:
         self.progress = progress
         self.cache = GenerationCache(settings.cache_dir / "eval-cache.sqlite") if use_cache else None
         self._models: dict[str, object] = {}
+        self._assistants: dict[tuple, object] = {}
         self.stats = {"generated": 0, "cached": 0, "written": 0}
 
     def run(self) -> list[dict]:
@@ -155,29 +156,20 @@ class Runner:
 
     def _model(self, name: str):
         if name not in self._models:
-            from ..factory import ANSWER_OPTIONS
-            from ..models import get_model
+            from ..factory import load_model
 
-            self._models[name] = get_model(name, self.settings.cache_dir, ANSWER_OPTIONS,
-                                           self.settings.device)
-            if hasattr(self._models[name], "concurrency"):
-                self._models[name].concurrency = self.settings.concurrency
+            self._models[name] = load_model(self.settings, name)
         return self._models[name]
 
     def _retrieve(self, retriever, pending: list, k: int) -> dict:
         """One retrieval per item for this setting, shared by every template and model."""
-        from ..chain import CourseAssistant
-        from ..models.fake import FakeChatModel
-        from ..prompts import Template
+        from ..chain import retrieve
 
-        probe = CourseAssistant(retriever, FakeChatModel(), Template(
-            name="probe", kind="zero-shot", description="-", template="{question}",
-            variables=["question"]), k=k, min_score=self.settings.min_score)
         shared = {}
         for item_id, row in pending:
             if item_id not in shared:
                 try:
-                    shared[item_id] = probe.retrieve(row.user_input)
+                    shared[item_id] = retrieve(retriever, row.user_input, k, self.settings.min_score)
                 except CourselabError as e:
                     shared[item_id] = e
         return shared
@@ -199,12 +191,16 @@ class Runner:
                 for i, r in batch]
 
     def _assistant(self, config: Config, retriever):
+        """One assistant per template, model and retrieval setting (not per batch)."""
         from ..chain import CourseAssistant
         from ..prompts import find_template
 
-        template = find_template(config.template, self.settings.prompts_dir)
-        return CourseAssistant(retriever, self._model(config.model), template, k=config.k,
-                               min_score=self.settings.min_score)
+        key = (config.template, config.model, config.k, config.mode)
+        if key not in self._assistants:
+            template = find_template(config.template, self.settings.prompts_dir)
+            self._assistants[key] = CourseAssistant(retriever, self._model(config.model), template,
+                                                    k=config.k, min_score=self.settings.min_score)
+        return self._assistants[key]
 
     def _options(self, assistant, config: Config) -> dict:
         model = assistant.model
