@@ -16,8 +16,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .dataset import Row
-from .errors import InputError
+from assistant.datasets import Row
+from assistant.errors import InputError
 
 _LOCK = threading.Lock()
 VOTES = ("up", "down")

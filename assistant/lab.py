@@ -11,8 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
 
-from .chain import CourseAssistant, Prepared, retrieve
-from .errors import CourselabError
+from assistant.chain import CourseAssistant, Prepared, retrieve
+from assistant.errors import CourselabError
 
 
 @dataclass

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Settings
-from .errors import CourselabError, InputError, TemplateError
-from .followup import rewrite
+from assistant.chain.followup import rewrite
+from assistant.config import Settings
+from assistant.errors import CourselabError, InputError, TemplateError
 
 log = logging.getLogger("courselab")
 
@@ -101,7 +101,7 @@ class Service:
     def retriever(self):
         with self._lock:
             if self._retriever is None:
-                from .factory import open_retriever
+                from assistant.chain.factory import open_retriever
 
                 self._retriever = open_retriever(self.settings, notify=log.info)
             return self._retriever
@@ -110,7 +110,7 @@ class Service:
         """A chat model by registry name, created once and shared by every session."""
         with self._lock:
             if name not in self._models:
-                from .factory import load_model
+                from assistant.chain.factory import load_model
 
                 self._models[name] = load_model(self.settings, name)
             return self._models[name]
@@ -121,7 +121,7 @@ class Service:
 
     def template_file(self, name: str) -> Path:
         """The file of a library template by name (never a path from a request)."""
-        from .prompts import template_path
+        from assistant.prompts import template_path
 
         if name not in self.templates():
             raise TemplateError(f"unknown template {name!r}; choose one of: "
@@ -129,13 +129,13 @@ class Service:
         return template_path(name, self.settings.prompts_dir)
 
     def template(self, name: str):
-        from .prompts import load_template
+        from assistant.prompts import load_template
 
         return load_template(self.template_file(name))
 
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, name) pairs for a selector, each label saying whether weights are here."""
-        from .models import MODELS, get_spec
+        from assistant.models import MODELS, get_spec
 
         names = [n for n in MODELS if n != "fake"]
         if self.default_model not in names:
@@ -150,7 +150,7 @@ class Service:
         return choices
 
     def assistant(self, model: str, template: str, k: int):
-        from .chain import CourseAssistant
+        from assistant.chain import CourseAssistant
 
         return CourseAssistant(self.retriever(), self.model(model), self.template(template), k=k,
                                min_score=self.settings.min_score)
@@ -166,7 +166,7 @@ class Service:
                       template: str | None = None, k: int | None = None
                       ) -> Iterator[str | Turn]:
         """Text pieces as they come, then the finished Turn. `earlier`: previous queries."""
-        from .chain import check_question
+        from assistant.chain import check_question
 
         question = check_question(question)
         self.require_ready()
@@ -189,7 +189,7 @@ class Service:
 
     # --- corpus --------------------------------------------------------------------------
     def search(self, query: str, k: int) -> list:
-        from .chain import check_question
+        from assistant.chain import check_question
 
         self.require_ready()
         return self.retriever().search(check_question(query), k)
@@ -205,8 +205,8 @@ class Service:
     def add_files(self, files: list[tuple[str, bytes]],
                   progress: Callable[[int, int], None] | None = None) -> str:
         """Add uploaded files to the corpus and index them; all or nothing."""
-        from .factory import sync_index
-        from .uploads import add_files, remove_files
+        from assistant.chain.factory import sync_index
+        from assistant.corpus.uploads import add_files, remove_files
 
         self.require_ready()
         if self.settings.chroma_url:
@@ -227,8 +227,8 @@ class Service:
     # --- prompt lab ----------------------------------------------------------------------
     def compare(self, question: str, templates: list[str], models: list[str], k: int):
         """Every template x model on one retrieval (see assistant.lab)."""
-        from .chain import check_question
-        from .lab import compare
+        from assistant.chain import check_question
+        from assistant.lab import compare
 
         question = check_question(question)
         self.require_ready()
@@ -247,19 +247,19 @@ class Service:
         return self.template_file(name).read_text(encoding="utf-8")  # broken ones too: to fix them
 
     def check_template(self, text: str):
-        from .prompts import parse_template
+        from assistant.prompts import parse_template
 
         return parse_template(text, "the edited template", self.settings.prompts_dir)
 
     def save_template(self, text: str, overwrite: bool = False) -> Path:
-        from .prompts import save_template
+        from assistant.prompts import save_template
 
         with self._lock:
             return save_template(text, self.settings.prompts_dir, overwrite)
 
     # --- feedback ------------------------------------------------------------------------
     def vote(self, turn: dict, vote: str) -> dict:
-        from .feedback import append_feedback, feedback_row
+        from assistant.feedback import append_feedback, feedback_row
 
         row = feedback_row(turn, vote)
         append_feedback(self.settings.feedback_path, row)

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "evals"))
 
-from assistant.dataset import has_key_facts, read_rows  # noqa: E402
+from assistant.datasets import read_rows  # noqa: E402
+from assistant.text import has_key_facts  # noqa: E402
 
 BATCH = 16
 IDK = re.compile(r"don'?t know|do not know|not (covered|mentioned|provided|included)|"
@@ -75,8 +76,8 @@ def main() -> None:
     parser.add_argument("--template", default="default", help="courselab template to use")
     args = parser.parse_args()
 
+    from assistant.chain.factory import build_assistant
     from assistant.config import Settings
-    from assistant.factory import build_assistant
 
     rows = read_rows(args.dataset)[: args.limit]
     summary, per_path = {}, {}

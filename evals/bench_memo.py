@@ -16,10 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant import embeddings  # noqa: E402
+from assistant.chain.factory import build_assistant  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.dataset import read_rows  # noqa: E402
-from assistant.factory import build_assistant  # noqa: E402
+from assistant.datasets import read_rows  # noqa: E402
+from assistant.retrieval import embeddings  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "evals"))
 
-from assistant.dataset import contains_context, read_rows  # noqa: E402
+from assistant.datasets import read_rows  # noqa: E402
+from assistant.text import contains_context  # noqa: E402
 
 
 def score(rankings: list[list[str]], contexts: list[list[str]], k: int) -> dict:
@@ -44,8 +45,8 @@ def main() -> None:
 
     from baselines import tutorial_retriever
 
+    from assistant.chain.factory import open_retriever
     from assistant.config import Settings
-    from assistant.factory import open_retriever
 
     rows = [r for r in read_rows(args.dataset) if r.answerable]
     contexts = [r.reference_contexts for r in rows]

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.dataset import read_rows  # noqa: E402
+from assistant.datasets import read_rows  # noqa: E402
 
 QUESTION = "What percentage of words does BERT mask?"
 PLAIN = textwrap.dedent("""
@@ -73,8 +73,8 @@ def cold_retrieve(repeats: int) -> None:
 
 
 def generation(n: int) -> None:
+    from assistant.chain.factory import build_assistant
     from assistant.config import Settings
-    from assistant.factory import build_assistant
 
     rows = [r for r in read_rows(ROOT / "evals/datasets/course_qa.jsonl") if r.answerable][:n]
     questions = [r.user_input for r in rows]

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from assistant.dataset import read_rows  # noqa: E402
+from assistant.datasets import read_rows  # noqa: E402
 
 
 def main() -> None:
@@ -26,8 +26,8 @@ def main() -> None:
     parser.add_argument("--dataset", default=ROOT / "evals/datasets/course_qa.jsonl", type=Path)
     args = parser.parse_args()
 
+    from assistant.chain.factory import build_assistant
     from assistant.config import Settings
-    from assistant.factory import build_assistant
 
     rows = read_rows(args.dataset)
     with tempfile.TemporaryDirectory() as tmp:

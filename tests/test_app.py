@@ -8,7 +8,9 @@ import threading
 import pytest
 from conftest import DATA, free_port
 
-from assistant.ui import escape, parse_auth, render_turn
+from assistant.ui import parse_auth
+from assistant.ui.chat import render_turn
+from assistant.ui.html import escape
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,7 @@ def test_uploads_index_incrementally_and_refuse_bad_files(app):
 
 
 def test_votes_append_feedback_rows(app):
-    from assistant.dataset import read_rows
+    from assistant.datasets import read_rows
 
     service = app[1]
     turn = service.answer("What is self-attention?", [])
@@ -221,7 +223,7 @@ def make_run(settings, folder):
 def test_evals_tab_helpers_read_a_run_folder(settings, tmp_path):
     import json as js
 
-    from assistant.ui_evals import attribution_rows, drill_down, list_runs, summary_rows
+    from assistant.ui.evals import attribution_rows, drill_down, list_runs, summary_rows
 
     rows = make_run(settings, tmp_path / "runs" / "r1")
     (tmp_path / "runs" / "not-a-run").mkdir()

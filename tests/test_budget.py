@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.budget import fit
-from assistant.compress import Passage
+from assistant.chain.budget import fit
+from assistant.chain.compress import Passage
+from assistant.chain.factory import build_assistant
 from assistant.errors import InputError
-from assistant.factory import build_assistant
 from assistant.retrieval import Hit
 
 QUESTION = "What percentage of tokens does BERT mask?"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assistant.chain import NOT_COVERED, Answer
+from assistant.chain.factory import build_assistant
 from assistant.errors import InputError
-from assistant.factory import build_assistant
 
 COURSE_Q = "What percentage of tokens does BERT mask?"
 

@@ -6,8 +6,9 @@ import pytest
 from conftest import ROOT
 
 from assistant.corpus import load_corpus
-from assistant.dataset import contains_context, has_key_facts, read_rows
+from assistant.datasets import read_rows
 from assistant.errors import InputError
+from assistant.text import contains_context, has_key_facts
 
 DATASET = ROOT / "evals/datasets/course_qa.jsonl"
 

@@ -29,7 +29,7 @@ def real_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def assistant(real_settings):
-    from assistant.factory import build_assistant
+    from assistant.chain.factory import build_assistant
 
     return build_assistant(real_settings, options={"max_new_tokens": 48})
 
@@ -46,7 +46,7 @@ def test_onnx_query_path_equals_sentence_transformers(real_settings):
     import numpy as np
     from sentence_transformers import SentenceTransformer
 
-    from assistant.embeddings import get_embedder, resolve_model
+    from assistant.retrieval.embeddings import get_embedder, resolve_model
 
     texts = ["What is masked language modeling?", "hi", "A much longer sentence " * 20]
     fast = np.array(get_embedder("all-MiniLM-L6-v2", real_settings.cache_dir)

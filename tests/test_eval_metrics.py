@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.dataset import Row
+from assistant.datasets import Row
 from assistant.evaluation.metrics import METRICS, MetricError, Sample
 
 ROW = Row(id="x", user_input="How many parameters does BERT-Base have?",
@@ -71,7 +71,7 @@ def test_groundedness_counts_answer_words_found_in_the_context():
 
 
 def test_semantic_similarity_uses_the_embedder():
-    from assistant.embeddings import HashEmbedder
+    from assistant.retrieval.embeddings import HashEmbedder
 
     embed = HashEmbedder().embed_documents
     assert score("semantic_similarity", ROW.reference, embed=embed)["score"] == pytest.approx(1.0)

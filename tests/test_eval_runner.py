@@ -200,8 +200,8 @@ def test_malformed_suites(data, error):
     ("bad.txt", "x", "a dataset is a .jsonl or .csv file"),
 ])
 def test_malformed_datasets_name_the_line(tmp_path, name, text, error):
+    from assistant.datasets import load_dataset
     from assistant.errors import InputError
-    from assistant.evaluation.datasets import load_dataset
 
     path = tmp_path / name
     path.write_text(text)
@@ -210,7 +210,7 @@ def test_malformed_datasets_name_the_line(tmp_path, name, text, error):
 
 
 def test_csv_datasets_load_like_jsonl(tmp_path):
-    from assistant.evaluation.datasets import load_dataset
+    from assistant.datasets import load_dataset
 
     path = tmp_path / "qa.csv"
     path.write_text('id,user_input,reference,reference_contexts,metadata\n'

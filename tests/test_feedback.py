@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from assistant.dataset import read_rows
+from assistant.datasets import read_rows
 from assistant.errors import InputError
 from assistant.feedback import append_feedback, feedback_row
 

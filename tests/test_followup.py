@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.followup import needs_context, rewrite, subject
+from assistant.chain.followup import needs_context, rewrite, subject
 
 
 @pytest.mark.parametrize("question, earlier, expected", [

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from assistant import index as index_module
 from assistant.corpus import load_corpus
-from assistant.embeddings import HashEmbedder
 from assistant.errors import IndexStoreError
-from assistant.index import CourseIndex
+from assistant.retrieval import index as index_module
+from assistant.retrieval.embeddings import HashEmbedder
+from assistant.retrieval.index import CourseIndex
 
 
 class CountingEmbedder(HashEmbedder):

@@ -17,7 +17,7 @@ PROMPTS = ROOT / "prompts"
 
 @pytest.fixture
 def retriever(settings, monkeypatch):
-    from assistant.factory import open_retriever
+    from assistant.chain.factory import open_retriever
 
     retriever = open_retriever(settings)
     calls = []
@@ -113,8 +113,8 @@ def test_compare_cli_json(fake_env):
 
 
 def test_a_small_window_drops_passages_and_says_which(retriever, monkeypatch):
-    from assistant import chain
-    from assistant.compress import Passage
+    from assistant.chain import assistant as chain
+    from assistant.chain.compress import Passage
 
     retriever, _ = retriever
     # every hit whole, so there are passages to drop (hash embeddings keep only one sentence)

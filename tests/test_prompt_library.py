@@ -40,8 +40,8 @@ def models():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_every_shipped_template_renders_for_causal_and_seq2seq(path, models):
-    from assistant.embeddings import HashEmbedder
     from assistant.models.hf import plain_prompt
+    from assistant.retrieval.embeddings import HashEmbedder
 
     template = load_template(path)
     messages = template.chat_prompt(HashEmbedder()).invoke(
@@ -91,7 +91,7 @@ def test_bad_schema_values_name_the_file_and_field(tmp_path, text, pool, error):
 
 
 def test_similarity_selects_the_nearest_pool_examples(tmp_path):
-    from assistant.embeddings import HashEmbedder
+    from assistant.retrieval.embeddings import HashEmbedder
 
     pool = [{"question": q, "context": f"notes on {q}", "answer": f"answer to {q}"} for q in
             ["What is masked language modeling?", "Who made T5?", "What does a GAN generator do?",
@@ -106,8 +106,8 @@ def test_similarity_selects_the_nearest_pool_examples(tmp_path):
 
 
 def test_the_example_pool_is_kept_apart_from_the_eval_questions():
-    from assistant.dataset import read_rows
-    from assistant.retrieval import keywords
+    from assistant.datasets import read_rows
+    from assistant.text import keywords
 
     evals = [set(keywords(r.user_input)) for r in read_rows(ROOT / "evals/datasets/course_qa.jsonl")]
     for line in (ROOT / "prompts/examples/course_pool.jsonl").read_text().splitlines():

@@ -77,7 +77,7 @@ def test_folder_without_weights_is_named(tmp_path):
 
 def test_seq2seq_model_answers_through_the_chain(settings, saved_models):
     """The FLAN-T5 route end to end: plain-text prompt, one generate, a structured answer."""
-    from assistant.factory import build_assistant
+    from assistant.chain.factory import build_assistant
 
     assistant = build_assistant(settings, f"hf:{saved_models / 't5'}", options={"max_new_tokens": 6})
     answer = assistant.answer("What percentage of tokens does BERT mask?")

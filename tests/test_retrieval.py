@@ -7,16 +7,10 @@ import math
 import pytest
 
 from assistant.corpus import load_corpus
-from assistant.embeddings import HashEmbedder
-from assistant.index import CourseIndex
-from assistant.retrieval import (
-    CourseRetriever,
-    expand,
-    find_abbreviations,
-    keywords,
-    named_terms,
-    stem,
-)
+from assistant.retrieval import CourseRetriever
+from assistant.retrieval.embeddings import HashEmbedder
+from assistant.retrieval.index import CourseIndex
+from assistant.text import expand, find_abbreviations, keywords, named_terms, stem
 
 QUESTIONS = ["What percentage of tokens does BERT mask?", "What is multi-head attention?",
              "Who made GPT?", "what is a token", "self attention every token"]
@@ -101,7 +95,7 @@ def test_named_terms():
 
 
 def test_the_embedder_memo_embeds_each_text_once_and_stays_bounded(monkeypatch):
-    from assistant import embeddings
+    from assistant.retrieval import embeddings
 
     class Counting:
         calls: list = []

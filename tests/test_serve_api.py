@@ -21,7 +21,7 @@ def served(tmp_path_factory):
     """A real uvicorn server on a loopback port serving a tiny saved checkpoint."""
     import uvicorn
 
-    from assistant.serve import create_app
+    from assistant.api.openai_server import create_app
 
     folder = tmp_path_factory.mktemp("ckpt")
     tokenizer = train_tokenizer()
@@ -115,8 +115,8 @@ def test_a_server_answering_garbage_is_a_model_error():
 
 
 def test_concurrency_comes_from_settings(settings, monkeypatch):
+    from assistant.chain.factory import build_assistant
     from assistant.config import Settings
-    from assistant.factory import build_assistant
 
     monkeypatch.setenv("COURSELAB_CONCURRENCY", "2")
     tuned = Settings(**{**settings.model_dump(), "concurrency": Settings().concurrency})

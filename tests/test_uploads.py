@@ -2,8 +2,8 @@
 
 import pytest
 
+from assistant.corpus.uploads import add_files
 from assistant.errors import InputError
-from assistant.uploads import add_files
 
 GOOD = b"# Notes\n\n## Mixture of experts\n\nA router sends each token to a few experts.\n"
 

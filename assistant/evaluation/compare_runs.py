@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
-from .metrics import METRICS
-from .report import cell_of, per_item
-from .runner import RESULTS, read_results
-from .stats import compare
+from assistant.errors import InputError
+from assistant.evaluation.metrics import METRICS
+from assistant.evaluation.report import cell_of, per_item
+from assistant.evaluation.runner import RESULTS, read_results
+from assistant.evaluation.stats import compare
 
 
 def load_run(folder: Path) -> list[dict]:

@@ -14,9 +14,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..dataset import Row, contains_context, has_key_facts
-from ..errors import CourselabError
-from ..retrieval import keywords
+from assistant.datasets import Row
+from assistant.errors import CourselabError
+from assistant.text import contains_context, has_key_facts, keywords
 
 
 class MetricError(CourselabError):
@@ -115,7 +115,7 @@ def semantic_similarity(s: Sample, args: dict):
         return None, "no reference"
     if not s.answer.strip():
         return 0.0, "empty answer"
-    from ..retrieval import cosine
+    from assistant.text import cosine
 
     a, b = s.embed([s.answer, s.row.reference])
     value = cosine(a, b)

@@ -13,9 +13,9 @@ from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
-from .metrics import METRICS
-from .stats import compare, mean_ci
-from .suite import Suite
+from assistant.evaluation.metrics import METRICS
+from assistant.evaluation.stats import compare, mean_ci
+from assistant.evaluation.suite import Suite
 
 
 def cell_of(row: dict) -> str:

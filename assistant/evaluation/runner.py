@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..config import Settings
-from ..dataset import Row, contains_context
-from ..errors import CourselabError, InputError
-from .cache import GenerationCache, cache_key
-from .datasets import load_dataset, select, with_ids
-from .metrics import METRICS, Sample
-from .suite import Suite
+from assistant.config import Settings
+from assistant.datasets import Row, load_dataset, select, with_ids
+from assistant.errors import CourselabError, InputError
+from assistant.evaluation.cache import GenerationCache, cache_key
+from assistant.evaluation.metrics import METRICS, Sample
+from assistant.evaluation.suite import Suite
+from assistant.text import contains_context
 
 BATCH = 16
 RESULTS = "results.jsonl"
@@ -150,20 +150,20 @@ class Runner:
         os.replace(tmp, path)
 
     def _index(self):
-        from ..factory import open_retriever
+        from assistant.chain.factory import open_retriever
 
         return open_retriever(self.settings).index
 
     def _model(self, name: str):
         if name not in self._models:
-            from ..factory import load_model
+            from assistant.chain.factory import load_model
 
             self._models[name] = load_model(self.settings, name)
         return self._models[name]
 
     def _retrieve(self, retriever, pending: list, k: int) -> dict:
         """One retrieval per item for this setting, shared by every template and model."""
-        from ..chain import retrieve
+        from assistant.chain import retrieve
 
         shared = {}
         for item_id, row in pending:
@@ -192,8 +192,8 @@ class Runner:
 
     def _assistant(self, config: Config, retriever):
         """One assistant per template, model and retrieval setting (not per batch)."""
-        from ..chain import CourseAssistant
-        from ..prompts import find_template
+        from assistant.chain import CourseAssistant
+        from assistant.prompts import find_template
 
         key = (config.template, config.model, config.k, config.mode)
         if key not in self._assistants:
@@ -317,7 +317,7 @@ def _by_setting(cells: list[Config]):
 
 
 def _retriever(index, k: int, mode: str):
-    from ..retrieval import CourseRetriever
+    from assistant.retrieval import CourseRetriever
 
     return CourseRetriever(index=index, k=k, mode=mode)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import InputError
-from .metrics import METRICS
+from assistant.errors import InputError
+from assistant.evaluation.metrics import METRICS
 
 DEFAULT_METRICS = ["key_facts", "token_f1", "rouge_l", "semantic_similarity", "hit_at_k", "mrr",
                    "abstention", "groundedness", "answer_length", "latency"]

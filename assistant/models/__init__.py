@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelError, UnknownModelError
-from .options import GenerationOptions, parse_options
+from assistant.errors import ModelError, UnknownModelError
+from assistant.models.options import GenerationOptions, parse_options
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class ModelSpec:
 
 def _hf_factory(name: str, source: str, kind: str, window: int | None = None):
     def build(cache_dir: Path, options: GenerationOptions):
-        from . import hub
-        from .hf import HFChatModel
+        from assistant.models import hub
+        from assistant.models.hf import HFChatModel
 
         hub.require(source)  # before any retrieval or loading: absent weights fail at once
         return HFChatModel(model_name=name, kind=kind, loader=hub.loader(source, kind),
@@ -49,7 +49,7 @@ def _hf_factory(name: str, source: str, kind: str, window: int | None = None):
 
 def _hf_present(source: str) -> Callable[[], bool]:
     def present() -> bool:
-        from .hub import weights_present
+        from assistant.models.hub import weights_present
 
         return weights_present(source)
 
@@ -62,21 +62,21 @@ def _hub(name: str, repo: str, kind: str, window: int, chat: bool, description: 
 
 
 def _smollm2(cache_dir: Path, options: GenerationOptions):
-    from . import smollm2
-    from .hf import HFChatModel
+    from assistant.models import smollm2
+    from assistant.models.hf import HFChatModel
 
     return HFChatModel(model_name="smollm2-135m-instruct", kind="causal",
                        loader=smollm2.loader(cache_dir), options=options, context_window=8192)
 
 
 def _smollm2_present() -> bool:
-    from .smollm2 import weights_present
+    from assistant.models.smollm2 import weights_present
 
     return weights_present()
 
 
 def _fake(cache_dir: Path, options: GenerationOptions):
-    from .fake import FakeChatModel
+    from assistant.models.fake import FakeChatModel
 
     return FakeChatModel()
 
@@ -106,7 +106,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
 
 def hf_spec(name: str) -> ModelSpec:
     """A spec for `hf:<hub id or local folder>`, its kind read from the checkpoint's config."""
-    from .hub import read_kind
+    from assistant.models.hub import read_kind
 
     source = name.removeprefix("hf:").strip()
     if not source:
@@ -118,12 +118,12 @@ def hf_spec(name: str) -> ModelSpec:
 
 def openai_spec(name: str) -> ModelSpec:
     """A spec for `openai:<model>@<base url>` (an OpenAI-compatible server)."""
-    from .remote import parse_spec
+    from assistant.models.remote import parse_spec
 
     model, url = parse_spec(name)
 
     def build(cache_dir: Path, options: GenerationOptions):
-        from .remote import remote_model
+        from assistant.models.remote import remote_model
 
         return remote_model(name, options)
 

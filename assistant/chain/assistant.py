@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 
 from langchain_core.runnables import RunnableLambda
 
-from .budget import Budget, fit
-from .compress import Passage, compress, format_context
-from .config import MAX_QUESTION_CHARS
-from .errors import InputError
-from .retrieval import Hit
+from assistant.chain.budget import Budget, fit
+from assistant.chain.compress import Passage, compress, format_context
+from assistant.config import MAX_QUESTION_CHARS
+from assistant.errors import InputError
+from assistant.retrieval import Hit
 
 NOT_COVERED = "The course does not cover this question."
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus import SUFFIXES, split_markdown
-from .errors import InputError
+from assistant.corpus import SUFFIXES, split_markdown
+from assistant.errors import InputError
 
 MAX_UPLOAD_BYTES = 1_000_000
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .errors import InputError, TemplateError
+from assistant.errors import InputError, TemplateError
 
 
 @click.group()
@@ -16,7 +16,7 @@ def prompts() -> None:
 
 
 def _prompts_dir(ctx: click.Context) -> Path:
-    from .cli import _settings
+    from assistant.cli.common import _settings
 
     return _settings(ctx).prompts_dir
 
@@ -25,7 +25,7 @@ def _prompts_dir(ctx: click.Context) -> Path:
 @click.pass_context
 def list_command(ctx) -> None:
     """Every template: name, kind and what it is for."""
-    from .prompts import load_template
+    from assistant.prompts import load_template
 
     for path in sorted(_prompts_dir(ctx).glob("*.yaml")):
         try:
@@ -41,7 +41,7 @@ def list_command(ctx) -> None:
 @click.pass_context
 def show(ctx, name) -> None:
     """Print template NAME's file, after checking it loads."""
-    from .prompts import find_template, template_path
+    from assistant.prompts import find_template, template_path
 
     find_template(name, _prompts_dir(ctx))
     click.echo(template_path(name, _prompts_dir(ctx)).read_text(encoding="utf-8"), nl=False)
@@ -52,7 +52,7 @@ def show(ctx, name) -> None:
 @click.pass_context
 def validate(ctx, paths) -> None:
     """Check template files (default: all of prompts/); exit 2 when any is invalid."""
-    from .prompts import load_template
+    from assistant.prompts import load_template
 
     files = list(paths) or sorted(_prompts_dir(ctx).glob("*.yaml"))
     bad = 0
@@ -76,8 +76,8 @@ def validate(ctx, paths) -> None:
 @click.pass_context
 def render(ctx, name, question, model, k, as_json) -> None:
     """Show exactly what MODEL receives for QUESTION with template NAME, and its token count."""
-    from .cli import _note, _settings
-    from .factory import build_assistant
+    from assistant.chain.factory import build_assistant
+    from assistant.cli.common import _note, _settings
 
     assistant = build_assistant(_settings(ctx, k=k), model, name, notify=_note)
     prepared = assistant.prepare(question)
@@ -115,10 +115,10 @@ def _names(value: str) -> list[str]:
 @click.pass_context
 def compare(ctx, question, templates, models, k, as_json) -> None:
     """Answer QUESTION with every template x model pair, on one retrieval."""
-    from .cli import _note, _settings
-    from .factory import load_model, open_retriever
-    from .lab import compare as run_compare
-    from .prompts import find_template
+    from assistant.chain.factory import load_model, open_retriever
+    from assistant.cli.common import _note, _settings
+    from assistant.lab import compare as run_compare
+    from assistant.prompts import find_template
 
     settings = _settings(ctx, k=k)
     chosen = [find_template(n, settings.prompts_dir) for n in _names(templates)]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from .compress import Passage
-from .errors import InputError
+from assistant.chain.compress import Passage
+from assistant.errors import InputError
 
 
 @dataclass

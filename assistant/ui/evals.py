@@ -12,10 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from .evaluation.report import cell_of
-from .evaluation.runner import RESULTS, read_results
-from .service import Service
-from .ui import escape
+from assistant.evaluation.report import cell_of
+from assistant.evaluation.runner import RESULTS, read_results
+from assistant.service import Service
+from assistant.ui.html import escape
 
 
 def list_runs(folder: Path) -> list[str]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .corpus import plain_text
-from .retrieval import Hit, cosine
+from assistant.retrieval import Hit
+from assistant.text import cosine, plain_text
 
 SHORT_ITEM = 80  # list items shorter than this are kept together as one unit
 _MARKER = re.compile(r"^\s*(\d+\.|[-*+]|[a-z]\.)\s+")

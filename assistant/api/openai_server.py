@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import CourselabError, ModelError, OptionsError, UnknownModelError
+from assistant.errors import CourselabError, ModelError, OptionsError, UnknownModelError
 
 
 class ChatMessage(BaseModel):
@@ -57,7 +57,7 @@ def create_app(names: list[str], cache_dir: Path):
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, StreamingResponse
 
-    from .models import get_model
+    from assistant.models import get_model
 
     app = FastAPI(title="courselab OpenAI-compatible API")
     loaded: dict[str, object] = {}

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import PROJECT_ROOT
+from assistant.config import PROJECT_ROOT
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Run:
 
 
 def questions(n: int) -> list[str]:
-    from .dataset import read_rows
+    from assistant.datasets import read_rows
 
     rows = [r.user_input for r in read_rows(PROJECT_ROOT / "evals/datasets/course_qa.jsonl")]
     return [rows[i % len(rows)] for i in range(n)]
@@ -36,14 +36,14 @@ def chat_model(name: str, cache_dir: Path, random_weights: bool, device: str | N
     """The HFChatModel to measure, and a loader of its fp32 twin for the baseline."""
     import torch
 
-    from .models import get_model
-    from .models.hf import HFChatModel
+    from assistant.models import get_model
+    from assistant.models.hf import HFChatModel
 
     if not random_weights:
         model = get_model(name, cache_dir, device=device)
         return model, lambda dev: model.loader(dev, torch.float32)
-    from .corpus import corpus_files
-    from .models.random_init import architecture, train_tokenizer
+    from assistant.corpus import corpus_files
+    from assistant.models.random_init import architecture, train_tokenizer
 
     texts = [p.read_text() for p in corpus_files(PROJECT_ROOT / "corpus")]
     tokenizer = train_tokenizer(texts, vocab_size=2000)
@@ -78,7 +78,7 @@ def naive(load_fp32, model, prompts: list[str], tokens: int) -> Run:
 
 
 def batched(model, prompts: list[str], tokens: int) -> Run:
-    from .models.options import parse_options
+    from assistant.models.options import parse_options
 
     opts = parse_options({"max_new_tokens": tokens, "min_new_tokens": tokens})
     model.generate_texts(prompts[:2], opts)  # warm-up (kernels, allocator)

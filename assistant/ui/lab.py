@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .errors import CourselabError
-from .service import Service
-from .ui import escape
+from assistant.errors import CourselabError
+from assistant.service import Service
+from assistant.ui.html import escape
 
-CSS = """
+LAB_CSS = """
 .lab-cards {display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px}
 .lab-card {border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px}
 .lab-card .lab-head {font-weight: 600; margin-bottom: 6px}

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config import Settings
-from .corpus import load_corpus
-from .embeddings import get_embedder
-from .index import CourseIndex, SyncReport
-from .retrieval import CourseRetriever
+from assistant.config import Settings
+from assistant.corpus import load_corpus
+from assistant.retrieval import CourseRetriever
+from assistant.retrieval.embeddings import get_embedder
+from assistant.retrieval.index import CourseIndex, SyncReport
 
 
 def open_index(settings: Settings) -> CourseIndex:
@@ -51,7 +51,7 @@ ANSWER_OPTIONS = {"max_new_tokens": 64, "stop": ["\n\n", "Question:"], "no_repea
 
 def load_model(settings: Settings, name: str | None = None, options: dict | None = None):
     """A chat model with the answer options, on the settings' device and concurrency."""
-    from .models import get_model
+    from assistant.models import get_model
 
     model = get_model(name or settings.model, settings.cache_dir,
                       {**ANSWER_OPTIONS, **(options or {})}, device=settings.device)
@@ -63,8 +63,8 @@ def load_model(settings: Settings, name: str | None = None, options: dict | None
 def build_assistant(settings: Settings, model_name: str | None = None,
                     template_name: str = "default", notify=None, options: dict | None = None):
     """A ready CourseAssistant (the model's weights load on first generation)."""
-    from .chain import CourseAssistant
-    from .prompts import find_template
+    from assistant.chain import CourseAssistant
+    from assistant.prompts import find_template
 
     template = find_template(template_name, settings.prompts_dir)
     model = load_model(settings, model_name, options)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .corpus import Chunk
-from .errors import IndexStoreError
+from assistant.corpus import Chunk
+from assistant.errors import IndexStoreError
 
 BATCH = 64
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

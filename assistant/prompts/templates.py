@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import TemplateError
+from assistant.errors import TemplateError
 
 KINDS = ("zero-shot", "few-shot", "instruction", "chain-of-thought", "citing")
 
@@ -115,7 +115,7 @@ class Template(BaseModel):
         if self.answer_pattern is not None:
             _check_pattern(self.answer_pattern)
         if self.generation:
-            from .models.options import parse_options
+            from assistant.models.options import parse_options
 
             try:
                 parse_options(self.generation)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from langchain_core.embeddings import Embeddings
 
-from .errors import ModelError
+from assistant.errors import ModelError
 
 log = logging.getLogger("courselab")
 DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}

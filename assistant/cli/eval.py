@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .errors import InputError
+from assistant.errors import InputError
 
 
 @click.group("eval")
@@ -36,7 +36,7 @@ def _csv(value: str | None) -> list[str] | None:
 def build_suite(suite_file, datasets, templates, models, k, mode, metrics, retrieval_only, repeats,
                 seed, limit, filters, fail_under, default_model: str):
     """A suite from a file and/or options (options win); without a file, the default model."""
-    from .evaluation.suite import load_suite, make_suite
+    from assistant.evaluation.suite import load_suite, make_suite
 
     if suite_file is None and not datasets:
         raise InputError("give a SUITE.yaml or --dataset FILE")
@@ -78,9 +78,9 @@ def build_suite(suite_file, datasets, templates, models, k, mode, metrics, retri
 def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
                 repeats, seed, limit, filters, fail_under, out, no_cache) -> None:
     """Run SUITE_FILE (or the options) into a run folder: results, summary, report, plots."""
-    from .cli import _settings
-    from .evaluation.report import plot, summarize, write_html, write_summary
-    from .evaluation.runner import Runner
+    from assistant.cli.common import _settings
+    from assistant.evaluation.report import plot, summarize, write_html, write_summary
+    from assistant.evaluation.runner import Runner
 
     settings = _settings(ctx)
     suite = build_suite(suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
@@ -147,7 +147,7 @@ def _print_summary(summary: dict, out: Path) -> None:
 @click.option("--seed", default=0, show_default=True, help="bootstrap seed")
 def compare_command(run_a, run_b, metrics, seed) -> None:
     """Items that regressed or improved from RUN_A to RUN_B, with paired statistics."""
-    from .evaluation.compare_runs import compare_runs
+    from assistant.evaluation.compare_runs import compare_runs
 
     for line in compare_runs(run_a, run_b, list(metrics), seed):
         click.echo(line)

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CorpusError
+from assistant.errors import CorpusError
+from assistant.text import LINK, plain_text
 
 SUFFIXES = (".md", ".txt")
 CHUNK_CHARS = 700
@@ -22,8 +23,6 @@ CHUNK_CHARS = 700
 _IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _ITEM = re.compile(r"^(\d+\.|[-*+]|\*\*[a-z]\.\*\*|[a-z]\.)\s+")
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-_EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
 
 
 @dataclass(frozen=True)
@@ -43,16 +42,6 @@ class Chunk:
 
     def metadata(self) -> dict:
         return {"section": self.section, "source": self.source, "position": self.position}
-
-
-def strip_emphasis(text: str) -> str:
-    """Remove markdown emphasis marks: '**Title**' -> 'Title'."""
-    return _EMPHASIS.sub("", text).strip()
-
-
-def plain_text(text: str) -> str:
-    """Markdown as plain text: links become their text, emphasis marks go."""
-    return strip_emphasis(_LINK.sub(r"\1", text))
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -113,7 +102,7 @@ def _blocks(lines: list[str]) -> list[tuple[str, list[str]]]:
 
 def _label(line: str) -> str:
     """What a continuation piece of a long item starts with: '1. **Autoencoding**'."""
-    s = _LINK.sub(r"\1", line.strip())
+    s = LINK.sub(r"\1", line.strip())
     m = re.match(r"^(\S+\s+\*\*[^*]+\*\*:?)", s)
     if m and len(m.group(1)) < 120:
         return m.group(1)

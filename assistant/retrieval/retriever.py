@@ -18,17 +18,13 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from .corpus import plain_text
+from assistant.text import cosine, expand, find_abbreviations, keywords, named_terms
 
 # Measured on evals/datasets/course_qa.jsonl (evals/bench_retrieval.py); hit@k moves
 # little for BM25 weights 0.3-0.5 and section weights 0.3-0.8. 0.3 finds 2 more passages in the
 # top 4, but answers with SmolLM2 were worse (26 vs 30 of 90 correct): 0.5 stays.
 BM25_WEIGHT = 0.5
 SECTION_WEIGHT = 0.5
-STOPWORDS = frozenset(
-    "a an and are as at be by can did do does for from has have how i in is it its of on or "
-    "that the their there these this to was what when where which who why will with you your "
-    "about into than then them they we our me my".split())
 
 
 @dataclass(frozen=True)
@@ -48,74 +44,6 @@ class Hit:
     def to_document(self) -> Document:
         meta = {k: v for k, v in self.to_dict().items() if k != "text"}
         return Document(page_content=self.text, metadata=meta, id=self.chunk_id)
-
-
-def stem(word: str) -> str:
-    """A light suffix stripper, enough to match 'models' with 'model': stem('masking') -> 'mask'."""
-    for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix) and not word.endswith("ss"):
-            return word[: -len(suffix)] + repl
-    return word
-
-
-def keywords(text: str) -> list[str]:
-    """Stemmed lower-case word tokens without stopwords: 'What is BERT?' -> ['bert']."""
-    return [stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
-
-
-_GLUE = frozenset("of with the and for to a from".split())
-
-
-def _initials_match(words: list[str], abbr: str) -> bool:
-    """True when the words spell the abbreviation by initials (glue words may be skipped)."""
-    letters, i = abbr.lower().rstrip("s"), 0
-    for w in words:
-        if i < len(letters) and w[0].lower() == letters[i]:
-            i += 1
-        elif w.lower() not in _GLUE:
-            return False
-    return i == len(letters)
-
-
-def find_abbreviations(text: str) -> dict[str, str]:
-    """Abbreviations a text defines, both ways round.
-
-    >>> find_abbreviations("Masked Language Modeling (MLM) and NSP (Next Sentence Prediction)")
-    {'MLM': 'masked language modeling', 'NSP': 'next sentence prediction'}
-    """
-    text, found = plain_text(text), {}
-    for m in re.finditer(r"((?:[\w-]+\s+){1,6})\(([A-Z]{2}[A-Za-z]{0,5})\)", text):
-        words, abbr = re.findall(r"\w+", m.group(1).replace("-", " ")), m.group(2)
-        for n in range(len(abbr.rstrip("s")), len(words) + 1):
-            if _initials_match(words[-n:], abbr):
-                found.setdefault(abbr.rstrip("s"), " ".join(words[-n:]).lower())
-                break
-    for m in re.finditer(r"\b([A-Z]{2,6})s?\s+[\w\s]{0,12}?\(([^)]{4,120})\)", text):
-        abbr = m.group(1)
-        words = re.findall(r"[A-Za-z]+", m.group(2).split("/")[0].split(" - ")[0])
-        for n in range(len(words), len(abbr) - 1, -1):
-            if _initials_match(words[:n], abbr):
-                found.setdefault(abbr, " ".join(words[:n]).lower())
-                break
-    return found
-
-
-def expand(text: str, abbreviations: dict[str, str]) -> str:
-    """Add the long form of each abbreviation used, and the abbreviation of each long form."""
-    flat, extra = re.sub(r"[^a-z0-9]+", " ", text.lower()), []
-    for abbr, long in abbreviations.items():
-        if re.search(rf"\b{abbr}s?\b", text):
-            extra.append(long)
-        elif long in flat:
-            extra.append(abbr)
-    return f"{text} ({'; '.join(extra)})" if extra else text
-
-
-def named_terms(question: str) -> list[str]:
-    """Acronyms and capitalised words after the first: 'Who won the FIFA Cup?' -> ['FIFA', 'Cup']."""
-    words = re.findall(r"[A-Za-z][A-Za-z0-9-]*", question)
-    return [w for i, w in enumerate(words)
-            if (i > 0 and w[0].isupper()) or sum(c.isupper() for c in w) >= 2]
 
 
 class CourseRetriever(BaseRetriever):
@@ -205,9 +133,3 @@ class CourseRetriever(BaseRetriever):
     ) -> list[Document]:
         return [hit.to_document() for hit in self.search(query)]
 
-
-def cosine(a: list[float], b: list[float]) -> float:
-    """Cosine similarity of two vectors (0 for a zero vector)."""
-    dot = sum(x * y for x, y in zip(a, b))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .retrieval import STOPWORDS, named_terms
+from assistant.text import STOPWORDS, named_terms
 
 # subtle: "that"/"this" are often relative or determiners ("the model that masks words"),
 # so only the personal pronouns mark a follow-up; "why is that?" has no subject and is one anyway

@@ -14,44 +14,12 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
-from .errors import CourselabError, InputError
+from assistant.cli.common import QUIET_ENV, CourselabGroup, _note, _settings
+from assistant.cli.eval import eval_group
+from assistant.cli.lab import compare, prompts
+from assistant.errors import InputError
 
-QUIET_ENV = {"ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false",
-             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",
-             "TQDM_DISABLE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
 BATCH = 16
-
-
-class CourselabGroup(click.Group):
-    """Turns library errors into one clear line and exit code 2."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except CourselabError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
-
-
-def _settings(ctx: click.Context, **overrides) -> Settings:
-    from pydantic import ValidationError
-
-    values = {k: v for k, v in ctx.obj.items() if v is not None}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return Settings(**values)
-    except ValidationError as e:
-        err = e.errors()[0]
-        message = err["msg"].removeprefix("Value error, ")
-        raise InputError(f"invalid {err['loc'][0]} {err.get('input')!r}: {message}") from None
-
-
-def _note(message: str) -> None:
-    click.echo(message, err=True)
 
 
 @click.group(cls=CourselabGroup)
@@ -79,7 +47,7 @@ def index(ctx: click.Context, corpus_dir: Path | None, rebuild: bool) -> None:
     """Index the corpus folder (incremental: only changed chunks are embedded)."""
     from rich.progress import Progress
 
-    from .factory import open_index, sync_index
+    from assistant.chain.factory import open_index, sync_index
 
     settings = _settings(ctx, corpus_dir=corpus_dir)
     store = open_index(settings)
@@ -92,8 +60,8 @@ def index(ctx: click.Context, corpus_dir: Path | None, rebuild: bool) -> None:
 
 
 def _questions(question: str | None, batch: Path | None) -> list:
-    from .chain import check_question
-    from .dataset import read_rows
+    from assistant.chain import check_question
+    from assistant.datasets import read_rows
 
     if (question is None) == (batch is None):
         raise InputError("give either a QUESTION or --batch FILE.jsonl, not both")
@@ -117,7 +85,7 @@ def _questions(question: str | None, batch: Path | None) -> list:
 @click.pass_context
 def retrieve(ctx, question, k, mode, as_json, batch) -> None:
     """Show the course chunks that best match QUESTION."""
-    from .factory import open_retriever
+    from assistant.chain.factory import open_retriever
 
     items = _questions(question, batch)
     retriever = open_retriever(_settings(ctx, k=k, retrieval_mode=mode), notify=_note)
@@ -172,7 +140,7 @@ def _stream_answer(assistant, question: str):
 @click.pass_context
 def ask(ctx, question, model, template, k, max_new_tokens, as_json, batch) -> None:
     """Answer QUESTION from the course, streaming, then list the sources."""
-    from .factory import build_assistant
+    from assistant.chain.factory import build_assistant
 
     items = _questions(question, batch)
     assistant = build_assistant(_settings(ctx, k=k), model, template, notify=_note,
@@ -198,7 +166,7 @@ def ask(ctx, question, model, template, k, max_new_tokens, as_json, batch) -> No
 @click.pass_context
 def chat(ctx, model, template, k) -> None:
     """A terminal chat over the course (empty line or Ctrl-D to quit)."""
-    from .factory import build_assistant
+    from assistant.chain.factory import build_assistant
 
     assistant = build_assistant(_settings(ctx, k=k), model, template, notify=_note)
     click.echo("Ask about the course. An empty line or Ctrl-D quits.")
@@ -220,8 +188,8 @@ def chat(ctx, model, template, k) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def models(as_json: bool) -> None:
     """List the models --model accepts (also hf:<hub id or folder>)."""
-    from .models import MODELS
-    from .models.hf import pick_device
+    from assistant.models import MODELS
+    from assistant.models.hf import pick_device
 
     device = pick_device()[0]
     rows = [{**spec.to_dict(), "device": device} for spec in MODELS.values()]
@@ -247,8 +215,8 @@ def serve_api(ctx, host, port, models_) -> None:
     """Serve local models through an OpenAI-compatible API (/v1/chat/completions)."""
     import uvicorn
 
-    from .models import get_spec
-    from .serve import create_app
+    from assistant.api.openai_server import create_app
+    from assistant.models import get_spec
 
     names = list(models_) or [_settings(ctx).model]
     for name in names:
@@ -269,9 +237,9 @@ def serve_api(ctx, host, port, models_) -> None:
 @click.pass_context
 def app_command(ctx, host, port, auth, model, template) -> None:
     """Open the course assistant in the browser (a Gradio app)."""
-    from .config import data_home
-    from .service import Service
-    from .ui import launch, parse_auth
+    from assistant.config import data_home
+    from assistant.service import Service
+    from assistant.ui import launch, parse_auth
 
     settings = _settings(ctx)
     service = Service(settings, model, template)
@@ -300,23 +268,15 @@ def bench() -> None:
 @click.pass_context
 def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> None:
     """Generation speed: a naive generate loop vs the batched path."""
-    from .bench import bench_generate
+    from assistant.models.bench import bench_generate
 
     settings = _settings(ctx)
     bench_generate(model, settings.cache_dir, prompts, new_tokens, random_weights,
                    settings.device, echo=click.echo)
 
 
-def _add_subcommands() -> None:
-    from .cli_eval import eval_group
-    from .cli_lab import compare, prompts
-
-    cli.add_command(prompts)
-    cli.add_command(compare)
-    cli.add_command(eval_group)
-
-
-_add_subcommands()
+for command in (prompts, compare, eval_group):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

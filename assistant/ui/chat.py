@@ -1,22 +1,16 @@
-"""The Gradio app: a chat over the course, and a tab to search, browse and grow the corpus.
-
-`build(service)` makes the Blocks; `launch()` serves it and only then starts loading
-the index and models in the background, so the page is up within seconds.
-Everything shown is escaped first: no HTML from a question, an answer or a file runs.
-"""
+"""The Chat tab: streamed answers with their sources, votes, and history kept in the browser."""
 
 from __future__ import annotations
 
-import html
 import re
 import secrets
 from pathlib import Path
 
 import gradio as gr
 
-from .corpus import plain_text
-from .errors import CourselabError, InputError
-from .service import Service, Turn
+from assistant.errors import CourselabError, InputError
+from assistant.service import Service, Turn
+from assistant.ui.html import escape, snippet
 
 EXAMPLES = [
     "What is self-attention?",
@@ -26,21 +20,11 @@ EXAMPLES = [
 ]
 MAX_TURNS = 100  # kept in the browser; older turns are dropped first
 SNIPPET_CHARS = 140
-CSS = """
+CHAT_CSS = """
 #status {min-height: 1.5em}
 .message details summary {cursor: pointer}
 .message details {margin: .2em 0}
 """
-
-
-def escape(text: str) -> str:
-    """Text as inert markup: '<script>' shows as text and never runs."""
-    return html.escape(str(text), quote=True)
-
-
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    flat = " ".join(plain_text(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def stats_line(turn: dict) -> str:
@@ -215,110 +199,3 @@ def chat_tab(service: Service, secret: str):
     chatbot.clear(lambda: ([], []), None, [turns, saved], api_visibility="private")
     gr.api(h.ask, api_name="ask", concurrency_id="answer")
     return chatbot, turns, saved, h, template
-
-
-def corpus_tab(service: Service):
-    with gr.Row():
-        query = gr.Textbox(label="Search the index", placeholder="e.g. positional encoding", scale=4,
-                           elem_id="search")
-        k = gr.Slider(1, 20, value=5, step=1, label="Hits", scale=1)
-    hits = gr.Dataframe(headers=["rank", "score", "section", "source", "text"], datatype="str",
-                        interactive=False, wrap=True, label="Hits")
-    gr.Markdown("### Browse by section")
-    section = gr.Dropdown([], label="Section", allow_custom_value=False)
-    chunks = gr.Markdown()
-    gr.Markdown("### Add files to the course\n.md or .txt, up to 1 MB each; "
-                "the index is updated incrementally.")
-    files = gr.File(file_count="multiple", file_types=[".md", ".txt"], label="Files", elem_id="upload")
-    add = gr.Button("Add to the corpus", variant="primary")
-    result = gr.Markdown(elem_id="upload-result")
-
-    def search(text, n):
-        try:
-            found = service.search(text, int(n))
-        except CourselabError as e:
-            raise gr.Error(str(e)) from None
-        return [[h.rank, f"{h.score:.3f}", h.section, h.source, h.text] for h in found]
-
-    def section_names():
-        try:
-            return gr.Dropdown(choices=list(service.sections()))
-        except CourselabError:
-            return gr.Dropdown(choices=[])
-
-    def browse(name):
-        parts = service.sections().get(name or "", [])
-        return "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
-
-    def upload(paths, progress=gr.Progress()):  # noqa: B008 (how gradio injects progress)
-        if not paths:
-            raise gr.Error("Choose one or more .md or .txt files first.")
-        try:
-            uploads = [(Path(p).name, Path(p).read_bytes()) for p in paths]
-            message = service.add_files(
-                uploads, progress=lambda done, total: progress(done / max(total, 1), desc="embedding"))
-        except CourselabError as e:
-            return f"⚠️ Refused: {escape(str(e))}. The corpus was left as it was.", gr.skip(), gr.skip()
-        return f"✅ {escape(message)}", section_names(), None
-
-    query.submit(search, [query, k], hits, api_name="search")
-    section.change(browse, section, chunks, api_visibility="private")
-    add.click(upload, files, [result, section, files], api_visibility="private", concurrency_limit=1)
-    return section_names, section
-
-
-def build(service: Service, secret: str | None = None) -> gr.Blocks:
-    """The whole app, ready to launch."""
-    with gr.Blocks(title="courselab") as demo:
-        gr.Markdown("## courselab · ask the course on Transformers, LLMs and GenAI")
-        status = gr.Markdown("⏳ Starting…", elem_id="status")
-        with gr.Tab("Chat"):
-            chatbot, turns, saved, h, template = chat_tab(service, secret or secrets.token_urlsafe(24))
-        with gr.Tab("Prompt Lab"):
-            from .ui_lab import lab_tab
-
-            lab_tab(service, template)
-        with gr.Tab("Corpus"):
-            section_names, section = corpus_tab(service)
-        with gr.Tab("Evals"):
-            from .ui_evals import evals_tab
-
-            evals_tab(service)
-
-        def tick():
-            text, timer_update = h.status()
-            return text, timer_update, section_names() if service.ready else gr.skip()
-
-        timer = gr.Timer(1.0)
-        timer.tick(tick, None, [status, timer, section], api_visibility="private", queue=False)
-        demo.load(h.restore, saved, [chatbot, turns], api_visibility="private")
-        demo.load(tick, None, [status, timer, section], api_visibility="private", queue=False)
-    return demo
-
-
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    """'user:password' as a pair, or None; anything else is an InputError."""
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not (sep and user and password):
-        raise InputError("--auth takes USER:PASSWORD")
-    return user, password
-
-
-def launch(service: Service, host: str = "127.0.0.1", port: int = 7860,
-           auth: tuple[str, str] | None = None, secret_dir: Path | None = None) -> gr.Blocks:
-    """Serve the app (never through a share link), then load models in the background."""
-    from .ui_lab import CSS as LAB_CSS
-
-    demo = build(service, browser_secret(secret_dir) if secret_dir else None)
-    demo.queue(default_concurrency_limit=service.settings.concurrency)
-    try:
-        demo.launch(server_name=host, server_port=port, auth=auth, share=False,
-                    prevent_thread_lock=True, quiet=True, show_error=True, max_file_size="5mb",
-                    css=CSS + LAB_CSS, footer_links=["api"],
-                    allowed_paths=[str(service.settings.runs_dir)])  # the Evals tab's plots
-    except OSError as e:
-        raise InputError(f"cannot serve on {host}:{port}: {e}") from None
-    service.start()
-    return demo

@@ -1,0 +1,1 @@
+"""HTTP APIs: an OpenAI-compatible server over the local models."""

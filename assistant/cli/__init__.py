@@ -1,0 +1,5 @@
+"""The `courselab` command line."""
+
+from assistant.cli.main import cli, main
+
+__all__ = ["cli", "main"]

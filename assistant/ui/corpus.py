@@ -1,0 +1,61 @@
+"""The Corpus tab: search the index, browse by section, add files to the course."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from assistant.errors import CourselabError
+from assistant.service import Service
+from assistant.ui.html import escape
+
+
+def corpus_tab(service: Service):
+    with gr.Row():
+        query = gr.Textbox(label="Search the index", placeholder="e.g. positional encoding", scale=4,
+                           elem_id="search")
+        k = gr.Slider(1, 20, value=5, step=1, label="Hits", scale=1)
+    hits = gr.Dataframe(headers=["rank", "score", "section", "source", "text"], datatype="str",
+                        interactive=False, wrap=True, label="Hits")
+    gr.Markdown("### Browse by section")
+    section = gr.Dropdown([], label="Section", allow_custom_value=False)
+    chunks = gr.Markdown()
+    gr.Markdown("### Add files to the course\n.md or .txt, up to 1 MB each; "
+                "the index is updated incrementally.")
+    files = gr.File(file_count="multiple", file_types=[".md", ".txt"], label="Files", elem_id="upload")
+    add = gr.Button("Add to the corpus", variant="primary")
+    result = gr.Markdown(elem_id="upload-result")
+
+    def search(text, n):
+        try:
+            found = service.search(text, int(n))
+        except CourselabError as e:
+            raise gr.Error(str(e)) from None
+        return [[h.rank, f"{h.score:.3f}", h.section, h.source, h.text] for h in found]
+
+    def section_names():
+        try:
+            return gr.Dropdown(choices=list(service.sections()))
+        except CourselabError:
+            return gr.Dropdown(choices=[])
+
+    def browse(name):
+        parts = service.sections().get(name or "", [])
+        return "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
+
+    def upload(paths, progress=gr.Progress()):  # noqa: B008 (how gradio injects progress)
+        if not paths:
+            raise gr.Error("Choose one or more .md or .txt files first.")
+        try:
+            uploads = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+            message = service.add_files(
+                uploads, progress=lambda done, total: progress(done / max(total, 1), desc="embedding"))
+        except CourselabError as e:
+            return f"⚠️ Refused: {escape(str(e))}. The corpus was left as it was.", gr.skip(), gr.skip()
+        return f"✅ {escape(message)}", section_names(), None
+
+    query.submit(search, [query, k], hits, api_name="search")
+    section.change(browse, section, chunks, api_visibility="private")
+    add.click(upload, files, [result, section, files], api_visibility="private", concurrency_limit=1)
+    return section_names, section
