@@ -80,6 +80,7 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
     """Run SUITE_FILE (or the options) into a run folder: results, summary, report, plots."""
     from assistant.cli.common import _settings
     from assistant.evaluation.report import plot, summarize, write_html, write_summary
+    from assistant.evaluation.runfolder import check_inputs, claim
     from assistant.evaluation.runner import Runner
 
     settings = _settings(ctx)
@@ -87,15 +88,16 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
                         repeats, seed, limit, filters, fail_under, settings.model)
     out = out or settings.runs_dir / time.strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
-    with _progress() as update:
+    with claim(out), _progress() as update:  # one runner per folder; a kill frees it
+        check_inputs(out, settings, suite)  # resume only over the same corpus and templates
         runner = Runner(suite, settings, out, progress=update, use_cache=not no_cache)
         rows = runner.run()
-    summary = summarize(rows, suite)
-    summary["wall_s"] = round(time.perf_counter() - started, 2)
-    summary["generation"] = runner.stats
-    write_summary(summary, out / "summary.json")
-    plots = plot(summary, out / "plots")
-    write_html(summary, rows, plots, out / "report.html")
+        summary = summarize(rows, suite)
+        summary["wall_s"] = round(time.perf_counter() - started, 2)
+        summary["generation"] = runner.stats
+        write_summary(summary, out / "summary.json")
+        plots = plot(summary, out / "plots")
+        write_html(summary, rows, plots, out / "report.html")
     _print_summary(summary, out)
     if not summary["passed"]:
         ctx.exit(1)

@@ -8,7 +8,8 @@ from pathlib import Path
 from assistant.errors import InputError
 from assistant.evaluation.metrics import METRICS
 from assistant.evaluation.report import cell_of, per_item
-from assistant.evaluation.runner import RESULTS, read_results
+from assistant.evaluation.runfolder import read_results
+from assistant.evaluation.runner import RESULTS
 from assistant.evaluation.stats import compare
 
 

@@ -14,6 +14,7 @@ from itertools import combinations
 from pathlib import Path
 
 from assistant.evaluation.metrics import METRICS
+from assistant.evaluation.runfolder import write_atomic
 from assistant.evaluation.stats import compare, mean_ci
 from assistant.evaluation.suite import Suite
 
@@ -180,8 +181,7 @@ def write_html(summary: dict, rows: list[dict], plots: list[Path], path: Path) -
     parts.append("<h2>Items</h2>" + _items(rows, e))
     page = (f"<!doctype html><meta charset='utf-8'><title>{e(summary['description'])}</title>"
             f"<style>{STYLE}</style><body>{''.join(parts)}</body>")
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_atomic(path, page)
 
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
@@ -252,5 +252,4 @@ def _fmt(x) -> str:
 
 
 def write_summary(summary: dict, path: Path) -> Path:
-    path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return path
+    return write_atomic(path, json.dumps(summary, indent=2))

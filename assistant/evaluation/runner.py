@@ -68,25 +68,12 @@ def load_items(suite: Suite) -> list[tuple[str, Row]]:
 
 
 def read_results(path: Path) -> list[dict]:
-    """The rows written so far; a line cut by a kill is dropped from the file."""
-    if not path.exists():
-        return []
-    rows, good = [], 0
-    with open(path, "rb") as f:
-        data = f.read()
-    for line in data.splitlines(keepends=True):
-        try:
-            rows.append(json.loads(line))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            break
-        if not line.endswith(b"\n"):
-            rows.pop()
-            break
-        good += len(line)
-    if good < len(data):
-        with open(path, "r+b") as f:
-            f.truncate(good)
-    return rows
+    """The rows written so far, after cutting a last line a kill left unfinished (see
+    assistant.evaluation.runfolder: viewers use its read-only `read_results`)."""
+    from assistant.evaluation import runfolder
+
+    runfolder.repair_tail(path)
+    return runfolder.read_results(path)
 
 
 class Runner:

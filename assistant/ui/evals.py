@@ -13,7 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from assistant.evaluation.report import cell_of
-from assistant.evaluation.runner import RESULTS, read_results
+from assistant.evaluation.runfolder import read_results
+from assistant.evaluation.runner import RESULTS
 from assistant.service import Service
 from assistant.ui.html import escape
 
