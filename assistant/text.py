@@ -8,7 +8,13 @@ from __future__ import annotations
 import math
 import re
 
-LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+# subtle: the text part stops at the next '[' and both parts are bounded, so a run of '['
+# or '(' without closers costs one short scan per character, not a scan to the end
+LINK = re.compile(r"\[([^\[\]\n]{0,300})\]\([^()\n]{0,1000}\)")
+_ABBR_AFTER = re.compile(r"\(([A-Z]{2}[A-Za-z]{0,5})\)")  # "(MLM)"
+_ABBR_BEFORE = re.compile(r"\b([A-Z]{2,6})s?\s{1,20}[\w\s]{0,12}?\(([^()]{4,120})\)")
+_WORDS_BEFORE = re.compile(r"(?:[\w-]{1,40}\s{1,20}){1,6}$")
+_LOOKBACK = 400  # characters before "(MLM)" searched for its long form
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
 
 STOPWORDS = frozenset(
@@ -51,13 +57,17 @@ def find_abbreviations(text: str) -> dict[str, str]:
     {'MLM': 'masked language modeling', 'NSP': 'next sentence prediction'}
     """
     text, found = plain_text(text), {}
-    for m in re.finditer(r"((?:[\w-]+\s+){1,6})\(([A-Z]{2}[A-Za-z]{0,5})\)", text):
-        words, abbr = re.findall(r"\w+", m.group(1).replace("-", " ")), m.group(2)
+    for m in _ABBR_AFTER.finditer(text):
+        # the words before "(MLM)": searched in a bounded window, so this stays linear
+        before = _WORDS_BEFORE.search(text, max(0, m.start() - _LOOKBACK), m.start())
+        if not before:
+            continue
+        words, abbr = re.findall(r"\w+", before.group(0).replace("-", " ")), m.group(1)
         for n in range(len(abbr.rstrip("s")), len(words) + 1):
             if _initials_match(words[-n:], abbr):
                 found.setdefault(abbr.rstrip("s"), " ".join(words[-n:]).lower())
                 break
-    for m in re.finditer(r"\b([A-Z]{2,6})s?\s+[\w\s]{0,12}?\(([^)]{4,120})\)", text):
+    for m in _ABBR_BEFORE.finditer(text):
         abbr = m.group(1)
         words = re.findall(r"[A-Za-z]+", m.group(2).split("/")[0].split(" - ")[0])
         for n in range(len(words), len(abbr) - 1, -1):
@@ -71,7 +81,7 @@ def expand(text: str, abbreviations: dict[str, str]) -> str:
     """Add the long form of each abbreviation used, and the abbreviation of each long form."""
     flat, extra = re.sub(r"[^a-z0-9]+", " ", text.lower()), []
     for abbr, long in abbreviations.items():
-        if re.search(rf"\b{abbr}s?\b", text):
+        if re.search(rf"\b{re.escape(abbr)}s?\b", text):
             extra.append(long)
         elif long in flat:
             extra.append(abbr)

@@ -9,6 +9,7 @@ id derived from its content, so re-indexing an unchanged corpus embeds nothing.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from assistant.text import LINK, plain_text
 SUFFIXES = (".md", ".txt")
 CHUNK_CHARS = 700
 
-_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_IMG = re.compile(r"<img\b[^<>]{0,2000}>", re.IGNORECASE)  # bounded: linear on '<img <img ...'
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _ITEM = re.compile(r"^(\d+\.|[-*+]|\*\*[a-z]\.\*\*|[a-z]\.)\s+")
 
@@ -158,11 +159,13 @@ def _pack(units: list[tuple[str, str]], limit: int) -> list[tuple[str, str]]:
     return out
 
 
-def _is_contents(lines: list[str], headings: set[str]) -> bool:
-    """A table of contents: most of its list items repeat the document's headings."""
+def _is_contents(lines: list[str], headings: list[str]) -> bool:
+    """A table of contents: most of its list items repeat the document's (sorted) headings."""
     items = [_key(_ITEM.sub("", line.strip())) for line in lines if _ITEM.match(line.strip())]
     items = [i for i in items if i]
-    hits = sum(any(h.startswith(i) for h in headings) for i in items)
+    # the headings that start with an item are the sorted block from bisect_left on
+    hits = sum(headings[j].startswith(i) for i in items
+               if (j := bisect.bisect_left(headings, i)) < len(headings))
     return bool(items) and hits > 0.6 * len(items)
 
 
@@ -173,7 +176,7 @@ def _key(text: str) -> str:
 def split_markdown(text: str, source: str, limit: int = CHUNK_CHARS) -> list[Chunk]:
     """Chunks of one document, in order (ids are given by `with_ids`)."""
     parts = sections(text)
-    headings = {_key(h) for path, _ in parts for h in path.split(" > ")}
+    headings = sorted({_key(h) for path, _ in parts for h in path.split(" > ")})
     chunks: list[Chunk] = []
     for path, lines in parts:
         if _is_contents(lines, headings):

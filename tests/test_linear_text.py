@@ -1,0 +1,80 @@
+"""Text from outside (uploads, answers, questions) is processed in linear time, and upload
+names and contents get a clear verdict: property-based tests with hypothesis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assistant.corpus.chunks import sections, split_markdown
+from assistant.corpus.uploads import check_upload, safe_name
+from assistant.errors import InputError
+from assistant.text import find_abbreviations, plain_text
+
+# inputs that made the old regexes backtrack quadratically (a 1 MB upload took hours)
+# (sized so the old code takes 10-60 s each and these take milliseconds)
+ADVERSARIAL = {
+    "no whitespace": "x" * 40_000,
+    "open brackets": "[" * 60_000,
+    "links without end": "[a](" * 30_000,
+    "images without end": "<img " * 30_000,
+    "words then parens": "Ab " * 20_000 + "(",
+    "capitals and spaces": ("AB " + " " * 50) * 2000,
+    "contents lists": "".join(f"# H{i}\n- H{i}\n" for i in range(5000)),
+}
+FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
+             "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md")}
+
+
+def _seconds(fn, text: str) -> float:
+    start = time.perf_counter()
+    fn(text)
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("kind", ADVERSARIAL)
+def test_text_functions_are_linear_on_adversarial_input(name, kind):
+    fn, text = FUNCTIONS[name], ADVERSARIAL[kind]
+    # the old code: 1.2 s at 8,000 characters, 20 s at 40,000, hours at 1 MB (the upload limit)
+    assert _seconds(fn, text) < 1.0
+
+
+def test_abbreviations_are_still_found():
+    text = "Masked Language Modeling (MLM) and NSP (Next Sentence Prediction). " * 3
+    assert find_abbreviations(text) == {"MLM": "masked language modeling",
+                                        "NSP": "next sentence prediction"}
+    assert plain_text("see [the paper](http://x.org/a b) and [[x]]") == "see the paper and [[x]]"
+
+
+NAMES = st.text(st.characters(codec="utf-8"), max_size=120)
+
+
+@settings(max_examples=300, deadline=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=NAMES)
+def test_an_upload_name_is_a_plain_safe_name_or_an_input_error(name):
+    try:
+        checked = safe_name(name)
+    except InputError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert "/" not in checked and "\\" not in checked and ".." not in checked
+    assert not checked.startswith(".") and checked.lower().endswith((".md", ".txt"))
+
+
+@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(st.binary(max_size=3000),
+                      st.text(max_size=3000).map(lambda s: s.encode("utf-8", "surrogatepass")),
+                      st.text(alphabet="#-*[]()<>img \n`_AB(x)", max_size=3000).map(str.encode)))
+def test_upload_contents_are_accepted_or_refused_clearly(tmp_path, data):
+    start = time.perf_counter()
+    try:
+        upload = check_upload("notes.md", data, tmp_path)
+    except InputError as e:
+        assert str(e).startswith("notes.md")
+    else:
+        assert upload.text and split_markdown(upload.text, "notes.md")
+    assert time.perf_counter() - start < 1.0
