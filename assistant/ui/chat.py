@@ -42,7 +42,7 @@ def stats_line(turn: dict) -> str:
 def link_citations(answer_html: str, sources: list[dict], number: int) -> str:
     """Turn the [n] a citing template writes into links to source n of this turn.
 
-    >>> link_citations("Yes [2].", [{"section": "A"}, {"section": "B"}], 3)
+    >>> link_citations("Yes &#91;2&#93;.", [{"section": "A"}, {"section": "B"}], 3)
     'Yes <a href="#src-3-2" title="B">[2]</a>.'
     """
     def link(m):
@@ -51,7 +51,7 @@ def link_citations(answer_html: str, sources: list[dict], number: int) -> str:
             return m.group(0)
         return f'<a href="#src-{number}-{n}" title="{escape(sources[n - 1]["section"])}">[{n}]</a>'
 
-    return re.sub(r"\[(\d{1,2})\]", link, answer_html)
+    return re.sub(r"&#91;(\d{1,2})&#93;", link, answer_html)  # brackets as `escape` writes them
 
 
 def render_sources(turn: dict, number: int = 0) -> str:
