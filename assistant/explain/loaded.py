@@ -23,6 +23,14 @@ CAUSAL = "smollm2-135m-instruct"
 GEMMA = "gemma3-270m"
 T5 = "flan-t5-base-random"
 CAUSAL_CHOICES = (CAUSAL, GEMMA)
+ALIASES = {"minilm": ENCODER, "smollm2": CAUSAL, "gemma3": GEMMA, "gemma": GEMMA, "t5": T5,
+           "flan-t5-base": T5}
+
+
+def resolve(name: str | None, default: str = CAUSAL) -> str:
+    """A short name ('minilm', 'smollm2', 'gemma3', 't5') or a full one -> the full name."""
+    name = (name or default).strip()
+    return ALIASES.get(name.lower(), name)
 
 
 @dataclass
@@ -76,6 +84,7 @@ def cached(name: str) -> bool:
 
 def get(name: str, cache_dir: Path | None = None) -> Pair:
     """The model `name` (encoder, a causal registry name, or the random T5), loaded once."""
+    name = resolve(name)
     with _lock:
         if name not in _cache:
             _cache[name] = _load(name, cache_dir)
@@ -91,6 +100,7 @@ def encoder_tokenizer(name: str = ENCODER):
 
 def available(name: str) -> bool:
     """Can `name` load here (installed weights, or already cached)?"""
+    name = resolve(name)
     if name in _cache or name in (ENCODER, T5):
         return True
     from assistant.models import get_spec
@@ -108,7 +118,7 @@ def _load(name: str, cache_dir: Path | None) -> Pair:
         return _random_t5()
     if name not in CAUSAL_CHOICES:
         raise InputError(f"unknown model {name!r} for the lab; choose one of: "
-                         f"{', '.join((*CAUSAL_CHOICES, ENCODER, T5))}")
+                         f"{', '.join(ALIASES)} (or {', '.join((*CAUSAL_CHOICES, ENCODER, T5))})")
     return _causal(name, cache_dir)
 
 
@@ -154,8 +164,10 @@ def _random_t5() -> Pair:
 
     config = T5Config(vocab_size=32128, d_model=768, d_ff=2048, num_layers=12,
                       num_decoder_layers=12, num_heads=12, d_kv=64, feed_forward_proj="gated-gelu",
-                      tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
-                      decoder_start_token_id=0)
+                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    config.tie_word_embeddings = False  # subtle: the constructor argument does not stick in 5.x
     with torch.device("meta"):  # the shapes and counts without allocating 250M random floats
         model = T5ForConditionalGeneration(config)
+        # as in FLAN-T5: encoder and decoder share one embedding table, the output head is its own
+        model.set_input_embeddings(model.shared)
     return Pair(T5, model, None, "seq2seq")
