@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ from assistant.config import Settings
 from assistant.errors import CourselabError, InputError, TemplateError
 
 log = logging.getLogger("courselab")
+
+MAX_LOADED_MODELS = 3  # the default model stays; the least recently used other one goes first
+MAX_K = 20  # passages per question from the app (each is embedded and shown)
 
 
 @dataclass
@@ -44,14 +48,18 @@ class Turn:
 class Service:
     """The index, models and templates behind the app, loaded once and shared."""
 
-    def __init__(self, settings: Settings, model: str | None = None, template: str = "default"):
+    def __init__(self, settings: Settings, model: str | None = None, template: str = "default",
+                 allowed_models: list[str] | None = None):
         self.settings = settings
         self.default_model = model or settings.model
         self.default_template = template
-        self._models: dict[str, object] = {}
+        self._extra_models = list(allowed_models or [])  # more names the operator allows
+        self._allowed: list[str] | None = None
+        self._models: OrderedDict[str, object] = OrderedDict()
         self._retriever = None
         self._ready = threading.Event()
-        self._lock = threading.Lock()  # model cache and corpus changes
+        self._lock = threading.Lock()  # the model cache and the retriever: held briefly
+        self._corpus_lock = threading.Lock()  # one corpus change at a time; answers never wait
         self._status = "starting"
         self.error: str | None = None
 
@@ -106,13 +114,55 @@ class Service:
                 self._retriever = open_retriever(self.settings, notify=log.info)
             return self._retriever
 
+    def allowed_models(self) -> list[str]:
+        """What visitors may use: the operator's model(s), and registry models whose weights
+        are already here. Never a URL or a hub id from a request, never `fake` unless configured.
+        """
+        if self._allowed is None:
+            from assistant.models import MODELS
+
+            present = []
+            for name, spec in MODELS.items():
+                try:
+                    if name != "fake" and spec.available():
+                        present.append(name)
+                except CourselabError:
+                    continue
+            self._allowed = list(dict.fromkeys([self.default_model, *self._extra_models,
+                                                *present]))
+        return self._allowed
+
+    def check_model(self, name) -> str:
+        """The name when this app offers it, else an InputError listing what it offers."""
+        if not isinstance(name, str) or name not in self.allowed_models():
+            shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
+            raise InputError(f"model {shown} is not offered by this app; choose one of: "
+                             f"{', '.join(self.allowed_models())}")
+        return name
+
+    def check_k(self, k) -> int:
+        """k as an int between 1 and MAX_K, else an InputError."""
+        try:
+            value = int(k)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError("k must be a whole number") from None
+        if not 1 <= value <= MAX_K or (isinstance(k, float) and k != value):
+            raise InputError(f"k must be a whole number from 1 to {MAX_K}")
+        return value
+
     def model(self, name: str):
-        """A chat model by registry name, created once and shared by every session."""
+        """An allowed chat model, created once and shared by every session (a few at most)."""
+        self.check_model(name)
         with self._lock:
             if name not in self._models:
                 from assistant.chain.factory import load_model
 
                 self._models[name] = load_model(self.settings, name)
+            self._models.move_to_end(name)
+            while len(self._models) > MAX_LOADED_MODELS:
+                oldest = next(n for n in self._models if n != self.default_model)
+                log.info("courselab: unloading %s (at most %d models)", oldest, MAX_LOADED_MODELS)
+                del self._models[oldest]  # freed when no answer in progress uses it
             return self._models[name]
 
     def templates(self) -> list[str]:
@@ -134,20 +184,9 @@ class Service:
         return load_template(self.template_file(name))
 
     def model_choices(self) -> list[tuple[str, str]]:
-        """(label, name) pairs for a selector, each label saying whether weights are here."""
-        from assistant.models import MODELS, get_spec
-
-        names = [n for n in MODELS if n != "fake"]
-        if self.default_model not in names:
-            names.insert(0, self.default_model)
-        choices = []
-        for name in names:
-            try:
-                present = get_spec(name).available()
-            except CourselabError:
-                present = False
-            choices.append((f"{name} ({'ready offline' if present else 'needs download'})", name))
-        return choices
+        """(label, name) pairs for a selector: the allowed models, the default first."""
+        return [(f"{name} (default)" if name == self.default_model else name, name)
+                for name in self.allowed_models()]
 
     def assistant(self, model: str, template: str, k: int):
         from assistant.chain import CourseAssistant
@@ -204,14 +243,17 @@ class Service:
 
     def add_files(self, files: list[tuple[str, bytes]],
                   progress: Callable[[int, int], None] | None = None) -> str:
-        """Add uploaded files to the corpus and index them; all or nothing."""
+        """Add uploaded files to the corpus and index them; all or nothing.
+
+        Only other corpus changes wait for this: answers go on with the index as it was.
+        """
         from assistant.chain.factory import sync_index
         from assistant.corpus.uploads import add_files, remove_files
 
         self.require_ready()
         if self.settings.chroma_url:
             raise InputError("this app reads a shared Chroma server; add files where it is indexed")
-        with self._lock:
+        with self._corpus_lock:
             retriever = self._retriever
             written = add_files(files, self.settings.corpus_dir)
             try:
@@ -223,6 +265,28 @@ class Service:
             retriever.refresh()
         names = ", ".join(p.name for p in written)
         return f"added {names}: {report.summary()}"
+
+    def uploaded_files(self) -> list[str]:
+        """Names of the files visitors added (only these can be removed from the app)."""
+        from assistant.corpus.uploads import uploaded_names
+
+        return uploaded_names(self.settings.corpus_dir)
+
+    def remove_file(self, name: str) -> str:
+        """Take an uploaded file out of the corpus and the index."""
+        from assistant.chain.factory import sync_index
+        from assistant.corpus.uploads import remove_upload
+
+        self.require_ready()
+        if self.settings.chroma_url:
+            raise InputError("this app reads a shared Chroma server; remove files where it is "
+                             "indexed")
+        with self._corpus_lock:
+            retriever = self._retriever
+            remove_upload(name, self.settings.corpus_dir)
+            report = sync_index(retriever.index, self.settings)
+            retriever.refresh()
+        return f"removed {name}: {report.summary()}"
 
     # --- prompt lab ----------------------------------------------------------------------
     def compare(self, question: str, templates: list[str], models: list[str], k: int):

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 
+from assistant.config import MAX_QUESTION_CHARS
 from assistant.text import STOPWORDS, named_terms
+
+MAX_TOPIC_CHARS = 120  # what a follow-up borrows from the previous question
 
 # subtle: "that"/"this" are often relative or determiners ("the model that masks words"),
 # so only the personal pronouns mark a follow-up; "why is that?" has no subject and is one anyway
@@ -61,8 +64,16 @@ def rewrite(question: str, previous: list[str]) -> str:
         return question
     last = previous[-1]
     topic = subject(last)
+    if len(topic) > MAX_TOPIC_CHARS:
+        topic = topic[:MAX_TOPIC_CHARS].rsplit(" ", 1)[0]
     if not topic:
         return question
+    rewritten = _rewrite(question, last, topic)
+    # subtle: the user asked a short question; a long rewrite must not refuse it as too long
+    return rewritten if len(rewritten) <= MAX_QUESTION_CHARS else question
+
+
+def _rewrite(question: str, last: str, topic: str) -> str:
     aside = _ASIDE.match(question)
     if aside and subject(aside.group(1)):
         # "what about GPT?" after "How many parameters does BERT have?": same question, new subject

@@ -159,17 +159,38 @@ class ChatHandlers:
 
     def ask(self, question: str, history: list | None = None, model: str = "",
             template: str = "", k: int = 4) -> dict:
-        """API: answer a question (with earlier questions for follow-ups) and list the sources."""
+        """API: answer a question (with earlier questions for follow-ups) and list the sources.
+
+        Every argument is checked here: an API call gets none of the components' checks.
+        """
         try:
-            if not (question or "").strip():
+            if not isinstance(question, str) or not question.strip():
                 raise InputError("the question is empty")
+            earlier = _history(history)
+            k = self.service.check_k(k)
+            if model:
+                self.service.check_model(model)
+            if template:
+                self.service.template_file(str(template))
             self.service.wait(600)
-            earlier = [str(q) for q in (history or [])]
             turn = self.service.answer(question, earlier, model=model or None,
-                                       template=template or None, k=int(k))
+                                       template=template or None, k=k)
         except CourselabError as e:
             raise gr.Error(str(e)) from None
         return turn.to_dict()
+
+
+def _history(history) -> list[str]:
+    """Earlier questions from an API call: a short list of strings, else an InputError."""
+    from assistant.config import MAX_QUESTION_CHARS
+
+    if history is None:
+        return []
+    if not isinstance(history, list) or len(history) > MAX_TURNS or not all(
+            isinstance(q, str) and len(q) <= MAX_QUESTION_CHARS for q in history):
+        raise InputError(f"history must be a list of at most {MAX_TURNS} earlier questions of at "
+                         f"most {MAX_QUESTION_CHARS} characters")
+    return [q for q in history if q.strip()]
 
 
 def chat_tab(service: Service, secret: str):

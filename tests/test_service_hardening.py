@@ -1,0 +1,134 @@
+"""The shared Service refuses what a visitor must not do: models the operator did not allow,
+unbounded k, long histories; uploads never block answers; added files can be removed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import gradio as gr
+import pytest
+
+from assistant.errors import InputError
+from assistant.service import MAX_K, MAX_LOADED_MODELS, Service
+
+
+@pytest.fixture
+def service(settings):
+    s = Service(settings)  # the fake model and the hash embedder
+    s.load()
+    assert s.ready, s.error
+    return s
+
+
+@pytest.mark.parametrize("name", [
+    "openai:x@http://127.0.0.1:9977/v1",  # would send the operator's key to any address
+    "hf:someone/anything",  # would download and load anything
+    "hf:/etc",
+    "smollm2-360m-instruct-typo",
+])
+def test_models_the_operator_did_not_allow_are_refused(service, name):
+    with pytest.raises(InputError, match="not offered by this app"):
+        service.model(name)
+    assert name not in service._models
+
+
+def test_fake_is_only_offered_when_configured(settings):
+    operator = Service(settings.model_copy(update={"model": "smollm2-135m-instruct"}))
+    assert "fake" not in operator.allowed_models()
+    with pytest.raises(InputError):
+        operator.check_model("fake")
+    assert [name for _, name in operator.model_choices()][0] == "smollm2-135m-instruct"
+
+
+def test_the_model_cache_is_bounded_and_keeps_the_default(settings, monkeypatch):
+    import assistant.chain.factory as factory
+
+    monkeypatch.setattr(factory, "load_model", lambda settings, name: object())
+    names = [f"m{i}" for i in range(5)]
+    s = Service(settings, allowed_models=names)
+    default = s.model("fake")
+    for name in names:
+        s.model(name)
+    assert len(s._models) == MAX_LOADED_MODELS and s.model("fake") is default
+
+
+@pytest.mark.parametrize("k", [0, -1, MAX_K + 1, 100_000, 2.5, "many", None, [4]])
+def test_k_is_bounded(service, k):
+    with pytest.raises(InputError, match="k must be"):
+        service.check_k(k)
+
+
+def test_the_ask_api_checks_every_argument(service):
+    from assistant.ui.chat import ChatHandlers
+
+    h = ChatHandlers(service)
+    for args, message in [
+        (("What is attention?", [], "openai:x@http://127.0.0.1:9/v1"), "not offered"),
+        (("What is attention?", [], "", "", 100_000), "k must be"),
+        (("What is attention?", ["q"] * 1000), "history must be"),
+        (("What is attention?", "not a list"), "history must be"),
+        (("What is attention?", [], "", "../../etc/passwd"), "unknown template"),
+        ((["not", "text"],), "the question is empty"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            h.ask(*args)
+    assert h.ask("What is attention?", [], "fake", "", 2)["sources"]
+
+
+def test_a_long_previous_question_does_not_make_a_follow_up_too_long(service):
+    from assistant.chain.followup import rewrite
+    from assistant.config import MAX_QUESTION_CHARS
+
+    long_before = "What is " + " ".join(f"Term{i}" for i in range(130)) + "?"
+    assert len(long_before) <= MAX_QUESTION_CHARS
+    query = rewrite("and what does it do?", [long_before])
+    assert len(query) <= MAX_QUESTION_CHARS
+    turn = service.answer("and what does it do?", [long_before])
+    assert turn.to_dict()["answer"]
+
+
+def test_an_upload_being_indexed_does_not_block_answers(service, monkeypatch):
+    import assistant.chain.factory as factory
+
+    release, started = threading.Event(), threading.Event()
+    real_sync = factory.sync_index
+
+    def slow_sync(*args, **kwargs):
+        started.set()
+        release.wait(10)
+        return real_sync(*args, **kwargs)
+
+    monkeypatch.setattr(factory, "sync_index", slow_sync)
+    upload = threading.Thread(target=service.add_files,
+                              args=([("extra.md", b"# Extra\n\nA new section on pruning.\n")],))
+    upload.start()
+    try:
+        assert started.wait(10)
+        begin = time.perf_counter()
+        turn = service.answer("What is self-attention?", [])
+        assert time.perf_counter() - begin < 5 and turn.to_dict()["answer"]
+    finally:
+        release.set()
+        upload.join(20)
+
+
+def test_the_corpus_has_a_total_size_limit(corpus_dir):
+    from assistant.corpus.uploads import add_files
+
+    with pytest.raises(InputError, match="the limit is"):
+        add_files([("big.md", b"# Big\n\n" + b"word " * 2000)], corpus_dir, max_total=5_000)
+    assert not (corpus_dir / "big.md").exists()
+
+
+def test_an_added_file_can_be_removed_and_course_files_cannot(service, corpus_dir):
+    service.add_files([("pruning.md", b"# Pruning\n\nPruning removes weights of a network.\n")])
+    assert service.uploaded_files() == ["pruning.md"]
+    assert any(h.source == "pruning.md" for h in service.search("pruning removes weights", 5))
+    course = next(p.name for p in corpus_dir.iterdir() if p.suffix == ".md" and p.name != "pruning.md")
+    for name in (course, "../x.md", "nope.md"):
+        with pytest.raises(InputError, match="added from the app"):
+            service.remove_file(name)
+    assert "removed pruning.md" in service.remove_file("pruning.md")
+    assert not (corpus_dir / "pruning.md").exists() and service.uploaded_files() == []
+    assert all(h.source != "pruning.md" for h in service.search("pruning removes weights", 5))
