@@ -1,121 +1,231 @@
-"""`courselab serve-api`: the local models behind an OpenAI-compatible HTTP API.
+"""`courselab serve-api`: the local models and the course assistant behind an OpenAI-compatible API.
 
-`/v1/models` and `/v1/chat/completions` (with and without streaming), so that
-any OpenAI client, or courselab's own `openai:` backend on another machine,
-can use them. Generation on one model is serialised by the model's own lock.
+`/v1/models` and `/v1/chat/completions` (with and without streaming), so that any
+OpenAI client (promptfoo, courselab's own `openai:` backend on another machine) can
+use them. Besides the bare registry models, `courselab/<template>` is the whole
+course assistant (retrieval, template, abstention) with its answer card in the
+response's `courselab` field. Every error is in OpenAI's shape
+`{"error": {"message", "type", "param", "code"}}`.
 """
 
-from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import json
+import threading
 import time
 import uuid
-from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from assistant.api.backends import ContextLengthError, ModelPool, Reply
+from assistant.api.schema import MAX_BODY_BYTES, ChatRequest, error_body
+from assistant.errors import CourselabError, InputError, UnknownModelError
 
-from assistant.errors import CourselabError, ModelError, OptionsError, UnknownModelError
-
-
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+POLL_S = 0.25  # how often a waiting stream checks whether its client is still there
+_END = object()
 
 
-class ChatRequest(BaseModel):
-    """The subset of OpenAI's chat request that local models honour; other fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, le=4096)
-    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    stream: bool = False
-
-    def options(self) -> dict:
-        limit = self.max_completion_tokens or self.max_tokens
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        values = {"max_new_tokens": limit, "temperature": self.temperature, "top_p": self.top_p,
-                  "seed": self.seed, "stop": tuple(stop) if stop else None}
-        return {k: v for k, v in values.items() if v is not None}
-
-    def lc_messages(self) -> list:
-        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
-        kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
-        return [kinds[m.role](m.content) for m in self.messages]
-
-
-def create_app(names: list[str], cache_dir: Path):
-    """A FastAPI app serving the registry models in `names` (loaded on first request)."""
-    from fastapi import FastAPI
+def create_app(pool: ModelPool, api_key: str | None = None, max_body_bytes: int = MAX_BODY_BYTES):
+    """A FastAPI app serving `pool`'s names; `api_key` (when set) is required as a Bearer token."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
 
-    from assistant.models import get_model
-
-    app = FastAPI(title="courselab OpenAI-compatible API")
-    loaded: dict[str, object] = {}
-
-    def model_for(name: str):
-        if name not in names:
-            raise UnknownModelError(f"model {name!r} is not served; served: {', '.join(names)}")
-        if name not in loaded:
-            loaded[name] = get_model(name, cache_dir)
-        return loaded[name]
+    app = FastAPI(title="courselab OpenAI-compatible API", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(CourselabError)
     def _error(request, exc: CourselabError):
-        status = 404 if isinstance(exc, UnknownModelError) else (
-            400 if isinstance(exc, OptionsError) else 500)
+        status, code = _status(exc)
         kind = "invalid_request_error" if status < 500 else "server_error"
-        return JSONResponse({"error": {"message": str(exc), "type": kind, "code": status}}, status)
+        return JSONResponse(error_body(str(exc), kind, code), status)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request, exc: RequestValidationError):
+        return JSONResponse(error_body(_describe(exc.errors()), code="invalid_request"), 400)
+
+    @app.exception_handler(HTTPException)
+    def _http(request, exc: HTTPException):
+        return JSONResponse(error_body(str(exc.detail), code=str(exc.status_code)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    def _crash(request, exc: Exception):  # never a traceback or FastAPI's {"detail": ...}
+        return JSONResponse(error_body(f"internal error: {type(exc).__name__}", "server_error"), 500)
 
     @app.get("/v1/models")
     def list_models():
         return {"object": "list", "data": [
-            {"id": n, "object": "model", "created": 0, "owned_by": "courselab"} for n in names]}
+            {"id": n, "object": "model", "created": 0, "owned_by": "courselab"}
+            for n in pool.served()]}
 
     @app.post("/v1/chat/completions")
-    def chat(request: ChatRequest):
-        model = model_for(request.model)
-        options = request.options()
-        if request.stream:
-            return StreamingResponse(_sse(model, request, options), media_type="text/event-stream")
-        reply = model.invoke(request.lc_messages(), **options)
-        usage = reply.usage_metadata or {}
+    async def chat(body: ChatRequest, http: Request):
+        backend = await run_in_threadpool(pool.get, body.model, body.k, body.retrieval_mode)
+        await run_in_threadpool(backend.check, body)
+        if body.stream:
+            return StreamingResponse(_sse(backend, body, http), media_type="text/event-stream")
+        reply = await run_in_threadpool(backend.complete, body)
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-                "created": int(time.time()), "model": request.model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": reply.content}}],
-                "usage": {"prompt_tokens": usage.get("input_tokens", 0),
-                          "completion_tokens": usage.get("output_tokens", 0),
-                          "total_tokens": usage.get("total_tokens", 0)}}
+                "created": int(time.time()), "model": body.model,
+                "choices": [{"index": 0, "finish_reason": reply.finish_reason,
+                             "message": {"role": "assistant", "content": reply.text}}],
+                "usage": reply.usage(), **reply.extra}
 
     return app
 
 
-def _sse(model, request: ChatRequest, options: dict):
-    """Server-sent events in OpenAI's chunk format, ending with [DONE]."""
+def _status(exc: CourselabError) -> tuple[int, str | None]:
+    if isinstance(exc, UnknownModelError):
+        return 404, "model_not_found"
+    if isinstance(exc, ContextLengthError):
+        return 400, "context_length_exceeded"
+    if isinstance(exc, InputError) or type(exc).__name__ in ("OptionsError", "TemplateError"):
+        return 400, "invalid_request"
+    return 500, None
+
+
+def _describe(errors) -> str:
+    """Pydantic's errors as one short line: 'seed: Input should be less than ...; ...'."""
+    parts = []
+    for err in list(errors)[:5]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {str(err.get('msg', 'invalid'))[:200]}")
+    return "invalid request: " + "; ".join(parts)
+
+
+async def _sse(backend, body: ChatRequest, http):
+    """Server-sent events in OpenAI's chunk format, ending with [DONE].
+
+    The backend runs in a thread; when the client goes away (or Starlette cancels
+    this generator) the thread is told to stop, which closes the model's stream and
+    so ends generation at the next token instead of at max_tokens.
+    """
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def event(delta: dict, finish: str | None = None) -> str:
+    def event(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
         chunk = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                 "model": request.model,
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                 "model": body.model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
         return f"data: {json.dumps(chunk)}\n\n"
 
-    yield event({"role": "assistant", "content": ""})
+    queue: asyncio.Queue = asyncio.Queue()
+    halt = threading.Event()
+    _produce(backend, body, queue, asyncio.get_running_loop(), halt)
     try:
-        for chunk in model.stream(request.lc_messages(), **options):
-            if chunk.content:
-                yield event({"content": chunk.content})
-    except ModelError as e:
-        yield f"data: {json.dumps({'error': {'message': str(e), 'type': 'server_error'}})}\n\n"
-    yield event({}, "stop")
-    yield "data: [DONE]\n\n"
+        yield event({"role": "assistant", "content": ""})
+        while True:
+            item = await _next(queue, http)
+            if item is _END or item is None:
+                break
+            if isinstance(item, Exception):
+                message = str(item) if isinstance(item, CourselabError) else "internal error"
+                yield f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
+                break
+            if isinstance(item, Reply):
+                if item.text:
+                    yield event({"content": item.text})
+                yield event({}, item.finish_reason, {"usage": item.usage(), **item.extra})
+            elif item:
+                yield event({"content": item})
+        yield "data: [DONE]\n\n"
+    finally:
+        halt.set()
+
+
+def _produce(backend, body: ChatRequest, queue: asyncio.Queue, loop, halt: threading.Event) -> None:
+    """Iterate the backend's stream in a thread, handing items to the event loop."""
+
+    def put(item) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody is listening
+            halt.set()
+
+    def run() -> None:
+        pieces = backend.stream(body)
+        try:
+            for item in pieces:
+                if halt.is_set():
+                    break
+                put(item)
+        except Exception as e:  # reported to the client as an error event
+            put(e)
+        finally:
+            pieces.close()  # ends generation (the model's stream stops at the next token)
+            put(_END)
+
+    threading.Thread(target=run, daemon=True, name="serve-api-stream").start()
+
+
+async def _next(queue: asyncio.Queue, http):
+    """The next item, or None when the client has disconnected."""
+    while True:
+        try:
+            return await asyncio.wait_for(queue.get(), POLL_S)
+        except asyncio.TimeoutError:
+            if await http.is_disconnected():
+                return None
+
+
+class _Guard:
+    """ASGI middleware: the API key (constant-time check) and the request size limit."""
+
+    def __init__(self, app, api_key: str | None, max_body_bytes: int):
+        self.app, self.max_body_bytes = app, max_body_bytes
+        self.key_digest = hashlib.sha256(api_key.encode()).digest() if api_key else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        if self.key_digest and not self._authorised(headers.get(b"authorization", b"")):
+            return await _reply(send, 401, error_body(
+                "missing or incorrect API key (send Authorization: Bearer <key>)",
+                code="invalid_api_key"))
+        declared = headers.get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_body_bytes:
+            return await _reply(send, 413, self._too_big())
+        body, more = b"", True
+        while more:  # the body is read here, bounded, whatever Content-Length said
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                return await _reply(send, 413, self._too_big())
+        return await self.app(scope, _replay(body, receive), send)
+
+    def _authorised(self, header: bytes) -> bool:
+        scheme, _, token = header.partition(b" ")
+        digest = hashlib.sha256(token.strip()).digest()
+        # both sides hashed to 32 bytes: the comparison time does not depend on the key
+        return hmac.compare_digest(digest, self.key_digest) and scheme.lower() == b"bearer"
+
+    def _too_big(self) -> dict:
+        return error_body(f"the request body is larger than {self.max_body_bytes} bytes",
+                          code="request_too_large")
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: the disconnect notice, when it comes
+
+    return replayed
+
+
+async def _reply(send, status: int, payload: dict) -> None:
+    data = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})

@@ -115,11 +115,13 @@ def _print_sources(answer) -> None:
 
 
 def _stream_answer(assistant, question: str):
+    from assistant.chain import Answer
+
     answer = None
     for piece in assistant.stream(question):
         if isinstance(piece, str):
             click.echo(piece, nl=False)
-        else:
+        elif isinstance(piece, Answer):
             answer = piece
     click.echo()
     _print_sources(answer)
@@ -205,25 +207,41 @@ def models(as_json: bool) -> None:
 
 
 @cli.command("serve-api")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind (beyond loopback: set --api-key)")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535),
               help="port to listen on")
 @click.option("--model", "models_", multiple=True,
-              help="model to serve (repeatable) [default: smollm2-135m-instruct]")
+              help="model to serve (repeatable; the first also answers for courselab/<template>) "
+                   "[default: smollm2-135m-instruct]")
+@click.option("--api-key", envvar="COURSELAB_API_KEY", show_envvar=True,
+              help="require this key as 'Authorization: Bearer KEY' (better through the variable)")
 @click.pass_context
-def serve_api(ctx, host, port, models_) -> None:
-    """Serve local models through an OpenAI-compatible API (/v1/chat/completions)."""
+def serve_api(ctx, host, port, models_, api_key) -> None:
+    """Serve local models and the course assistant (courselab/<template>) through an
+    OpenAI-compatible API (/v1/models, /v1/chat/completions)."""
+    import ipaddress
+
     import uvicorn
 
+    from assistant.api.backends import ModelPool
     from assistant.api.openai_server import create_app
     from assistant.models import get_spec
 
-    names = list(models_) or [_settings(ctx).model]
+    settings = _settings(ctx)
+    names = list(dict.fromkeys(models_)) or [settings.model]
     for name in names:
         get_spec(name)  # unknown names fail before the server starts
-    click.echo(f"serving {', '.join(names)} at http://{host}:{port}/v1", err=True)
-    uvicorn.run(create_app(names, _settings(ctx).cache_dir), host=host, port=port,
-                log_level="warning")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        guard = "API key required" if api_key else "NO API KEY: anyone who can reach it can use it"
+        _note(f"warning: serve-api is bound to {host}, beyond this machine ({guard})")
+    pool = ModelPool(names, settings)
+    _note(f"serving {', '.join(pool.served())} at http://{host}:{port}/v1")
+    uvicorn.run(create_app(pool, api_key or None), host=host, port=port, log_level="warning")
 
 
 @cli.command("app")
@@ -238,10 +256,12 @@ def serve_api(ctx, host, port, models_) -> None:
 def app_command(ctx, host, port, auth, model, template) -> None:
     """Open the course assistant in the browser (a Gradio app)."""
     from assistant.config import data_home
+    from assistant.corpus import corpus_files
     from assistant.service import Service
     from assistant.ui import launch, parse_auth
 
     settings = _settings(ctx)
+    corpus_files(settings.corpus_dir)  # a missing corpus is an error now, not a page that fails
     service = Service(settings, model, template)
     demo = launch(service, host, port, parse_auth(auth), secret_dir=data_home())
     click.echo(f"courselab app at http://{host}:{port} (the index and model load in the background;"

@@ -246,6 +246,8 @@ class HFChatModel(BaseChatModel):
                                         skip_special_tokens=True, timeout=600)
         result: dict[str, Any] = {}
         kwargs = self._generate_kwargs(opts, enc["input_ids"].shape[1])
+        halt = threading.Event()  # set when the consumer stops reading (e.g. a client left)
+        kwargs["stopping_criteria"] = _halt_criteria(halt)
 
         def run():
             try:
@@ -259,11 +261,27 @@ class HFChatModel(BaseChatModel):
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        yield from _hold_back_stops(streamer, opts.stop)
+        try:
+            yield from _hold_back_stops(streamer, opts.stop)
+        finally:  # subtle: also on close(): a stream nobody reads must not keep the lock
+            halt.set()
         thread.join()
         if "error" in result:
             raise ModelError(f"generation failed: {result['error']}") from result["error"]
         yield Generation("", int(enc["attention_mask"][0].sum()), result.get("out", 0))
+
+
+def _halt_criteria(halt: threading.Event):
+    """Stopping criteria that end generation as soon as `halt` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Halt(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool,
+                              device=input_ids.device)
+
+    return StoppingCriteriaList([Halt()])
 
 
 def answer_no_repeat(size: int, start: int):
