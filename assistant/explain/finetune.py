@@ -21,8 +21,8 @@ from assistant.explain.plots import caption, figure
 
 DATA = Path(__file__).resolve().parent / "data" / "topics.jsonl"
 SIZES = (8, 32, 80)  # examples per class
-EPOCHS = 40
-BATCH = 16
+EPOCHS = 30
+BATCH = 32
 LEARNING_RATE = 0.01
 SEED = 0
 FEATURES = ("frozen MiniLM", "bag of words")
@@ -105,7 +105,7 @@ def train_linear(x, y, x_test, y_test, classes: int, seed: int = SEED):
             loss = loss_fn(model(x[batch]), y[batch])  # 3. compute the loss
             loss.backward()  # 4. backpropagate ...
             optimizer.step()  # ... and update the weights; 5. repeat
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         train_losses.append(total / len(x))
         with torch.no_grad():
             test_losses.append(float(loss_fn(model(x_test), y_test)))
@@ -149,7 +149,7 @@ def finetune(examples: int = 32, sizes: tuple[int, ...] = SIZES, seed: int = SEE
     y_test = torch.tensor([y_of[r.label] for r in test])
     accuracy = {f: [] for f in FEATURES}
     curves: dict[str, dict[str, list[float]]] = {}
-    with loaded.compute():
+    with loaded.compute(train=True):
         for size in sizes:
             chosen = subset(train, size, seed)
             y = torch.tensor([y_of[r.label] for r in chosen])

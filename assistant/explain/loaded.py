@@ -48,8 +48,8 @@ _cache: dict[str, Pair] = {}
 
 
 @contextmanager
-def compute(threads: int = 1):
-    """One demo at a time, on one torch thread, without autograd.
+def compute(threads: int = 1, train: bool = False):
+    """One demo at a time, on one torch thread, without autograd (unless `train`).
 
     Subtle: on 2 cores shared with other work, a forward pass on 2 torch threads was
     measured 10x slower than on one (threads spin waiting for each other); one thread is
@@ -61,7 +61,7 @@ def compute(threads: int = 1):
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(not train):
                 yield
         finally:
             torch.set_num_threads(before)
