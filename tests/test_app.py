@@ -68,7 +68,7 @@ def test_an_uncovered_question_offers_the_closest_sections(client):
 def test_unknown_model_and_template_are_refused_with_the_choices(client):
     from gradio_client.exceptions import AppError
 
-    with pytest.raises(AppError, match="unknown model 'nope'"):
+    with pytest.raises(AppError, match="model 'nope' is not offered by this app; choose one of: fake"):
         client.predict("What is self-attention?", [], "nope", api_name="/ask")
     with pytest.raises(AppError, match="unknown template 'nope'; choose one of: .*default"):
         client.predict("What is self-attention?", [], "", "nope", api_name="/ask")

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from assistant.cli.common import QUIET_ENV, CourselabGroup, _note, _settings
+from assistant.cli.corpus import corpus_group
 from assistant.cli.eval import eval_group
 from assistant.cli.lab import compare, prompts
 from assistant.errors import InputError
@@ -246,24 +247,40 @@ def serve_api(ctx, host, port, models_, api_key) -> None:
 
 @cli.command("app")
 @click.option("--host", envvar="COURSELAB_HOST", default="127.0.0.1", show_default=True,
-              help="address to bind (0.0.0.0 to share on a network; then set --auth)")
+              help="address to bind (0.0.0.0 to share on a network: needs a login)")
 @click.option("--port", envvar="COURSELAB_PORT", default=7860, show_default=True,
               type=click.IntRange(1, 65535), help="port to listen on")
-@click.option("--auth", envvar="COURSELAB_AUTH", help="require a login: USER:PASSWORD")
+@click.option("--auth", envvar="COURSELAB_AUTH",
+              help="require a login USER:PASSWORD; from the COURSELAB_AUTH variable only (a "
+                   "command line shows in `ps`)")
+@click.option("--auth-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="require a login: a file (mode 600) holding USER:PASSWORD")
+@click.option("--no-auth", "allow_open", is_flag=True,
+              help="allow serving beyond this machine without a login")
 @click.option("--model", help="default model [default: smollm2-135m-instruct]")
 @click.option("--template", default="default", show_default=True, help="default prompt template")
 @click.pass_context
-def app_command(ctx, host, port, auth, model, template) -> None:
+def app_command(ctx, host, port, auth, auth_file, allow_open, model, template) -> None:
     """Open the course assistant in the browser (a Gradio app)."""
+    from click.core import ParameterSource
+
     from assistant.config import data_home
     from assistant.corpus import corpus_files
     from assistant.service import Service
     from assistant.ui import launch, parse_auth
+    from assistant.ui.app import check_exposure, read_auth_file
 
+    if auth and ctx.get_parameter_source("auth") == ParameterSource.COMMANDLINE:
+        raise InputError("--auth on the command line shows the password to every user of this "
+                         "machine (ps); set COURSELAB_AUTH=USER:PASSWORD or use --auth-file")
+    login = read_auth_file(auth_file) if auth_file else parse_auth(auth)
+    warning = check_exposure(host, login, allow_open)
+    if warning:
+        _note(warning)
     settings = _settings(ctx)
     corpus_files(settings.corpus_dir)  # a missing corpus is an error now, not a page that fails
     service = Service(settings, model, template)
-    demo = launch(service, host, port, parse_auth(auth), secret_dir=data_home())
+    demo = launch(service, host, port, login, secret_dir=data_home(), allow_open=allow_open)
     click.echo(f"courselab app at http://{host}:{port} (the index and model load in the background;"
                " Ctrl-C stops it)", err=True)
     try:
@@ -295,7 +312,7 @@ def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> N
                    settings.device, echo=click.echo)
 
 
-for command in (prompts, compare, eval_group):
+for command in (prompts, compare, eval_group, corpus_group):
     cli.add_command(command)
 
 

@@ -1,15 +1,17 @@
-"""The Chat tab: streamed answers with their sources, votes, and history kept in the browser."""
+"""The Chat tab: streamed answers with their sources, votes, and each browser's history
+(kept on the server under an id the browser holds: see assistant.ui.history)."""
 
 from __future__ import annotations
 
 import re
-import secrets
+import tempfile
 from pathlib import Path
 
 import gradio as gr
 
 from assistant.errors import CourselabError, InputError
 from assistant.service import Service, Turn
+from assistant.ui.history import HistoryStore, new_id, valid_id
 from assistant.ui.html import escape, snippet
 
 EXAMPLES = [
@@ -89,20 +91,13 @@ def messages_of(turns: list[dict]) -> list[dict]:
     return messages
 
 
-def browser_secret(folder: Path) -> str:
-    """A secret kept on disk, so saved conversations survive an app restart too."""
-    path = Path(folder) / "browser-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-    return path.read_text().strip()
-
-
 class ChatHandlers:
     """The chat's event functions, bound to a shared Service."""
 
-    def __init__(self, service: Service):
+    def __init__(self, service: Service, history: HistoryStore | None = None):
         self.service = service
+        self.history = history or HistoryStore(Path(tempfile.mkdtemp(prefix="courselab-chat-")),
+                                               MAX_TURNS)
 
     def respond(self, question, turns, model, template, k):
         question = (question or "").strip()
@@ -144,9 +139,20 @@ class ChatHandlers:
         self.service.vote(turn, "up" if liked else "down")
         gr.Info("Thanks! Your vote was saved to the feedback file.")
 
-    def restore(self, saved):
-        turns = [t for t in (saved or []) if isinstance(t, dict) and "question" in t][-MAX_TURNS:]
+    def restore(self, key):
+        """The conversation of this browser's id (the browser holds nothing else)."""
+        turns = self.history.load(key)
         return messages_of(turns), turns
+
+    def keep(self, key, turns):
+        """Store the turns under this browser's id, minting one the first time."""
+        key = key if valid_id(key) else new_id()
+        self.history.save(key, turns or [])
+        return key
+
+    def clear(self, key):
+        self.history.forget(key)
+        return [], [], key
 
     def status(self):
         s = self.service
@@ -193,9 +199,10 @@ def _history(history) -> list[str]:
     return [q for q in history if q.strip()]
 
 
-def chat_tab(service: Service, secret: str):
-    h = ChatHandlers(service)
-    saved = gr.BrowserState([], storage_key="courselab-chat", secret=secret)
+def chat_tab(service: Service, secret: str, history_dir: Path | None = None):
+    h = ChatHandlers(service, HistoryStore(history_dir, MAX_TURNS) if history_dir else None)
+    # only an opaque id lives in the browser: the turns stay on the server
+    saved = gr.BrowserState("", storage_key="courselab-chat-id", secret=secret)
     turns = gr.State([])
     with gr.Row():
         with gr.Column(scale=4):
@@ -214,9 +221,9 @@ def chat_tab(service: Service, secret: str):
             k = gr.Slider(1, 10, value=service.settings.k, step=1, label="Passages to retrieve (k)")
     question.submit(h.respond, [question, turns, model, template, k], [question, chatbot, turns],
                     api_visibility="private", concurrency_id="answer") \
-        .then(lambda t: t, turns, saved, api_visibility="private")
+        .then(h.keep, [saved, turns], saved, api_visibility="private")
     chatbot.like(h.vote, [turns], None, api_visibility="private")
-    clear.click(lambda: ([], [], []), None, [chatbot, turns, saved], api_visibility="private")
-    chatbot.clear(lambda: ([], []), None, [turns, saved], api_visibility="private")
+    clear.click(h.clear, saved, [chatbot, turns, saved], api_visibility="private")
+    chatbot.clear(lambda key: h.clear(key)[1:], saved, [turns, saved], api_visibility="private")
     gr.api(h.ask, api_name="ask", concurrency_id="answer")
     return chatbot, turns, saved, h, template

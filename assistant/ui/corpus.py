@@ -1,4 +1,4 @@
-"""The Corpus tab: search the index, browse by section, add files to the course."""
+"""The Corpus tab: search the index, browse by section, add files to the course and remove them."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def corpus_tab(service: Service):
     files = gr.File(file_count="multiple", file_types=[".md", ".txt"], label="Files", elem_id="upload")
     add = gr.Button("Add to the corpus", variant="primary")
     result = gr.Markdown(elem_id="upload-result")
+    gr.Markdown("### Remove an added file\nOnly files added here can be removed, not the course's own.")
+    with gr.Row():
+        added = gr.Dropdown(service.uploaded_files(), value=None, label="Added files", scale=4,
+                            elem_id="added-files")
+        remove = gr.Button("Remove from the corpus", variant="stop", scale=1)
 
     def search(text, n):
         try:
@@ -44,18 +49,42 @@ def corpus_tab(service: Service):
         parts = service.sections().get(name or "", [])
         return "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
 
+    def added_names():
+        return gr.Dropdown(choices=service.uploaded_files(), value=None)
+
     def upload(paths, progress=gr.Progress()):  # noqa: B008 (how gradio injects progress)
         if not paths:
             raise gr.Error("Choose one or more .md or .txt files first.")
         try:
-            uploads = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+            uploads = [(Path(p).name, _read_and_delete(p)) for p in paths]
             message = service.add_files(
                 uploads, progress=lambda done, total: progress(done / max(total, 1), desc="embedding"))
         except CourselabError as e:
-            return f"⚠️ Refused: {escape(str(e))}. The corpus was left as it was.", gr.skip(), gr.skip()
-        return f"✅ {escape(message)}", section_names(), None
+            return (f"⚠️ Refused: {escape(str(e))}. The corpus was left as it was.", gr.skip(),
+                    gr.skip(), gr.skip())
+        return f"✅ {escape(message)}", section_names(), None, added_names()
+
+    def remove_file(name):
+        if not name:
+            raise gr.Error("Choose an added file first.")
+        try:
+            message = service.remove_file(name)
+        except CourselabError as e:
+            return f"⚠️ {escape(str(e))}", gr.skip(), gr.skip()
+        return f"✅ {escape(message)}", section_names(), added_names()
 
     query.submit(search, [query, k], hits, api_name="search")
     section.change(browse, section, chunks, api_visibility="private")
-    add.click(upload, files, [result, section, files], api_visibility="private", concurrency_limit=1)
+    add.click(upload, files, [result, section, files, added], api_visibility="private",
+              concurrency_limit=1)
+    remove.click(remove_file, added, [result, section, added], api_visibility="private",
+                 concurrency_limit=1)
     return section_names, section
+
+
+def _read_and_delete(path) -> bytes:
+    """An uploaded temp file's bytes; the temp copy goes at once (Gradio would keep it)."""
+    try:
+        return Path(path).read_bytes()
+    finally:
+        Path(path).unlink(missing_ok=True)
