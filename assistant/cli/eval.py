@@ -74,11 +74,26 @@ def build_suite(suite_file, datasets, templates, models, k, mode, metrics, retri
               help="run folder [default: runs/<time>, or under COURSELAB_RUNS]; an existing one "
                    "is resumed")
 @click.option("--no-cache", is_flag=True, help="generate everything again")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="also write promptfoo's output JSON here (promptfoo configs; `promptfoo import`)")
 @click.pass_context
 def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, retrieval_only,
-                repeats, seed, limit, filters, fail_under, out, no_cache) -> None:
-    """Run SUITE_FILE (or the options) into a run folder: results, summary, report, plots."""
+                repeats, seed, limit, filters, fail_under, out, no_cache, output) -> None:
+    """Run SUITE_FILE (or the options) into a run folder: results, summary, report, plots.
+    A promptfooconfig.yaml (recognised by its keys) runs as promptfoo would run it."""
     from assistant.cli.common import _settings
+    from assistant.evaluation.promptfoo import is_promptfoo_config
+
+    if suite_file is not None and is_promptfoo_config(suite_file):
+        from assistant.cli.promptfoo import run_config
+
+        others = datasets or templates or models or k or mode or metrics or retrieval_only or \
+            seed is not None or filters or fail_under or no_cache
+        if others:
+            raise InputError("a promptfoo config takes only --out, --output, --repeats and --limit")
+        return run_config(ctx, suite_file, out, output, repeats, limit)
+    if output:
+        raise InputError("--output (promptfoo's JSON) is for promptfoo configs")
     from assistant.evaluation.report import plot, summarize, write_html, write_summary
     from assistant.evaluation.runfolder import check_inputs, claim
     from assistant.evaluation.runner import Runner

@@ -35,6 +35,8 @@ class Sample:
     latency_s: float = 0.0
     embed: Callable[[list[str]], list[list[float]]] | None = None
     judge: Callable[[Sample], str] | None = None
+    lead: str = ""  # what the student reads first (the answer, the quote or the abstention)
+    support: str | None = None  # the verdict on the answer: supported, partial, unsupported
 
 
 @dataclass(frozen=True)
@@ -204,3 +206,152 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("latency", latency, 10.0, higher_is_better=False, description="seconds per answer"),
     Metric("judge", judge, 0.5, description="a model's 1-5 grade, as 0-1"),
 ]}
+
+
+# --- promptfoo's assertion types (evaluation/promptfoo.py) -------------------------------------
+# Each takes the assertion's `value` in args; a `not-` form inverts the verdict (see `assertion`).
+REGEX_TIMEOUT_S = 1.0  # a config's pattern runs on model output: bounded, never a hang
+
+
+def _values(args: dict) -> list[str]:
+    """A list value, or a comma-separated string as promptfoo splits it."""
+    value = args.get("value")
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    raise MetricError(f"{args.get('type', 'this assertion')} needs a value (a list or a string)")
+
+
+def _text(args: dict) -> str:
+    value = args.get("value")
+    if value is None or isinstance(value, (list, dict)):
+        raise MetricError(f"{args.get('type', 'this assertion')} needs a text value")
+    return str(value)
+
+
+def _fold(text: str, args: dict) -> str:
+    return text.lower() if args.get("ignore_case") else text
+
+
+def pf_equals(s: Sample, args: dict):
+    value = args.get("value")
+    if isinstance(value, (dict, list)):
+        import json
+
+        try:
+            same = json.loads(s.answer) == value
+        except ValueError:
+            same = False
+    else:
+        same = s.answer == str(value)
+    return float(same), "output equals the value" if same else "output differs from the value"
+
+
+def pf_contains(s: Sample, args: dict):
+    value = _text(args)
+    found = _fold(value, args) in _fold(s.answer, args)
+    return float(found), f"output {'contains' if found else 'does not contain'} {value!r}"
+
+
+def pf_contains_any(s: Sample, args: dict):
+    values = _values(args)
+    hits = [v for v in values if _fold(v, args) in _fold(s.answer, args)]
+    return float(bool(hits)), f"contains {hits[0]!r}" if hits else f"contains none of {values}"
+
+
+def pf_contains_all(s: Sample, args: dict):
+    missing = [v for v in _values(args) if _fold(v, args) not in _fold(s.answer, args)]
+    return float(not missing), "contains every value" if not missing else f"missing {missing}"
+
+
+def pf_starts_with(s: Sample, args: dict):
+    value = _text(args)
+    ok = s.answer.startswith(value)
+    return float(ok), f"output {'starts' if ok else 'does not start'} with {value!r}"
+
+
+def pf_regex(s: Sample, args: dict):
+    """JavaScript-style pattern (no inline flags), run with a time limit."""
+    import regex as re2
+
+    pattern = _text(args)
+    try:
+        found = re2.search(pattern, s.answer, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError:
+        raise MetricError(f"regex {pattern[:60]!r} took over {REGEX_TIMEOUT_S} s") from None
+    except re2.error as e:
+        raise MetricError(f"invalid regex {pattern[:60]!r}: {e}") from None
+    return float(bool(found)), f"matches {pattern!r}" if found else f"no match for {pattern!r}"
+
+
+def pf_similar(s: Sample, args: dict):
+    """Embedding cosine of output and value (the index's embedder; promptfoo's default 0.75)."""
+    if not s.answer.strip():
+        return 0.0, "empty output"
+    from assistant.text import cosine
+
+    a, b = s.embed([s.answer, _text(args)])
+    value = cosine(a, b)
+    return value, f"cosine {value:.2f}"
+
+
+def pf_latency(s: Sample, args: dict):
+    """Milliseconds of the call; promptfoo's `threshold` is the ceiling in ms."""
+    ms = s.latency_s * 1000
+    return ms, f"{ms:.0f} ms"
+
+
+def context_recall(s: Sample, args: dict):
+    """The share of the value's content words (the expected answer) found in the context."""
+    expected = set(keywords(_text(args)))
+    if not s.context:
+        raise MetricError("context-recall needs a context: a `context` var or a courselab/ provider")
+    if not expected:
+        return None, "no content words in the value"
+    found = expected & set(keywords(s.context))
+    return len(found) / len(expected), f"{len(found)}/{len(expected)} expected words in the context"
+
+
+def context_faithfulness(s: Sample, args: dict):
+    """groundedness (the share of the output's words found in the context), as promptfoo names it."""
+    if not s.context:
+        raise MetricError("context-faithfulness needs a context: a `context` var or a courselab/ "
+                          "provider")
+    return groundedness(s, args)
+
+
+_PASS = 1.0  # deterministic assertions score 1 or 0
+ASSERTIONS: dict[str, tuple[Metric, dict]] = {
+    "equals": (Metric("equals", pf_equals, _PASS, binary=True), {}),
+    "contains": (Metric("contains", pf_contains, _PASS, binary=True), {}),
+    "icontains": (Metric("icontains", pf_contains, _PASS, binary=True), {"ignore_case": True}),
+    "contains-any": (Metric("contains-any", pf_contains_any, _PASS, binary=True), {}),
+    "icontains-any": (Metric("icontains-any", pf_contains_any, _PASS, binary=True),
+                      {"ignore_case": True}),
+    "contains-all": (Metric("contains-all", pf_contains_all, _PASS, binary=True), {}),
+    "icontains-all": (Metric("icontains-all", pf_contains_all, _PASS, binary=True),
+                      {"ignore_case": True}),
+    "starts-with": (Metric("starts-with", pf_starts_with, _PASS, binary=True), {}),
+    "regex": (Metric("regex", pf_regex, _PASS, binary=True), {}),
+    "similar": (Metric("similar", pf_similar, 0.75), {}),
+    "latency": (Metric("latency", pf_latency, float("inf"), higher_is_better=False), {}),
+    "llm-rubric": (Metric("llm-rubric", judge, 0.5), {}),
+    "context-faithfulness": (Metric("context-faithfulness", context_faithfulness, 0.0), {}),
+    "context-recall": (Metric("context-recall", context_recall, 0.0), {}),
+}
+
+
+def assertion(kind: str, sample: Sample, value, threshold: float | None = None) -> dict:
+    """One promptfoo assertion as {score, pass, reason}; 'not-X' inverts X's verdict.
+
+    >>> assertion("not-icontains", Sample(Row(user_input="q"), answer="Hello"), "hello")["pass"]
+    False
+    """
+    negate = kind.startswith("not-")
+    metric, preset = ASSERTIONS[kind.removeprefix("not-")]
+    result = metric.evaluate(sample, {**preset, "value": value, "type": kind}, threshold)
+    if negate and result["pass"] is not None:
+        result = {"score": round(1 - result["score"], 4) if metric.binary else result["score"],
+                  "pass": not result["pass"], "reason": f"not: {result['reason']}"}
+    return result
