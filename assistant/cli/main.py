@@ -17,6 +17,7 @@ import click
 from assistant.cli.common import QUIET_ENV, CourselabGroup, _note, _settings
 from assistant.cli.corpus import corpus_group
 from assistant.cli.eval import eval_group
+from assistant.cli.explain import explain_group
 from assistant.cli.lab import compare, prompts
 from assistant.errors import InputError
 
@@ -314,6 +315,7 @@ def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> N
 
 for command in (prompts, compare, eval_group, corpus_group):
     cli.add_command(command)
+cli.add_command(explain_group)
 
 
 def main(argv: list[str] | None = None) -> None:
