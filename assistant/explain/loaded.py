@@ -151,7 +151,12 @@ def _causal(name: str, cache_dir: Path | None) -> Pair:
         from assistant.config import Settings
 
         cache_dir = Settings().cache_dir
-    loaded = get_model(name, cache_dir, device="cpu").load()
+    chat = get_model(name, cache_dir, device="cpu")
+    if hasattr(chat, "precision"):
+        # subtle: the chat may run int8 or bf16 for speed; the lab shows the model's own numbers
+        # (and int8 layers hide their parameters from the counts)
+        chat.precision = "fp32"
+    loaded = chat.load()
     model = loaded.model
     # subtle: SDPA attention returns no weights; eager gives the same outputs and the weights
     model.set_attn_implementation("eager")

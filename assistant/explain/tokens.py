@@ -7,6 +7,7 @@ Gemma's, which comes with its model from the registry when it is installed).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from assistant.errors import InputError
@@ -58,25 +59,35 @@ def check_text(text: str, limit: int = MAX_CHARS) -> str:
     return text
 
 
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
+
+
 def tokenize(tokenizer, text: str, model: str = "", scheme: str = "") -> Tokenized:
-    """The pieces of `text` (no special tokens) and the words that were cut into several."""
+    """The pieces of `text` (no special tokens) and the words that were cut into several.
+
+    Words are runs of letters and digits in the text; a piece belongs to every word its
+    characters overlap (found from the offsets, so it works for any tokenizer).
+    """
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
     pieces = tokenizer.convert_ids_to_tokens(ids)
-    words: dict[int, list[int]] = {}
-    for i, w in enumerate(enc.word_ids()):
-        if w is not None:
-            words.setdefault(w, []).append(i)
+    offsets = enc["offset_mapping"]
     split: dict[str, list[str]] = {}
     in_split = [False] * len(ids)
-    for idx in words.values():
+    i = 0
+    for m in _WORD.finditer(text):
+        while i < len(ids) and offsets[i][1] <= m.start():
+            i += 1
+        idx = []
+        j = i
+        while j < len(ids) and offsets[j][0] < m.end():
+            if offsets[j][1] > m.start():
+                idx.append(j)
+            j += 1
         if len(idx) > 1:
-            start, end = enc["offset_mapping"][idx[0]][0], enc["offset_mapping"][idx[-1]][1]
-            word = text[start:end].strip()
-            if word and any(c.isalnum() for c in word):
-                split[word] = [pieces[i] for i in idx]
-                for i in idx:
-                    in_split[i] = True
+            split.setdefault(m.group(0), [pieces[k] for k in idx])
+            for k in idx:
+                in_split[k] = True
     return Tokenized(model, scheme, pieces, ids, split, in_split)
 
 
