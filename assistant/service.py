@@ -316,10 +316,18 @@ class Service:
         return parse_template(text, "the edited template", self.settings.prompts_dir)
 
     def save_template(self, text: str, overwrite: bool = False) -> Path:
+        """Save a template from the lab: a new name, or (confirmed) one saved from the lab
+        before. Library templates, the app's default above all, are never replaced from here."""
         from assistant.prompts import save_template
 
-        with self._lock:
-            return save_template(text, self.settings.prompts_dir, overwrite)
+        prompts = Path(self.settings.prompts_dir)
+        with self._corpus_lock:
+            saved = _lab_saved(prompts)
+            protected = {n for n in self.templates() if n not in saved} | {self.default_template}
+            path = save_template(text, prompts, overwrite, protected=protected)
+            if path.stem not in saved:
+                _write_lab_saved(prompts, [*saved, path.stem])
+            return path
 
     # --- feedback ------------------------------------------------------------------------
     def vote(self, turn: dict, vote: str) -> dict:
@@ -328,3 +336,19 @@ class Service:
         row = feedback_row(turn, vote)
         append_feedback(self.settings.feedback_path, row)
         return row
+
+
+LAB_SAVED = ".lab-saved"  # names of the templates saved from the Prompt Lab, one a line
+
+
+def _lab_saved(prompts: Path) -> list[str]:
+    try:
+        return (prompts / LAB_SAVED).read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _write_lab_saved(prompts: Path, names: list[str]) -> None:
+    from assistant.evaluation.runfolder import write_atomic
+
+    write_atomic(prompts / LAB_SAVED, "".join(f"{n}\n" for n in dict.fromkeys(names)))

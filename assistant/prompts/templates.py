@@ -18,10 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from assistant.errors import TemplateError
 
 KINDS = ("zero-shot", "few-shot", "instruction", "chain-of-thought", "citing")
+VARIABLES = ("context", "question")  # what the chain fills in; nothing else can be rendered
+MAX_PATTERN_CHARS = 200
+MAX_ANSWER_SCAN = 4000  # answer_pattern runs on the end of a reply only: a bound on any regex
+BACKUPS = ".backups"
+KEEP_BACKUPS = 10
 
 
 def fields_of(text: str) -> set[str]:
-    """The f-string fields of a text; refuses '{x.attr}', '{x[0]}' and conversions.
+    """The f-string fields of a text; refuses '{x.attr}', '{x[0]}', conversions and format
+    specs ('{question:>999999999}' would build a gigabyte, '{context:d}' fails at render time).
 
     >>> sorted(fields_of("Q: {question} C: {context}"))
     ['context', 'question']
@@ -36,8 +42,9 @@ def fields_of(text: str) -> set[str]:
             continue
         if not name.isidentifier():
             raise ValueError(f"field {{{name}}} is not a plain name (no attribute or index access)")
-        if conversion or (spec and "{" in spec):
-            raise ValueError(f"field {{{name}}} uses a conversion or nested field")
+        if conversion or spec:
+            raise ValueError(f"field {{{name}}} uses a conversion or format spec; write plain "
+                             f"{{{name}}}")
         names.add(name)
     return names
 
@@ -82,7 +89,8 @@ class Template(BaseModel):
         """The answer line of a chain-of-thought reply (the whole reply when there is none)."""
         if not self.answer_pattern:
             return text
-        found = re.search(self.answer_pattern, text, flags=re.MULTILINE | re.IGNORECASE)
+        found = re.search(self.answer_pattern, text[-MAX_ANSWER_SCAN:],
+                          flags=re.MULTILINE | re.IGNORECASE)
         return found.group(1).strip() if found else text
 
     @field_validator("template", "system")
@@ -102,6 +110,10 @@ class Template(BaseModel):
                 missing and f"used but not declared: {', '.join(sorted(missing))}",
                 extra and f"declared but not used: {', '.join(sorted(extra))}"]))
             raise ValueError(f"variables: {detail}")
+        unknown = set(self.variables) - set(VARIABLES)
+        if unknown or "question" not in self.variables:
+            raise ValueError(f"variables: only {' and '.join(VARIABLES)} can be filled in, and "
+                             f"question is needed (got: {', '.join(map(str, self.variables))})")
         for n, example in enumerate(self.examples, 1):
             if set(example) != {*self.variables, "answer"}:
                 raise ValueError(f"examples.{n}: needs exactly the keys "
@@ -126,7 +138,14 @@ class Template(BaseModel):
         """The examples of the selector's pool file (validated like inline examples)."""
         if not self.selector.pool:
             return []
-        path = (self.folder or Path(".")) / self.selector.pool
+        folder = self.folder or Path(".")
+        path = folder / self.selector.pool
+        # subtle: a link could make a template read any file the app can; only real files inside
+        inside = [p for p in [path, *path.parents] if p != folder and p.is_relative_to(folder)]
+        if any(p.is_symlink() for p in inside) or not path.resolve().is_relative_to(
+                folder.resolve()):
+            raise TemplateError(f"{path}: the example pool must be a plain file in the template's "
+                                "folder, not a link")
         return _read_pool(path, [*self.variables, "answer"])
 
     def chat_prompt(self, embedder=None):
@@ -177,12 +196,63 @@ def _fingerprint(examples: list[dict]) -> int:
 
 
 def _check_pattern(pattern: str) -> None:
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise ValueError(f"answer_pattern: longer than {MAX_PATTERN_CHARS} characters")
     try:
         compiled = re.compile(pattern)
     except re.error as e:
         raise ValueError(f"answer_pattern: not a regular expression ({e})") from None
     if compiled.groups < 1:
         raise ValueError("answer_pattern: needs a group around the answer, e.g. '^Answer:(.*)'")
+    problem = _backtracking_risk(pattern)
+    if problem:
+        raise ValueError(f"answer_pattern: {problem} can take exponential time; simplify it")
+
+
+def _backtracking_risk(pattern: str) -> str | None:
+    """Why a regex may backtrack catastrophically: a repeat over something that itself repeats
+    or alternates ('(a+)+', '(a|a)*'), or a backreference. None when it has neither.
+
+    >>> _backtracking_risk("^(a+)+$"), _backtracking_risk(r"^\\s*Answer:\\s*(.+)$")
+    ('a repeated group that repeats inside', None)
+    """
+    try:
+        from re import _parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse  # type: ignore[no-redef]
+
+    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT",
+                                                                    None)}
+
+    def walk(items, inside_repeat: bool) -> str | None:
+        for op, arg in items:
+            if op in (sre_parse.GROUPREF, getattr(sre_parse, "GROUPREF_EXISTS", None)):
+                return "a backreference"
+            if op in repeats:
+                low, high, sub = arg
+                if inside_repeat and high > 1:
+                    return "a repeated group that repeats inside"
+                found = walk(sub, inside_repeat or high > 1)
+                if found:
+                    return found
+            elif op == sre_parse.BRANCH:
+                if inside_repeat:
+                    return "a repeated alternation"
+                for branch in arg[1]:
+                    found = walk(branch, inside_repeat)
+                    if found:
+                        return found
+            elif op == sre_parse.SUBPATTERN:
+                found = walk(arg[-1], inside_repeat)
+                if found:
+                    return found
+            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+                found = walk(arg[1], inside_repeat)
+                if found:
+                    return found
+        return None
+
+    return walk(sre_parse.parse(pattern), False)
 
 
 def _read_pool(path: Path, keys: list[str]) -> list[dict[str, str]]:
@@ -246,22 +316,57 @@ def parse_template(text: str, where: str, folder: Path) -> Template:
     return template
 
 
-def save_template(text: str, prompts_dir: Path, overwrite: bool = False) -> Path:
+def save_template(text: str, prompts_dir: Path, overwrite: bool = False,
+                  protected: frozenset[str] | set[str] = frozenset()) -> Path:
     """Validate YAML text and write it as prompts_dir/NAME.yaml, atomically.
 
-    An existing file is only replaced with `overwrite=True` (an explicit confirmation).
+    An existing file is only replaced with `overwrite=True` (an explicit confirmation), never
+    when its name is `protected`, and the old one is kept in prompts_dir/.backups first.
     """
-    import os
-
     prompts_dir = Path(prompts_dir)
     template = parse_template(text, "the edited template", prompts_dir)
     path = prompts_dir / f"{template.name}.yaml"
-    if path.exists() and not overwrite:
-        raise TemplateError(f"{path.name} already exists: confirm to overwrite it, or change `name`")
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    if path.exists() or path.is_symlink():
+        if template.name in protected:
+            raise TemplateError(f"{path.name} is a library template and cannot be replaced from "
+                                "here; save your version under another `name`")
+        if not overwrite:
+            raise TemplateError(f"{path.name} already exists: confirm to overwrite it, or change "
+                                "`name`")
+        _backup(path)
+    _write_new(path, text if text.endswith("\n") else text + "\n")
     return path
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write through a fresh temp file (never following a link someone left), then rename."""
+    import os
+    import secrets
+
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)  # replaces a link itself, never its target
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _backup(path: Path) -> Path | None:
+    """Keep the file about to be replaced in .backups/ (the last KEEP_BACKUPS per name)."""
+    import time
+
+    if path.is_symlink() or not path.is_file():
+        return None
+    folder = path.parent / BACKUPS
+    folder.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
+    target = folder / f"{path.stem}.{stamp}.yaml"
+    _write_new(target, path.read_text(encoding="utf-8"))
+    for old in sorted(folder.glob(f"{path.stem}.*.yaml"))[:-KEEP_BACKUPS]:
+        old.unlink(missing_ok=True)
+    return target
 
 
 def template_path(name: str, prompts_dir: Path) -> Path:
