@@ -9,13 +9,16 @@ TORCH  := torch==2.13.0
 # browser tests drive Debian's Chromium; apt-get needs root
 CHROMIUM := /usr/bin/chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# the real promptfoo for the e2e test, pinned, in an ignored folder (never a global install)
+PROMPTFOO := .promptfoo/node_modules/.bin/promptfoo
+PROMPTFOO_VERSION := 0.121.20
 
 export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install browser run test test-unit test-e2e bench lint clean
+.PHONY: install browser promptfoo run test test-unit test-e2e bench lint clean
 
 install: $(STAMP)
 
@@ -36,16 +39,23 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium chromium-driver || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver)
 
+promptfoo: $(PROMPTFOO)
+
+$(PROMPTFOO):
+	mkdir -p .promptfoo
+	cd .promptfoo && PROMPTFOO_DISABLE_TELEMETRY=1 npm install --no-audit --no-fund --silent \
+	  --prefix . promptfoo@$(PROMPTFOO_VERSION)
+
 run: install
 	$(BIN)/python app.py
 
-test: install browser
+test: install browser promptfoo
 	$(BIN)/python -m pytest
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
 
-test-e2e: install browser
+test-e2e: install browser promptfoo
 	$(BIN)/python -m pytest -m e2e
 
 bench: install
@@ -56,4 +66,4 @@ lint: install
 	$(BIN)/ruff check assistant tests evals app.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .promptfoo
