@@ -275,6 +275,8 @@ def _tests(value, default: dict, folder: Path, where: str) -> list[Case]:
         raw = [{}]  # promptfoo runs each prompt once with the default test
     cases: list[Case] = []
     for i, test in enumerate(raw):
+        if not isinstance(test, dict):
+            raise InputError(f"{where}: tests[{i}]: a test is a mapping (vars, assert, ...)")
         for expanded in _expand(_merge(default, test), f"{where}: tests[{i}]", folder):
             cases.append(_case(len(cases), expanded, f"{where}: tests[{i}]"))
             if len(cases) > MAX_TESTS:
@@ -382,6 +384,8 @@ def _number(value, name: str) -> float | None:
 def _test_file(ref: str, folder: Path, where: str) -> list[dict]:
     name = f"{where}: tests ({ref})"
     path = _file(ref, folder, name)
+    if path.suffix not in (".csv", ".jsonl", ".yaml", ".yml", ".json"):
+        raise InputError(f"{name}: tests come from .csv, .jsonl, .yaml or .json files")
     text = _read(path)
     if path.suffix == ".csv":
         return [_csv_test(row, f"{name} row {n}")
@@ -399,7 +403,6 @@ def _test_file(ref: str, folder: Path, where: str) -> list[dict]:
         except yaml.YAMLError as e:
             raise InputError(f"{name}: invalid YAML ({str(e).splitlines()[0]})") from None
         return data if isinstance(data, list) else [data]
-    raise InputError(f"{name}: tests come from .csv, .jsonl, .yaml or .json files")
 
 
 def _csv_test(row: dict, name: str) -> dict:
