@@ -116,14 +116,11 @@ def prefill_text(key: str, text: str) -> str:
     words = " ".join(str(text or "").split())[:PREFILL_CHARS]
     if key != "fill-mask" or "[MASK]" in words:
         return words
-    tokens = words.split(" ")
-    content = [i for i, w in enumerate(tokens) if len(re.sub(r"\W", "", w)) > 3]
-    if not content:
+    found = list(re.finditer(r"[^\W\d_]{4,}", words))  # the last word of 4+ letters
+    if not found:
         return words
-    i = content[-1]
-    tail = re.sub(r"^\w+", "", tokens[i])  # keep the punctuation after the word
-    tokens[i] = "[MASK]" + tail
-    return " ".join(tokens)
+    m = found[-1]
+    return words[:m.start()] + "[MASK]" + words[m.end():]
 
 
 def lab_link(key: str, text: str = "") -> str:

@@ -19,6 +19,7 @@ from assistant.errors import InputError
 from assistant.service import Service
 from assistant.ui.chat import CHAT_CSS, chat_tab
 from assistant.ui.corpus import corpus_tab
+from assistant.ui.course_lab import COURSE_LAB_CSS, TAB_LABEL, course_lab_tab
 from assistant.ui.evals import evals_tab
 from assistant.ui.history import browser_secret
 from assistant.ui.lab import LAB_CSS, lab_tab
@@ -42,6 +43,8 @@ def build(service: Service, secret: str | None = None, history_dir: Path | None 
             section_names, section = corpus_tab(service)
         with gr.Tab("Evals"):
             evals_tab(service)
+        with gr.Tab(TAB_LABEL, id="course-lab"):
+            course_lab = course_lab_tab(service)
 
         def tick():
             text, timer_update = h.status()
@@ -51,6 +54,7 @@ def build(service: Service, secret: str | None = None, history_dir: Path | None 
         timer.tick(tick, None, [status, timer, section], api_visibility="private", queue=False)
         demo.load(h.restore, saved, [chatbot, turns], api_visibility="private")
         demo.load(tick, None, [status, timer, section], api_visibility="private", queue=False)
+        course_lab.wire(demo)
     return demo
 
 
@@ -111,7 +115,7 @@ def launch(service: Service, host: str = "127.0.0.1", port: int = 7860,
     try:
         demo.launch(server_name=host, server_port=port, auth=auth, share=False,
                     prevent_thread_lock=True, quiet=True, show_error=True, max_file_size="5mb",
-                    css=CHAT_CSS + LAB_CSS, footer_links=["api"],
+                    css=CHAT_CSS + LAB_CSS + COURSE_LAB_CSS, footer_links=["api"],
                     allowed_paths=[str(service.settings.runs_dir)])  # the Evals tab's plots
     except OSError as e:
         raise InputError(f"cannot serve on {host}:{port}: {e}") from None

@@ -8,6 +8,7 @@ import gradio as gr
 
 from assistant.errors import CourselabError
 from assistant.service import Service
+from assistant.ui.course_lab import demo_links
 from assistant.ui.html import escape
 
 
@@ -47,7 +48,8 @@ def corpus_tab(service: Service):
 
     def browse(name):
         parts = service.sections().get(name or "", [])
-        return "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
+        text = "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
+        return demo_links(name or "", service.settings.corpus_dir) + text
 
     def added_names():
         return gr.Dropdown(choices=service.uploaded_files(), value=None)

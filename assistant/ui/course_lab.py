@@ -1,0 +1,127 @@
+"""The Course lab tab: each of the course's missing figures as a live demo on the local models.
+
+One sub-tab per demo (tokens, next token, attention, fill-mask, architecture, fine-tuning,
+embeddings), each with its inputs, a Run button, the figure and a table. Tables and
+messages are escaped; figures escape their own labels. A link `?lab=<demo>&text=...`
+(see `assistant.explain.lab_link`) opens the app on a demo, pre-filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from assistant.errors import CourselabError
+from assistant.explain import DEMOS, demos_for_section, lab_link, prefill_text
+from assistant.explain import loaded as lab_models
+from assistant.service import Service
+from assistant.ui.html import escape
+
+TAB_LABEL = "Course lab"
+COURSE_LAB_CSS = """
+#course-lab table.lab { border-collapse: collapse; font-size: 0.9em; }
+#course-lab table.lab td, #course-lab table.lab th { border: 1px solid #ddd; padding: 2px 8px; }
+#course-lab .lab-note { color: #555; font-size: 0.9em; }
+"""
+
+
+@dataclass
+class CourseLab:
+    """What app.py wires: the demo tabs and each demo's main text box, for pre-filling."""
+
+    tabs: gr.Tabs
+    texts: dict[str, gr.components.Component] = field(default_factory=dict)
+
+    def wire(self, demo: gr.Blocks) -> None:
+        """Pre-fill from the page URL (?lab=attention&text=...) and open the Course lab tab."""
+        outputs = [self.tabs, *self.texts.values()]
+        demo.load(self.from_query, None, outputs, api_visibility="private", queue=False)
+        demo.load(None, None, None, js=OPEN_TAB_JS)
+
+    def prefill(self, key: str, text: str = "") -> list:
+        """Updates for [tabs, *texts]: `key`'s tab selected and its box filled."""
+        if key not in DEMOS:
+            return [gr.skip()] * (1 + len(self.texts))
+        fill = prefill_text(key, text) if text else None
+        return [gr.Tabs(selected=key)] + [fill if k == key and fill else gr.skip()
+                                          for k in self.texts]
+
+    def from_query(self, request: gr.Request):
+        params = dict(request.query_params) if request else {}
+        return self.prefill(str(params.get("lab", "")), str(params.get("text", ""))[:2000])
+
+
+OPEN_TAB_JS = f"""() => {{
+  if (!new URLSearchParams(window.location.search).get("lab")) return;
+  const pick = () => {{
+    const tab = [...document.querySelectorAll('button[role="tab"]')]
+      .find(b => b.innerText.trim() === {TAB_LABEL!r});
+    if (tab) tab.click(); else setTimeout(pick, 200);
+  }};
+  pick();
+}}"""
+
+
+def demo_links(section: str, corpus_dir=None, text: str = "") -> str:
+    """'🔬 See it live: Attention · Architecture' links (Markdown) for a section with a figure."""
+    found = demos_for_section(section, corpus_dir)
+    if not found:
+        return ""
+    links = " · ".join(f'<a href="{escape(lab_link(d.key, text))}" target="_blank" '
+                       f'class="lab-link">{escape(d.title)}</a>' for d in found)
+    return f"🔬 The course's figure here, live: {links}\n\n"
+
+
+def message(error: Exception) -> str:
+    return f'<p class="lab-error">⚠️ {escape(str(error))}</p>'
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="lab"><tr>{head}</tr>{body}</table>'
+
+
+def note(key: str, extra: str = "") -> str:
+    text = DEMOS[key].caption + (f" · {extra}" if extra else "")
+    return f'<p class="lab-note">{escape(text)}</p>'
+
+
+def safely(run):
+    """A demo handler that shows a user error as a message, never a stack trace."""
+
+    def handler(*args):
+        try:
+            return run(*args)
+        except CourselabError as e:
+            return None, message(e)
+        except (TypeError, ValueError) as e:  # a raw API call with a bad argument
+            return None, message(ValueError(f"bad input: {e}"))
+
+    return handler
+
+
+def causal_choices() -> list[str]:
+    return [n for n in lab_models.CAUSAL_CHOICES if lab_models.available(n)] or [lab_models.CAUSAL]
+
+
+def _outputs(key: str):
+    image = gr.Image(label="Figure", type="pil", interactive=False, elem_id=f"lab-{key}-plot",
+                     height=460)
+    html = gr.HTML(elem_id=f"lab-{key}-out")
+    return image, html
+
+
+def course_lab_tab(service: Service) -> CourseLab:
+    """The tab's contents (call inside `with gr.Tab(TAB_LABEL)`)."""
+    from assistant.ui import course_lab_demos as demos
+
+    gr.Markdown("The course's figures, drawn live on the models on this machine. "
+                "Each demo names the course section it illustrates.", elem_id="course-lab")
+    with gr.Tabs(elem_id="course-lab-demos") as tabs:
+        lab = CourseLab(tabs)
+        for key, build in demos.BUILDERS.items():
+            with gr.Tab(DEMOS[key].title, id=key, elem_id=f"lab-tab-{key}"):
+                lab.texts[key] = build(service, _outputs)
+    return lab
