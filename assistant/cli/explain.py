@@ -13,8 +13,22 @@ import click
 
 from assistant.cli.common import _settings
 
+
+def _png_path(ctx, param, value: Path | None) -> Path | None:
+    """Checked before any model loads: a .png name in a folder that exists."""
+    from assistant.errors import InputError
+
+    if value is None:
+        return None
+    if value.suffix.lower() != ".png":
+        raise InputError(f"--png needs a .png file name, got {value.name!r}")
+    if not value.parent.resolve().is_dir():
+        raise InputError(f"--png: no folder {value.parent}")
+    return value
+
+
 PNG = click.option("--png", "png", type=click.Path(dir_okay=False, path_type=Path),
-                   help="save the figure to FILE (.png)")
+                   callback=_png_path, help="save the figure to FILE (.png)")
 JSON = click.option("--json", "as_json", is_flag=True, help="print the numbers as JSON")
 CAUSAL = click.option("--model", default="smollm2", show_default=True,
                       help="causal model: smollm2 or gemma3 (when installed)")
