@@ -408,3 +408,63 @@ def test_closing_a_local_models_stream_ends_generation():
     assert model._lock.acquire(timeout=5), "the generate thread kept the model's lock"
     model._lock.release()
     assert time.perf_counter() - started < 5
+
+
+def test_any_request_body_gets_an_answer_or_an_openai_error(settings):
+    """Property: whatever the body, a 200 or a 4xx in OpenAI's shape, never a 500, in bounded time."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    client = _client(_pool(settings), max_body_bytes=20_000)
+    scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=40)
+    json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                               | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+    message = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant", "tool", ""]),
+                                     "content": st.text(max_size=200) | json_values})
+    bodies = st.fixed_dictionaries(
+        {"model": st.sampled_from(["fake", "courselab/default", "nope", ""]) | st.text(max_size=20),
+         "messages": st.lists(message, max_size=4) | json_values},
+        optional={"max_tokens": scalars, "seed": scalars, "stop": json_values,
+                  "temperature": scalars, "k": scalars, "retrieval_mode": scalars,
+                  "stream": st.booleans()})
+
+    @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=bodies | json_values)
+    def check(body):
+        started = time.perf_counter()
+        response = client.post("/v1/chat/completions", json=body)
+        assert time.perf_counter() - started < 10
+        assert response.status_code in (200, 400, 404, 413), response.text
+        if response.status_code != 200:
+            _is_openai_error(response, response.status_code)
+
+    check()
+
+
+@pytest.mark.parametrize(("host", "key", "warning"), [
+    ("127.0.0.1", None, None), ("::1", None, None), ("localhost", None, None),
+    ("0.0.0.0", None, "NO API KEY"), ("0.0.0.0", "k", "API key required"),
+    ("192.168.1.5", None, "NO API KEY")])
+def test_serve_api_warns_beyond_loopback_and_takes_the_key_from_the_environment(
+        fake_env, monkeypatch, host, key, warning):
+    import uvicorn
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    if key:
+        monkeypatch.setenv("COURSELAB_API_KEY", key)
+    result = CliRunner().invoke(cli, ["serve-api", "--host", host, "--model", "fake"])
+    assert result.exit_code == 0, result.output
+    assert seen["host"] == host
+    if warning:
+        assert "warning" in result.output and warning in result.output
+    else:
+        assert "warning" not in result.output
+    from fastapi.testclient import TestClient
+
+    status = TestClient(seen["app"]).get("/v1/models").status_code
+    assert status == (401 if key else 200)
