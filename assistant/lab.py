@@ -1,40 +1,39 @@
 """The prompt lab: every template x model pair on one question and one retrieval.
 
-The question is retrieved and compressed once; each pair then fits that same
-context to its own template and model window, and each model generates for all
-its templates in one batched call (grouped by the generation options they need).
+The question is retrieved and compressed once; each pair then fits that same context
+to its own template and model window, and `answer_batch` generates every pair of a model
+that shares generation options in one batched call.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
-from itertools import groupby
+from dataclasses import dataclass, field
 
-from assistant.chain import CourseAssistant, Prepared, retrieve
+from assistant.chain import Answer, CourseAssistant, Prepared, retrieve
+from assistant.chain.assistant import answer_batch
 from assistant.errors import CourselabError
 
 
 @dataclass
 class Cell:
-    """One template x model result."""
+    """One template x model result: the Answer, and what the lab shows about its prompt."""
 
     template: str
     model: str
-    answer: str = ""
-    abstained: bool = False
-    reasoning: str | None = None
-    prompt: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
+    answer: Answer | None = None
     window: int = 0
     dropped: list[str] = field(default_factory=list)  # sections of passages cut to fit
-    latency_s: float = 0.0
-    batch_size: int = 1
     error: str | None = None
 
+    @property
+    def text(self) -> str:
+        return self.answer.answer if self.answer else ""
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        answer = self.answer.to_dict() if self.answer else {}
+        return {"template": self.template, "model": self.model, "window": self.window,
+                "dropped": self.dropped, "error": self.error, **answer,
+                "answer": self.text}
 
 
 @dataclass
@@ -48,6 +47,7 @@ class Comparison:
     def to_dict(self) -> dict:
         return {"question": self.question, "abstained": self.prepared.abstained,
                 "retrieve_s": round(self.prepared.retrieve_s, 4),
+                "quote": [q.to_dict() for q in self.prepared.quote],
                 "sources": [h.to_dict() for h in self.prepared.hits],
                 "cells": [c.to_dict() for c in self.cells]}
 
@@ -69,41 +69,14 @@ def compare(retriever, question: str, templates: list, models: dict, k: int = 4,
 def _run_model(retriever, shared: Prepared, templates: list, name: str, model, k: int,
                min_score: float) -> list[Cell]:
     try:
-        pairs = [(t, CourseAssistant(retriever, model, t, k, min_score)) for t in templates]
-        fitted = [(t, a, a.fitted(shared)) for t, a in pairs]
+        jobs = [(a, a.fitted(shared)) for a in
+                (CourseAssistant(retriever, model, t, k, min_score) for t in templates)]
+        window = model.input_window() if hasattr(model, "input_window") else 0
     except CourselabError as e:  # a model that cannot load fails its own cells only
         return [Cell(t.name, name, error=str(e)) for t in templates]
-    if shared.abstained:
-        answer = fitted[0][1].complete(fitted[0][2])
-        return [Cell(t.name, name, answer.answer, True) for t, _, _ in fitted]
-    cells = []
-    by_options = sorted(fitted, key=lambda f: sorted(f[0].generation.items()))
-    for _, group in groupby(by_options, key=lambda f: sorted(f[0].generation.items())):
-        cells.extend(_generate(list(group), name))
-    return cells
-
-
-def _generate(group: list, name: str) -> list[Cell]:
-    """One batched call for templates that share generation options."""
-    template, assistant, _ = group[0]
-    model = assistant.generate.last  # the model, bound to the group's options
-    messages = [a.generate.first.invoke(p.inputs) for _, a, p in group]
-    start = time.perf_counter()
-    try:
-        replies = model.batch(messages)
-    except CourselabError as e:
-        return [Cell(t.name, name, error=str(e)) for t, _, _ in group]
-    latency = round(time.perf_counter() - start, 4)
-    cells = []
-    for (t, a, p), prompt, reply in zip(group, messages, replies):
-        text = str(reply.content).strip()
-        final = t.final_answer(text)
-        usage = reply.usage_metadata or {}
-        rendered = a.model.render(prompt.to_messages())  # the text it received, rendered once
-        cells.append(Cell(t.name, name, final, False, text if final != text else None, rendered,
-                          usage.get("input_tokens", 0), usage.get("output_tokens", 0),
-                          a.model.input_window(), _dropped(p), latency, len(group)))
-    return cells
+    answers = answer_batch(jobs)
+    return [Cell(t.name, name, answer, window, _dropped(p), answer.error)
+            for t, (_, p), answer in zip(templates, jobs, answers)]
 
 
 def _dropped(p: Prepared) -> list[str]:

@@ -12,9 +12,10 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.chain import Answer, Prepared, check_question
 from assistant.chain.followup import rewrite
 from assistant.config import Settings
 from assistant.errors import CourselabError, InputError, TemplateError
@@ -27,22 +28,20 @@ MAX_K = 20  # passages per question from the app (each is embedded and shown)
 
 @dataclass
 class Turn:
-    """One question and answer of a conversation, as kept by the browser and voted on."""
+    """One question of a conversation and its Answer, as kept by the browser and voted on."""
 
     question: str
     query: str
-    answer: str = ""
-    abstained: bool = False
-    sources: list[dict] = field(default_factory=list)
-    model: str = ""
+    answer: Answer | None = None
     template: str = ""
     device: str = ""
-    timings: dict = field(default_factory=dict)
-    tokens: dict = field(default_factory=dict)
     error: str | None = None
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        card = self.answer.to_dict() if self.answer else {"answer": "", "sources": []}
+        return {**card, "question": self.question, "query": self.query,
+                "template": self.template or card.get("template", ""), "device": self.device,
+                "error": self.error or card.get("error")}
 
 
 class Service:
@@ -203,24 +202,21 @@ class Service:
     # --- answering -----------------------------------------------------------------------
     def answer_stream(self, question: str, earlier: list[str], model: str | None = None,
                       template: str | None = None, k: int | None = None
-                      ) -> Iterator[str | Turn]:
-        """Text pieces as they come, then the finished Turn. `earlier`: previous queries."""
-        from assistant.chain import check_question
+                      ) -> Iterator[Prepared | str | Turn]:
+        """The prepared question (its quote), text pieces as they come, then the finished Turn.
 
+        `earlier`: the previous queries of the conversation, for rewriting follow-ups.
+        """
         question = check_question(question)
         self.require_ready()
         model, template = model or self.default_model, template or self.default_template
         query = rewrite(question, earlier)
         assistant = self.assistant(model, template, k or self.settings.k)
-        answer = None
         for piece in assistant.stream(query):
-            if isinstance(piece, str):
-                yield piece
+            if isinstance(piece, Answer):
+                yield Turn(question, query, piece, template, self.device_of(assistant.model))
             else:
-                answer = piece
-        yield Turn(question, query, answer.answer, answer.abstained,
-                   [h.to_dict() for h in answer.sources], answer.model, template,
-                   self.device_of(assistant.model), answer.timings, answer.tokens)
+                yield piece
 
     def answer(self, question: str, earlier: list[str], **kwargs) -> Turn:
         *_, turn = self.answer_stream(question, earlier, **kwargs)
@@ -228,8 +224,6 @@ class Service:
 
     # --- corpus --------------------------------------------------------------------------
     def search(self, query: str, k: int) -> list:
-        from assistant.chain import check_question
-
         self.require_ready()
         return self.retriever().search(check_question(query), k)
 
@@ -291,7 +285,6 @@ class Service:
     # --- prompt lab ----------------------------------------------------------------------
     def compare(self, question: str, templates: list[str], models: list[str], k: int):
         """Every template x model on one retrieval (see assistant.lab)."""
-        from assistant.chain import check_question
         from assistant.lab import compare
 
         question = check_question(question)

@@ -19,11 +19,17 @@ os.environ.update({"ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "f
 
 @pytest.fixture(autouse=True)
 def isolated_paths(tmp_path, monkeypatch):
-    """Index, caches and data of every test live under its tmp_path."""
+    """Index, caches and data of every test live under its tmp_path; no COURSELAB_* setting
+    of the environment leaks in, and no model loaded by another test is reused."""
+    from assistant.chain.factory import clear_models
+
+    for var in [v for v in os.environ if v.startswith("COURSELAB_")]:
+        monkeypatch.delenv(var)
     monkeypatch.setenv("COURSELAB_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("COURSELAB_CACHE", str(tmp_path / "cache"))
-    for var in ("COURSELAB_EMBEDDER", "COURSELAB_MODEL", "COURSELAB_CORPUS", "COURSELAB_INDEX"):
-        monkeypatch.delenv(var, raising=False)
+    clear_models()
+    yield
+    clear_models()
 
 
 @pytest.fixture

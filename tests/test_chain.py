@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.chain import NOT_COVERED, Answer
+from assistant.chain import NOT_COVERED, Answer, Prepared
 from assistant.chain.factory import build_assistant
 from assistant.errors import InputError
 
@@ -27,14 +27,14 @@ def test_answer_is_structured_and_grounded(assistant):
     assert answer.sources and all(s.section for s in answer.sources)
     assert set(answer.timings) >= {"retrieve_s", "generate_s", "total_s"}
     assert answer.tokens["input"] > 0 and answer.tokens["output"] == 6
-    assert set(answer.to_dict()) == {"answer", "abstained", "sources", "model", "prompt",
+    assert set(answer.to_dict()) >= {"answer", "abstained", "sources", "model", "prompt",
                                      "timings", "tokens", "budget", "reasoning"}
     assert answer.budget.dropped == [] and answer.budget.prompt_tokens <= answer.budget.limit
 
 
 def test_sources_are_only_what_the_model_saw(assistant):
     prepared = assistant.prepare(COURSE_Q)
-    answer = assistant.complete(prepared)
+    answer = assistant.answer_prepared([prepared])[0]
     shown = {p.hit.chunk_id for p in prepared.passages}
     assert {s.chunk_id for s in answer.sources} == shown
     for passage in prepared.passages:  # each sentence sent comes from its source chunk
@@ -60,14 +60,15 @@ def test_low_similarity_abstains(assistant):
 def test_stream_yields_text_then_the_answer(assistant):
     assistant.model.enqueue("BERT masks fifteen percent of tokens.")
     pieces = list(assistant.stream(COURSE_Q))
-    *text, final = pieces
+    prepared, *text, final = pieces
+    assert isinstance(prepared, Prepared) and prepared.quote  # the course's words come first
     assert all(isinstance(p, str) for p in text) and len(text) > 1
     assert isinstance(final, Answer) and "".join(text).strip() == final.answer
     assert "first_token_s" in final.timings
 
 
 def test_stream_of_an_abstention(assistant):
-    *text, final = list(assistant.stream("Who won the 2018 FIFA World Cup?"))
+    _, *text, final = list(assistant.stream("Who won the 2018 FIFA World Cup?"))
     assert final.abstained and "".join(text) == final.answer
 
 

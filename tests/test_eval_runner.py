@@ -35,10 +35,8 @@ class Flaky(FakeChatModel):
 
 
 def runner(s, settings, out, model=None, use_cache=True):
-    r = Runner(s, settings, out, use_cache=use_cache)
-    if model is not None:
-        r._models["fake"] = model
-    return r
+    return Runner(s, settings, out, use_cache=use_cache,
+                  models={"fake": model} if model is not None else None)
 
 
 def test_one_row_per_item_and_cell_with_every_metric(settings, tmp_path):
@@ -238,8 +236,8 @@ def test_a_judge_that_answers_garbage_is_an_error_not_a_failure(settings, tmp_pa
     prompt.write_text("Q: {question}\nA: {answer}\nR: {reference}\nGrade 1-5.")
     s = suite(templates=["default"], metrics=["key_facts", {"name": "judge", "args": {
         "model": "judge", "prompt": str(prompt)}}])
-    r = runner(s, settings, tmp_path / "run")
-    r._models["judge"] = FakeChatModel(replies=["Grade: 5", "Grade: 4"] + ["I refuse"] * 10)
+    judge = FakeChatModel(replies=["Grade: 5", "Grade: 4"] + ["I refuse"] * 10)
+    r = Runner(s, settings, tmp_path / "run", models={"judge": judge})
     rows = [x for x in r.run() if not x["abstained"]]
     judged = [x["metrics"]["judge"] for x in rows]
     assert [j["score"] for j in judged[:2]] == [1.0, 0.75]

@@ -43,12 +43,12 @@ def test_one_result_per_pair_on_one_retrieval(retriever):
     assert len(calls) == 1
     assert [(c.template, c.model) for c in result.cells] == [
         (t, m) for t in ("default", "zero-shot", "citing") for m in ("a", "b")]
-    assert all(c.answer and not c.error and c.tokens_in > 0 for c in result.cells)
+    assert all(c.text and not c.error and c.answer.tokens["input"] > 0 for c in result.cells)
     assert len(models["a"].history) == len(models["b"].history) == 3
     by_name = {(c.template, c.model): c for c in result.cells}
-    assert "[1] Attention:" in by_name[("citing", "a")].prompt
-    assert "[1]" not in by_name[("zero-shot", "a")].prompt
-    assert by_name[("zero-shot", "a")].prompt == by_name[("zero-shot", "b")].prompt
+    assert "[1] Attention:" in by_name[("citing", "a")].answer.prompt
+    assert "[1]" not in by_name[("zero-shot", "a")].answer.prompt
+    assert by_name[("zero-shot", "a")].answer.prompt == by_name[("zero-shot", "b")].answer.prompt
 
 
 def test_each_model_generates_once_per_group_of_generation_options(retriever, monkeypatch):
@@ -70,7 +70,7 @@ def test_each_model_generates_once_per_group_of_generation_options(retriever, mo
                      templates("default", "zero-shot", "chain-of-thought"), {"tiny": model})
     assert not [c.error for c in result.cells if c.error]
     assert sorted(calls) == [(1, 128), (2, 4)]  # chain-of-thought asks for 128 new tokens
-    assert [c.batch_size for c in result.cells] == [2, 2, 1]
+    assert [c.answer.timings["batch_size"] for c in result.cells] == [2, 2, 1]
 
 
 def test_an_uncovered_question_abstains_in_every_cell_without_the_model(retriever):
@@ -78,7 +78,7 @@ def test_an_uncovered_question_abstains_in_every_cell_without_the_model(retrieve
     model = FakeChatModel()
     result = compare(retriever, "Who won the FIFA World Cup?", templates("default", "citing"),
                      {"fake": model})
-    assert result.prepared.abstained and all(c.abstained for c in result.cells)
+    assert result.prepared.abstained and all(c.answer.abstained for c in result.cells)
     assert model.history == []
 
 
@@ -93,7 +93,7 @@ def test_a_broken_model_fails_only_its_own_cells(retriever):
               "fake": FakeChatModel()}
     result = compare(retriever, "What is self-attention?", templates("default"), models)
     broken_cell, fake_cell = result.cells
-    assert "no weights here" in broken_cell.error and not fake_cell.error and fake_cell.answer
+    assert "no weights here" in broken_cell.error and not fake_cell.error and fake_cell.text
 
 
 def test_compare_cli_json(fake_env):
@@ -118,10 +118,10 @@ def test_a_small_window_drops_passages_and_says_which(retriever, monkeypatch):
 
     retriever, _ = retriever
     # every hit whole, so there are passages to drop (hash embeddings keep only one sentence)
-    monkeypatch.setattr(chain, "compress", lambda vector, hits, embedder, n: (
+    monkeypatch.setattr(chain, "compress", lambda candidates, scores, hits, n: (
         [Passage(h, (h.text,), h.score) for h in hits], 1.0))
     small = FakeChatModel(model_name="small", context_window=96 + 30)  # words; 96 kept for the answer
     result = compare(retriever, "What is self-attention?", templates("zero-shot"), {"small": small}, k=4)
     cell = result.cells[0]
     assert cell.dropped and set(cell.dropped) <= {h.section for h in result.prepared.hits}
-    assert 0 < cell.tokens_in <= 30
+    assert 0 < cell.answer.tokens["input"] <= 30

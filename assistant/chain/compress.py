@@ -61,18 +61,25 @@ def units(text: str) -> list[str]:
     return out
 
 
-def compress(question_vector: list[float], hits: list[Hit], embedder, max_sentences: int = 4,
-             keep_ratio: float = 0.8) -> tuple[list[Passage], float]:
+def score_units(question_vector: list[float], hits: list[Hit], embedder
+                ) -> tuple[list[tuple[Hit, str]], list[float]]:
+    """Every sentence of the hits, as (hit, sentence), and its cosine to the question."""
+    candidates = [(h, u) for h in hits for u in units(h.text)]
+    if not candidates:
+        return [], []
+    vectors = embedder.embed_documents([f"{h.section}: {u}" for h, u in candidates])
+    return candidates, [cosine(question_vector, v) for v in vectors]
+
+
+def compress(candidates: list[tuple[Hit, str]], scores: list[float], hits: list[Hit],
+             max_sentences: int = 4, keep_ratio: float = 0.8) -> tuple[list[Passage], float]:
     """The passages to show the model, and the best sentence similarity (for abstention).
 
     Sentences scoring at least `keep_ratio` of the best one are kept, at most
     `max_sentences` (neighbouring sentences made SmolLM2 worse: 0.25 vs 0.45 correct).
     """
-    candidates = [(h, u) for h in hits for u in units(h.text)]
     if not candidates:
         return [], -1.0
-    vectors = embedder.embed_documents([f"{h.section}: {u}" for h, u in candidates])
-    scores = [cosine(question_vector, v) for v in vectors]
     best = max(scores)
     ranked = sorted(range(len(candidates)), key=lambda i: -scores[i])
     anchors = [i for i in ranked[:max_sentences] if scores[i] >= best * keep_ratio] or ranked[:1]

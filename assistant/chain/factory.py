@@ -5,6 +5,9 @@ The index is built on first use when none exists, so `ask` works on a fresh mach
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 from assistant.config import Settings
@@ -49,15 +52,41 @@ def open_retriever(settings: Settings, notify: Callable[[str], None] | None = No
 ANSWER_OPTIONS = {"max_new_tokens": 64, "stop": ["\n\n", "Question:"], "no_repeat_ngram_size": 4}
 
 
+MAX_LOADED_MODELS = 4  # local models kept in memory; the least recently used goes first
+_models: OrderedDict[tuple, object] = OrderedDict()
+_models_lock = threading.Lock()
+
+
 def load_model(settings: Settings, name: str | None = None, options: dict | None = None):
-    """A chat model with the answer options, on the settings' device and concurrency."""
+    """A chat model with the answer options, on the settings' device and concurrency.
+
+    One cache for the process: every front end asking for the same model with the same
+    options gets the same object, so its weights load once.
+    """
     from assistant.models import get_model
 
-    model = get_model(name or settings.model, settings.cache_dir,
-                      {**ANSWER_OPTIONS, **(options or {})}, device=settings.device)
-    if hasattr(model, "concurrency"):
-        model.concurrency = settings.concurrency
-    return model
+    name = name or settings.model
+    merged = {**ANSWER_OPTIONS, **(options or {})}
+    key = (name, settings.device, getattr(settings, "precision", None), settings.concurrency,
+           json.dumps(merged, sort_keys=True))
+    with _models_lock:
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+        kwargs = {"precision": settings.precision} if getattr(settings, "precision", None) else {}
+        model = get_model(name, settings.cache_dir, merged, device=settings.device, **kwargs)
+        if hasattr(model, "concurrency"):
+            model.concurrency = settings.concurrency
+        _models[key] = model
+        while len(_models) > MAX_LOADED_MODELS:
+            _models.popitem(last=False)
+        return model
+
+
+def clear_models() -> None:
+    """Forget every loaded model (tests; freeing memory)."""
+    with _models_lock:
+        _models.clear()
 
 
 def build_assistant(settings: Settings, model_name: str | None = None,

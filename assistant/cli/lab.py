@@ -144,10 +144,15 @@ def _print_table(result) -> None:
     for column in ("latency", "tokens in/out", "abstained"):
         table.add_column(column, no_wrap=True)
     for c in result.cells:
-        answer = f"error: {c.error}" if c.error else c.answer
-        latency = f"{c.latency_s:.2f} s" + (f" x{c.batch_size}" if c.batch_size > 1 else "")
-        table.add_row(c.template, c.model, answer, latency, f"{c.tokens_in}/{c.tokens_out}",
-                      "yes" if c.abstained else "no")
+        a = c.answer
+        if c.error or a is None:
+            table.add_row(c.template, c.model, f"error: {c.error}", "", "", "")
+            continue
+        size = a.timings.get("batch_size", 1)
+        latency = f"{a.timings.get('generate_s', 0.0):.2f} s" + (f" x{size}" if size > 1 else "")
+        table.add_row(c.template, c.model, a.answer, latency,
+                      f"{a.tokens.get('input', 0)}/{a.tokens.get('output', 0)}",
+                      "yes" if a.abstained else "no")
     console = Console()
     if not console.is_terminal:
         console.width = 160  # piped output: wide enough that answers stay readable

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from assistant.chain.cache import GenerationCache
 from assistant.config import Settings
 from assistant.datasets import Row, load_dataset, select, with_ids
 from assistant.errors import CourselabError, InputError
-from assistant.evaluation.cache import GenerationCache, cache_key
 from assistant.evaluation.metrics import METRICS, Sample
 from assistant.evaluation.suite import Suite
 from assistant.text import contains_context
@@ -81,13 +80,13 @@ class Runner:
 
     def __init__(self, suite: Suite, settings: Settings, out: Path,
                  progress: Callable[[int, int], None] | None = None, use_cache: bool = True,
-                 batch_size: int = BATCH):
+                 batch_size: int = BATCH, models: dict | None = None):
         self.suite, self.settings, self.out = suite, settings, Path(out)
         self.batch_size = batch_size
         self.progress = progress
         self.cache = GenerationCache(settings.cache_dir / "eval-cache.sqlite") if use_cache else None
-        self._models: dict[str, object] = {}
         self._assistants: dict[tuple, object] = {}
+        self.models = dict(models or {})  # name -> chat model, used instead of loading one
         self.stats = {"generated": 0, "cached": 0, "written": 0}
 
     def run(self) -> list[dict]:
@@ -142,11 +141,9 @@ class Runner:
         return open_retriever(self.settings).index
 
     def _model(self, name: str):
-        if name not in self._models:
-            from assistant.chain.factory import load_model
+        from assistant.chain.factory import load_model
 
-            self._models[name] = load_model(self.settings, name)
-        return self._models[name]
+        return self.models.get(name) or load_model(self.settings, name)
 
     def _retrieve(self, retriever, pending: list, k: int) -> dict:
         """One retrieval per item for this setting, shared by every template and model."""
@@ -164,18 +161,22 @@ class Runner:
     # --- one batch of one cell -----------------------------------------------------------
     def _cell(self, config: Config, batch: list, shared: dict, retriever) -> list[dict]:
         if config.template == "-":
-            return [self._row(config, i, r, shared[i], None, None) for i, r in batch]
+            return [self._row(config, i, r, shared[i]) for i, r in batch]
         try:
             assistant = self._assistant(config, retriever)
         except CourselabError as e:
-            return [self._row(config, i, r, shared[i], None, None, error=str(e)) for i, r in batch]
-        prepared = {}
-        for i, _ in batch:
-            if not isinstance(shared[i], Exception):
-                prepared[i] = assistant.fitted(shared[i]) if not shared[i].abstained else shared[i]
-        replies = self._generate(assistant, config, prepared)
-        return [self._row(config, i, r, shared[i], prepared.get(i), replies.get(i), assistant)
-                for i, r in batch]
+            return [self._row(config, i, r, shared[i], error=str(e)) for i, r in batch]
+        ready = [i for i, _ in batch if not isinstance(shared[i], Exception)]
+        prepared = {i: assistant.fitted(shared[i]) for i in ready}
+        answers = assistant.answer_prepared([prepared[i] for i in ready],
+                                            seed=self.suite.seed + config.repeat, cache=self.cache)
+        by_id = dict(zip(ready, answers))
+        for a in answers:
+            if a.cached:
+                self.stats["cached"] += 1
+            elif a.prompt and not a.error:
+                self.stats["generated"] += 1
+        return [self._row(config, i, r, shared[i], prepared.get(i), by_id.get(i)) for i, r in batch]
 
     def _assistant(self, config: Config, retriever):
         """One assistant per template, model and retrieval setting (not per batch)."""
@@ -189,81 +190,34 @@ class Runner:
                                                     k=config.k, min_score=self.settings.min_score)
         return self._assistants[key]
 
-    def _options(self, assistant, config: Config) -> dict:
-        model = assistant.model
-        base = model.options.model_dump(mode="json") if hasattr(model, "options") else {}
-        return {**base, **assistant.template.generation, "seed": self.suite.seed + config.repeat}
-
-    def _generate(self, assistant, config: Config, prepared: dict) -> dict:
-        """Replies by item id: from the cache, or from one batched call for the rest."""
-        options = self._options(assistant, config)
-        todo, replies, rendered = {}, {}, {}
-        for i, p in prepared.items():
-            if p.abstained:
-                continue
-            prompt = rendered[i] = assistant.render(p)
-            key = cache_key(assistant.model_name, options, prompt)
-            hit = self.cache.get(key) if self.cache else None
-            if hit:
-                replies[i] = {**hit, "cached": True, "prompt": prompt}
-                self.stats["cached"] += 1
-            else:
-                todo[i] = (key, p)
-        if not todo:
-            return replies
-        bound = assistant.model.bind(**assistant.template.generation,
-                                     seed=self.suite.seed + config.repeat)
-        messages = [assistant.generate.first.invoke(p.inputs) for _, p in todo.values()]
-        start = time.perf_counter()
-        try:
-            out = bound.batch(messages)
-        except CourselabError as e:
-            return {**replies, **{i: {"error": str(e)} for i in todo}}
-        each = (time.perf_counter() - start) / len(todo)
-        for (i, (key, _)), reply in zip(todo.items(), out):
-            usage = reply.usage_metadata or {}
-            value = {"text": str(reply.content), "latency_s": round(each, 4),
-                     "tokens": {"input": usage.get("input_tokens", 0),
-                                "output": usage.get("output_tokens", 0)}}
-            if self.cache:
-                self.cache.put(key, value)
-            replies[i] = {**value, "cached": False, "prompt": rendered[i]}
-            self.stats["generated"] += 1
-        return replies
-
-    def _row(self, config: Config, item_id: str, row: Row, shared, prepared, reply,
-             assistant=None, error: str | None = None) -> dict:
+    def _row(self, config: Config, item_id: str, row: Row, shared, prepared=None, answer=None,
+             error: str | None = None) -> dict:
         if isinstance(shared, Exception):
             error = error or str(shared)
             shared = None
-        error = error or (reply or {}).get("error")
+        error = error or (answer.error if answer else None)
         hits = [{"rank": h.rank, "score": h.score, "section": h.section, "chunk_id": h.chunk_id,
                  "text": h.text} for h in (shared.hits if shared else [])]
-        answer, abstained, prompt, seen, context = "", False, "", [], ""
-        if prepared is not None and assistant is not None and not error:
-            abstained = prepared.abstained
-            if abstained:
-                answer = assistant.complete(prepared).answer
-            elif reply:
-                answer = assistant.template.final_answer(reply["text"].strip())
-                prompt = reply["prompt"]
-            seen = [p.hit.chunk_id for p in prepared.passages] if not abstained else []
-            context = prepared.inputs["context"] if not abstained else ""
+        card = answer.to_row() if answer is not None and not error else {}
+        seen_passages = prepared.passages if card and not card["abstained"] else []
         contexts = row.reference_contexts
         relevant = (lambda texts: any(contains_context(t, contexts) for t in texts)) if contexts else None
-        seen_texts = [p.hit.text for p in prepared.passages] if prepared is not None and seen else []
-        sample = Sample(row, answer, abstained, context, hits, (reply or {}).get("latency_s", 0.0),
-                        embed=self._embedder.embed_documents, judge=self._judge_fn)
+        sample = Sample(row, card.get("answer", ""), card.get("abstained", False),
+                        prepared.inputs["context"] if seen_passages else "", hits,
+                        card.get("latency_s") or 0.0, embed=self._embedder.embed_documents,
+                        judge=self._judge_fn, lead=card.get("lead", ""),
+                        support=(card.get("support") or {}).get("verdict"))
         metrics = {} if error else self._metrics(config, sample)
         return {"item_id": item_id, "config": config.key, **config.to_dict(),
-                "question": row.user_input, "reference": row.reference,
-                "metadata": row.metadata, "answer": answer, "abstained": abstained,
-                "hits": [{k: v for k, v in h.items() if k != "text"} for h in hits], "seen": seen,
+                "question": row.user_input, "reference": row.reference, "metadata": row.metadata,
+                "answer": "", "abstained": False, "prompt": "", "latency_s": None, "tokens": None,
+                "cached": False, **card,
+                "hits": [{k: v for k, v in h.items() if k != "text"} for h in hits],
+                "seen": [p.hit.chunk_id for p in seen_passages],
                 "relevant_retrieved": relevant([h["text"] for h in hits]) if relevant else None,
-                "relevant_seen": relevant(seen_texts) if relevant and not error else None,
-                "prompt": prompt, "metrics": metrics,
-                "latency_s": (reply or {}).get("latency_s"), "tokens": (reply or {}).get("tokens"),
-                "cached": (reply or {}).get("cached", False), "error": error}
+                "relevant_seen": (relevant([p.hit.text for p in seen_passages])
+                                  if relevant and not error else None),
+                "metrics": metrics, "error": error}
 
     def _metrics(self, config: Config, sample: Sample) -> dict:
         out = {}

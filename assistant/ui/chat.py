@@ -118,12 +118,12 @@ class ChatHandlers:
             for piece in self.service.answer_stream(question, earlier, model, template, int(k)):
                 if isinstance(piece, Turn):
                     turn = piece
-                else:
+                elif isinstance(piece, str):
                     text += piece
                     pending[-1]["content"] = escape(text) + " ▌"
                     yield gr.skip(), pending, gr.skip()
         except CourselabError as e:
-            turn = Turn(question, question, model=model, template=template, error=str(e))
+            turn = Turn(question, question, template=template, error=str(e))
         turns = (turns + [turn.to_dict()])[-MAX_TURNS:]
         yield gr.skip(), messages_of(turns), turns
 

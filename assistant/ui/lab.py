@@ -29,19 +29,22 @@ def card(cell) -> str:
     if cell.error:
         return (f'<div class="lab-card"><div class="lab-head">{head}</div>'
                 f'<div class="lab-answer">⚠️ {escape(cell.error)}</div></div>')
-    batch = f" (one call for {cell.batch_size})" if cell.batch_size > 1 else ""
-    stats = (f"{cell.latency_s:.2f} s{batch} · {cell.tokens_in} tokens in, {cell.tokens_out} out"
-             f" · abstained: {'yes' if cell.abstained else 'no'}")
-    reasoning = (f"<details><summary>Whole reply</summary><pre>{escape(cell.reasoning)}</pre></details>"
-                 if cell.reasoning else "")
+    a = cell.answer
+    size = a.timings.get("batch_size", 1)
+    batch = f" (one call for {size})" if size > 1 else ""
+    tokens_in, tokens_out = a.tokens.get("input", 0), a.tokens.get("output", 0)
+    stats = (f"{a.timings.get('generate_s', 0.0):.2f} s{batch} · {tokens_in} tokens in, "
+             f"{tokens_out} out · abstained: {'yes' if a.abstained else 'no'}")
+    reasoning = (f"<details><summary>Whole reply</summary><pre>{escape(a.reasoning)}</pre></details>"
+                 if a.reasoning else "")
     prompt = ""
-    if cell.prompt:
+    if a.prompt:
         dropped = (f" · dropped to fit: {escape('; '.join(cell.dropped))}" if cell.dropped else "")
-        prompt = (f"<details><summary>Rendered prompt: {cell.tokens_in} tokens of a "
-                  f"{cell.window}-token window{dropped}</summary><pre>{escape(cell.prompt)}</pre>"
+        prompt = (f"<details><summary>Rendered prompt: {tokens_in} tokens of a "
+                  f"{cell.window}-token window{dropped}</summary><pre>{escape(a.prompt)}</pre>"
                   "</details>")
     return (f'<div class="lab-card"><div class="lab-head">{head}</div>'
-            f'<div class="lab-answer">{escape(cell.answer)}</div>'
+            f'<div class="lab-answer">{escape(a.answer)}</div>'
             f'<div class="lab-stats">{stats}</div>{reasoning}{prompt}</div>')
 
 

@@ -1,0 +1,274 @@
+"""Grounding: the course sentences that answer a question, and a check of the model's words.
+
+A 135M model garbles facts it was handed, so the student reads the course first:
+- `choose_quote` picks at most two sentences (60 words) that best answer the question,
+  from the sentences compression already scored, and marks the span that answers it;
+- `missing_fact` notices a question asking for a fact (a number, a date, a name) that no
+  retrieved sentence holds, so the assistant says so instead of inventing one;
+- `check_support` compares the model's answer with the passages it saw: numbers, named
+  terms and quoted phrases that are absent are unsupported claims.
+Every regex here is linear; every loop is over bounded lists (hits x sentences).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from assistant.text import STOPWORDS, keywords, stem
+
+MAX_QUOTE_WORDS = 60
+MAX_QUOTE_SENTENCES = 2
+# Tuned on the dev split (evals/tune_grounding.py): weight of the lexical overlap next to
+# the embedding cosine, and the bonus for a sentence holding the kind of fact asked for.
+LEXICAL_WEIGHT = 0.35
+TYPE_BONUS = 0.15
+# words that say nothing about what is asked ("according to the course", "what does X use")
+_GENERIC = frozenset(stem(w) for w in (
+    "course notes note say says according mention mentioned describe described explain "
+    "used use uses using give given name named called call example main").split())
+_NUMBER = re.compile(r"(?<![\w.])~?\d[\d,]*(?:\.\d+)?\s?(?:%|[kKmMbBtT]\b|million\b|billion\b|"
+                     r"thousand\b|percent\b)?")
+_YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
+_QUOTED = re.compile(r"[\"“]([^\"”\n]{3,80})[\"”]")
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A course sentence shown to the student, with where it comes from."""
+
+    text: str
+    section: str
+    chunk_id: str
+    span: tuple[int, int] | None = None  # characters of `text` that answer the question
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["span"] = list(self.span) if self.span else None
+        return data
+
+
+@dataclass(frozen=True)
+class Support:
+    """How far the model's answer is backed by the passages it saw."""
+
+    verdict: str  # "supported", "partial" or "unsupported"
+    unsupported: list[str] = field(default_factory=list)  # claims absent from the passages
+    coverage: float = 1.0  # share of the answer's content words found in the passages
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What kind of fact a question asks for, and about what."""
+
+    kind: str  # "number", "date", "name" or "other"
+    focus: list[str]  # stemmed words naming the asked property ("gpu", "vocabulary")
+    subject: list[str]  # stemmed names the question is about ("biogpt")
+
+
+# --- what is asked -----------------------------------------------------------------------------
+_NUMBER_Q = re.compile(r"\bhow (many|much|long|large|big)\b|\bwhat (number|percentage|percent|"
+                       r"size|fraction|proportion|share)\b|\b(vocabulary|hidden|batch|context) size\b",
+                       re.I)
+_DATE_Q = re.compile(r"\bwhen\b|\b(which|what|in what) year\b", re.I)
+_NAME_Q = re.compile(r"^\s*(who|which (company|organi[sz]ation|lab|team|person|university))\b", re.I)
+
+
+def asked(question: str) -> Asked:
+    """The fact type, focus and subject of a question.
+
+    >>> asked("How many GPUs were used to train BioGPT?")
+    Asked(kind='number', focus=['gpu', 'train'], subject=['biogpt'])
+    """
+    if _DATE_Q.search(question):
+        kind = "date"
+    elif _NUMBER_Q.search(question):
+        kind = "number"
+    elif _NAME_Q.search(question):
+        kind = "name"
+    else:
+        kind = "other"
+    names = {stem(w.lower()) for w in _names(question)}
+    words = [w for w in keywords(question) if w not in _GENERIC]
+    subject = [w for w in dict.fromkeys(words) if w in names]
+    focus = [w for w in dict.fromkeys(words) if w not in names and w not in _QUESTION_WORDS]
+    return Asked(kind, focus, subject)
+
+
+_QUESTION_WORDS = frozenset(stem(w) for w in "many much long large big number percentage percent "
+                            "size year who whom whose company organisation organization".split())
+
+
+def _names(text: str) -> list[str]:
+    """Capitalised words after the first and acronyms: names of models, people, companies."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9-]*", text)
+    out = []
+    for i, w in enumerate(words):
+        if (i > 0 and w[0].isupper()) or sum(c.isupper() for c in w) >= 2:
+            out.extend(p for p in w.split("-") if p)
+    return out
+
+
+def holds_kind(text: str, kind: str) -> bool:
+    """True when the text holds a value of the asked kind (a number, a year, a name)."""
+    if kind == "number":
+        return bool(_NUMBER.search(text)) or any(w in _NUMBER_WORDS for w in text.lower().split())
+    if kind == "date":
+        return bool(_YEAR.search(text))
+    if kind == "name":
+        return len(_names(text)) > 0
+    return True
+
+
+# --- choosing the quote ------------------------------------------------------------------------
+def _overlap(want: list[str], text: str) -> float:
+    if not want:
+        return 0.0
+    have = set(keywords(text))
+    return sum(w in have for w in want) / len(want)
+
+
+def score_sentence(ask: Asked, section: str, sentence: str, cosine: float) -> float:
+    """How well one sentence answers: embedding similarity, word overlap, and the fact type."""
+    want = ask.subject + ask.focus
+    lexical = 0.6 * _overlap(want, sentence) + 0.4 * _overlap(want, f"{section} {sentence}")
+    bonus = TYPE_BONUS if ask.kind != "other" and holds_kind(sentence, ask.kind) else 0.0
+    return cosine + LEXICAL_WEIGHT * lexical + bonus
+
+
+def choose_quote(question: str, candidates: list[tuple], scores: list[float]) -> list[Quote]:
+    """The best sentence, and the next one when it adds to it within the word limit.
+
+    `candidates` are (hit, sentence) pairs and `scores` their cosine to the question,
+    as compression computed them.
+    """
+    if not candidates:
+        return []
+    ask = asked(question)
+    ranked = sorted(range(len(candidates)), key=lambda i: -score_sentence(
+        ask, candidates[i][0].section, candidates[i][1], scores[i]))
+    chosen = [ranked[0]]
+    words = len(candidates[ranked[0]][1].split())
+    for i in ranked[1:MAX_QUOTE_SENTENCES + 2]:
+        if len(chosen) == MAX_QUOTE_SENTENCES:
+            break
+        n = len(candidates[i][1].split())
+        if words + n <= MAX_QUOTE_WORDS and _adds(candidates, chosen, i):
+            chosen.append(i)
+            words += n
+    if words > MAX_QUOTE_WORDS:  # one long sentence: cut at a word boundary
+        return [_quote(ask, *candidates[chosen[0]], limit=MAX_QUOTE_WORDS)]
+    return [_quote(ask, *candidates[i]) for i in chosen]
+
+
+def _adds(candidates, chosen: list[int], i: int) -> bool:
+    """A second sentence is kept when it comes from the same chunk as the first (its context)."""
+    return candidates[i][0].chunk_id == candidates[chosen[0]][0].chunk_id
+
+
+def _quote(ask: Asked, hit, sentence: str, limit: int | None = None) -> Quote:
+    text = sentence if sentence[-1:] in ".!?:" else f"{sentence}."
+    if limit and len(text.split()) > limit:
+        text = " ".join(text.split()[:limit]) + "…"
+    return Quote(text, hit.section, hit.chunk_id, find_span(ask, text))
+
+
+def find_span(ask: Asked, text: str) -> tuple[int, int] | None:
+    """The characters of the quote that answer: the number or year asked for, near the focus."""
+    pattern = {"number": _NUMBER, "date": _YEAR}.get(ask.kind)
+    if pattern is None:
+        return None
+    matches = list(pattern.finditer(text))
+    if not matches:
+        return None
+    lowered = text.lower()
+    anchors = [lowered.find(w) for w in ask.focus if lowered.find(w) >= 0]
+    best = min(matches, key=lambda m: min((abs(m.start() - a) for a in anchors), default=0))
+    return best.start(), best.end()
+
+
+# --- near misses ---------------------------------------------------------------------------------
+def missing_fact(question: str, candidates: list[tuple]) -> str | None:
+    """What the question asks that no retrieved sentence holds, or None.
+
+    A fact question (how many, when, who) is answerable when some sentence holds a value of
+    that kind together with the asked property, about the asked subject (in the sentence
+    or its section). Otherwise: "how many GPUs were used to train BioGPT".
+    """
+    ask = asked(question)
+    if ask.kind == "other" or not (ask.focus or ask.subject):
+        return None
+    for hit, sentence in candidates:
+        where = f"{hit.section} {sentence}"
+        if (holds_kind(sentence, ask.kind) and _overlap(ask.focus[:1], sentence) == 1.0
+                and _overlap(ask.subject, where) == 1.0):
+            return None
+    return _restate(question)
+
+
+def _restate(question: str) -> str:
+    """The question as the thing the course does not say: 'how many GPUs trained BioGPT'."""
+    text = re.sub(r"\s*\baccording to the (course|notes)\b", "", question.strip(), flags=re.I)
+    text = text.rstrip(" ?.!")
+    return text[:1].lower() + text[1:]
+
+
+# --- checking the model's answer ---------------------------------------------------------------
+def _norm_number(text: str) -> str:
+    return re.sub(r"[\s,~]", "", text.lower()).replace("percent", "%")
+
+
+def claims(answer: str) -> list[str]:
+    """Numbers, named terms and quoted phrases of an answer: what must be in the passages."""
+    found = [m.group(0).strip() for m in _NUMBER.finditer(answer)]
+    sentences_start = {m.end() for m in re.finditer(r"(^|[.!?]\s+)", answer)}
+    for m in _CAPITALISED.finditer(answer):
+        word = m.group(0)
+        if m.start() in sentences_start and not any(c.isupper() for c in word[1:]):
+            continue  # an ordinary word that starts a sentence
+        if word.lower() in STOPWORDS or len(word) < 2:
+            continue
+        found.append(word)
+    found.extend(m.group(1) for m in _QUOTED.finditer(answer))
+    return list(dict.fromkeys(found))
+
+
+def _present(claim: str, evidence: str, evidence_numbers: set[str]) -> bool:
+    if _NUMBER.fullmatch(claim):
+        return _norm_number(claim) in evidence_numbers
+    words = re.findall(r"[a-z0-9]+", claim.lower())
+    return all(stem(w) in evidence or w in evidence for w in words)
+
+
+def check_support(answer: str, passages: list[str], question: str) -> Support:
+    """The verdict on an answer against the passages the model saw (and the question)."""
+    text = " ".join(passages + [question])
+    evidence = set(re.findall(r"[a-z0-9]+", text.lower()))
+    evidence |= {stem(w) for w in evidence}
+    evidence |= {v for w, v in _NUMBER_WORDS.items() if w in evidence}
+    numbers = {_norm_number(m.group(0)) for m in _NUMBER.finditer(text)}
+    numbers |= {v for w, v in _NUMBER_WORDS.items() if w in evidence}
+    missing = [c for c in claims(answer) if not _present(c, evidence, numbers)]
+    content = [w for w in keywords(answer) if len(w) > 2]
+    coverage = sum(w in evidence for w in content) / len(content) if content else 0.0
+    if not content:
+        verdict = "unsupported"
+    elif not missing and coverage >= SUPPORTED_COVERAGE:
+        verdict = "supported"
+    elif coverage >= PARTIAL_COVERAGE and len(missing) <= 1:
+        verdict = "partial"
+    else:
+        verdict = "unsupported"
+    return Support(verdict, missing, round(coverage, 3))
+
+
+# Tuned on the dev split: the share of an answer's content words that must come from the
+# passages (or the question) for it to count as supported, or at least partly so.
+SUPPORTED_COVERAGE = 0.75
+PARTIAL_COVERAGE = 0.5
