@@ -1,4 +1,4 @@
-"""Start the courselab app: `python app.py [--host H] [--port P] [--auth USER:PASSWORD]`.
+"""Start the courselab app: `python app.py [--host H] [--port P] [--auth-file FILE]`.
 
 The same as `courselab app`; see `courselab app --help` for every option.
 """
