@@ -78,6 +78,8 @@ REFUSED = [
     ({"tests": "file://tests.xml"}, "tests", ".csv"),
     ({"scenarios": []}, "scenarios", "unsupported"),
     ({"evaluateOptions": {"repeat": 100}}, "repeat", "between"),
+    ({"providers": [{"id": "fake", "config": {"passthrough": {"k": 1}}}]}, "providers[0]",
+     "openai:chat providers only"),
 ]
 
 
@@ -153,7 +155,7 @@ def test_a_catastrophic_regex_is_an_error_within_a_bound():
     started = time.perf_counter()
     with pytest.raises(MetricError, match="took over"):
         assertion("regex", _sample("a" * 3000 + "!"), "^(a|aa)+$")
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 30  # 1.6 s when the machine is quiet; unbounded before
 
 
 def _run(config: Path, settings, tmp_path, **kw):
@@ -282,13 +284,14 @@ def test_openai_providers_reach_serve_api_with_the_assistant_card(settings, conf
             "prompts": ["{{question}}"],
             "providers": [
                 {"id": "openai:chat:fake", "config": {"apiBaseUrl": url, "apiKey": "k3y"}},
-                {"id": "openai:chat:courselab/default", "config": {"apiBaseUrl": url, "apiKey": "k3y"}},
+                {"id": "openai:chat:courselab/default", "config": {"apiBaseUrl": url, "apiKey": "k3y",
+                                                                  "passthrough": {"k": 1}}},
                 {"id": "openai:chat:fake", "label": "no key", "config": {"apiBaseUrl": url}}],
             "tests": [{"vars": {"question": "What is self-attention?", "context": "unused"},
                        "assert": [{"type": "context-recall", "value": "self-attention"}]}]}))
         rows = _run(path, settings, tmp_path)
         assert rows[0]["error"] is None and rows[1]["error"] is None
-        assert rows[1]["courselab"]["sources"]
+        assert len(rows[1]["courselab"]["sources"]) == 1  # passthrough k=1 reached the server
         assert "401" in rows[2]["error"]  # the key is required and was not sent
     finally:
         server.should_exit = True

@@ -4,7 +4,7 @@
                (YAML/JSON lists of {role, content}); {role, content} objects; {id|raw, label}
     providers: courselab registry names, courselab/<template> (the course assistant),
                openai:chat:<model> (or openai:<model>) with config apiBaseUrl, apiKey,
-               apiKeyEnvar, temperature, max_tokens, top_p, seed, stop; labels
+               apiKeyEnvar, temperature, max_tokens, top_p, seed, stop, passthrough; labels
     tests:     inline, or file:// CSV (vars as columns, __expected, __description,
                __metadata:*), YAML, JSON or JSONL; defaultTest; vars (lists expand, file://
                text); description, metadata, threshold, options (prefix, suffix, provider)
@@ -75,6 +75,7 @@ class Provider:
     base_url: str | None = None
     api_key: str | None = None
     options: dict = field(default_factory=dict)  # max_tokens, temperature, top_p, seed, stop
+    passthrough: dict = field(default_factory=dict)  # extra request fields (openai: only)
 
 
 @dataclass
@@ -223,7 +224,7 @@ def _checked(text: str, name: str) -> str:
 
 # --- providers --------------------------------------------------------------------------------
 PROVIDER_CONFIG = {"apiBaseUrl", "apiKey", "apiKeyEnvar", "temperature", "max_tokens", "top_p",
-                   "seed", "stop"}
+                   "seed", "stop", "passthrough"}
 
 
 def parse_provider(entry, i: int, where: str) -> Provider:
@@ -253,7 +254,13 @@ def parse_provider(entry, i: int, where: str) -> Provider:
             "https://api.openai.com/v1"
         if not str(url).startswith(("http://", "https://")):
             raise InputError(f"{name}: apiBaseUrl must be an http(s) URL")
-        return Provider(ident, label, f"openai:{model}", str(url).rstrip("/"), key, options)
+        passthrough = config.get("passthrough") or {}
+        if not isinstance(passthrough, dict):
+            raise InputError(f"{name}: passthrough is a mapping of request fields")
+        return Provider(ident, label, f"openai:{model}", str(url).rstrip("/"), key, options,
+                        passthrough)
+    if "passthrough" in config:
+        raise InputError(f"{name}: passthrough applies to openai:chat providers only")
     from assistant.models import get_spec
 
     if not ident.startswith("courselab/"):

@@ -50,7 +50,8 @@ class OpenAIChat:
 
         p = self.provider
         body = {"model": p.model.removeprefix("openai:"),
-                "messages": [{"role": r, "content": t} for r, t in messages], **p.options}
+                "messages": [{"role": r, "content": t} for r, t in messages], **p.options,
+                **p.passthrough}
         headers = {"Authorization": f"Bearer {p.api_key}"} if p.api_key else {}
         start = time.perf_counter()
         try:
