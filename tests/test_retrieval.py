@@ -34,8 +34,7 @@ def test_dense_order_matches_brute_force_cosine(index, question):
     retriever = CourseRetriever(index=index, mode="dense", k=5)
     chunks = index.all_chunks()
     vectors = index.embeddings([c.chunk_id for c in chunks])
-    retriever._ensure_keywords()
-    query = index.embedder.embed_query(expand(question, retriever._abbreviations))
+    query = index.embedder.embed_query(expand(question, retriever._snapshot().abbreviations))
     expected = sorted(chunks, key=lambda c: -cosine(query, vectors[c.chunk_id]))[:5]
     hits = retriever.search(question)
     assert [h.chunk_id for h in hits] == [c.chunk_id for c in expected]

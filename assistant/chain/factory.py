@@ -1,6 +1,8 @@
 """Wiring: settings -> embedder, index, retriever, model, template, assistant.
 
-The index is built on first use when none exists, so `ask` works on a fresh machine.
+The index is built on first use when none exists, so `ask` works on a fresh machine, and
+synced first when it holds another corpus (or one changed since), so no command answers
+from the wrong course.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from assistant.config import Settings
 from assistant.corpus import load_corpus
 from assistant.retrieval import CourseRetriever
 from assistant.retrieval.embeddings import get_embedder
-from assistant.retrieval.index import CourseIndex, SyncReport
+from assistant.retrieval.index import CourseIndex, SyncReport, corpus_stamp
 
 
 def open_index(settings: Settings) -> CourseIndex:
@@ -27,24 +29,38 @@ def open_index(settings: Settings) -> CourseIndex:
 
 def sync_index(index: CourseIndex, settings: Settings, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None) -> SyncReport:
-    """Bring the index in line with the corpus folder."""
-    return index.sync(load_corpus(settings.corpus_dir), rebuild=rebuild, progress=progress)
+    """Bring the index in line with the corpus folder, and record which corpus it now holds."""
+    stamp = corpus_stamp(settings.corpus_dir)  # subtle: before reading, so a later edit re-syncs
+    return index.sync(load_corpus(settings.corpus_dir), rebuild=rebuild, progress=progress,
+                      stamp=stamp)
 
 
 def open_retriever(settings: Settings, notify: Callable[[str], None] | None = None
                    ) -> CourseRetriever:
-    """A retriever over the index, building the index first if there is none."""
+    """A retriever over the index of the corpus asked for, synced first if it holds another.
+
+    A missing corpus folder is a CorpusError: never an answer from whatever was indexed.
+    """
     index = open_index(settings)
-    if index.count() == 0:
+    stamp = corpus_stamp(settings.corpus_dir)
+    if not index.holds(stamp):
         if notify:
-            notify(f"no index at {index.where}: building it from {settings.corpus_dir}")
+            notify(_why_sync(index, settings))
         report = sync_index(index, settings)
         if notify:
             notify(report.summary())
-    elif not index.is_complete() and notify:
-        notify("the index is incomplete (an indexing run was interrupted); "
-               "`courselab index` completes it")
     return CourseRetriever(index=index, k=settings.k, mode=settings.retrieval_mode)
+
+
+def _why_sync(index: CourseIndex, settings: Settings) -> str:
+    if index.count() == 0:
+        return f"no index at {index.where}: building it from {settings.corpus_dir}"
+    if not index.is_complete():
+        return "the index is incomplete (an indexing run was interrupted): completing it"
+    held = index.corpus()
+    if held and held != str(settings.corpus_dir.resolve()):
+        return f"the index at {index.where} holds {held}: syncing it with {settings.corpus_dir}"
+    return f"{settings.corpus_dir} changed since it was indexed: syncing the index"
 
 
 # Measured with evals/answer_quality.py on SmolLM2-135M: short answers, cut at the first

@@ -205,6 +205,9 @@ def models(as_json: bool) -> None:
         weights = "present" if r["present"] else "missing"
         click.echo(f"{r['name']:<24}{r['kind']:<9}{weights:<9}{r['context_window']:>7}  "
                    f"{r['prompt_format']:<14}{r['device']:<7}{r['source']}")
+    for r in rows:
+        if r.get("terms"):
+            click.echo(f"\n{r['name']}: {r['description']}")
     click.echo("\nAny other checkpoint: --model hf:<hub id or local folder>")
 
 

@@ -3,23 +3,84 @@
 Chunk ids derive from content, so a sync adds only new chunks and removes only
 vanished ones. Writes go in small batches: a sync killed halfway leaves a usable
 index (marked incomplete) that the next sync completes.
+
+The collection's metadata records which corpus it holds (the folder and a digest
+of its files' names and contents), so a command on another corpus, or on a corpus
+changed behind the index's back, knows it must sync first. A local index folder
+is held by one process at a time (a lock file inside it): Chroma's local store
+is not safe for two processes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from assistant.corpus import Chunk
+from assistant.corpus import Chunk, corpus_files
 from assistant.errors import IndexStoreError
 
 BATCH = 64
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 REBUILD_HINT = "rebuild it with `courselab index --rebuild`"
+LOCK_NAME = ".courselab.lock"
+_HELD: dict[str, int] = {}  # resolved index folder -> descriptor of its locked lock file
+_HELD_GUARD = threading.Lock()
+
+
+def corpus_stamp(corpus_dir: Path) -> dict[str, str]:
+    """Which corpus an index holds: the folder, and a digest of every file's name and content.
+
+    A missing or empty corpus folder is a CorpusError (nothing to answer from).
+    """
+    root = Path(corpus_dir)
+    digest = hashlib.sha256()
+    for path in corpus_files(root):
+        name = path.relative_to(root).as_posix()
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return {"corpus": str(root.resolve()), "corpus_digest": digest.hexdigest()}
+
+
+def lock_folder(path: Path) -> None:
+    """Hold the index folder for this process until it exits (a kill frees it too).
+
+    Another process holding it is an IndexStoreError naming that process.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock (Chroma's own checks only)
+        return
+    key = str(Path(path).resolve())
+    with _HELD_GUARD:
+        if key in _HELD:
+            return
+        Path(path).mkdir(parents=True, exist_ok=True)
+        fd = os.open(Path(path) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise IndexStoreError(
+                f"the index at {path} is in use by another courselab process (pid {holder}); "
+                "stop that one, or give this one its own --index-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[key] = fd
+
+
+def release_folder(path: Path) -> None:
+    """Let other processes open the index folder again."""
+    with _HELD_GUARD:
+        fd = _HELD.pop(str(Path(path).resolve()), None)
+    if fd is not None:
+        os.close(fd)
 
 
 @dataclass
@@ -81,8 +142,10 @@ class CourseIndex:
                 u = urlparse(self.url)
                 return chromadb.HttpClient(host=u.hostname, port=u.port or 8000,
                                            ssl=u.scheme == "https", settings=settings)
-            self.path.mkdir(parents=True, exist_ok=True)
+            lock_folder(self.path)
             return chromadb.PersistentClient(path=str(self.path), settings=settings)
+        except IndexStoreError:
+            raise
         except Exception as e:
             # subtle: Chroma caches one system per path; a failed open must not poison the next
             from chromadb.api.client import SharedSystemClient
@@ -123,9 +186,25 @@ class CourseIndex:
         collection = self._collection()
         return bool(collection is not None and (collection.metadata or {}).get("complete"))
 
+    def holds(self, stamp: dict[str, str]) -> bool:
+        """True when the index is complete and holds the corpus with this stamp's digest."""
+        collection = self._collection()
+        meta = (collection.metadata or {}) if collection is not None else {}
+        return bool(meta.get("complete")) and meta.get("corpus_digest") == stamp["corpus_digest"]
+
+    def corpus(self) -> str:
+        """The corpus folder the index was last synced with ('' when unknown)."""
+        collection = self._collection()
+        return str(((collection.metadata or {}) if collection is not None else {}).get("corpus", ""))
+
     def sync(self, chunks: list[Chunk], rebuild: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> SyncReport:
-        """Make the index hold exactly these chunks, embedding only the new ones."""
+             progress: Callable[[int, int], None] | None = None,
+             stamp: dict[str, str] | None = None) -> SyncReport:
+        """Make the index hold exactly these chunks, embedding only the new ones.
+
+        `stamp` (from `corpus_stamp`, taken before the chunks were read) is recorded
+        once the index is complete; without one the index holds an unknown corpus.
+        """
         if rebuild:
             self.clear()
         collection = self._checked(self._collection(create=True))
@@ -135,12 +214,13 @@ class CourseIndex:
         gone = sorted(existing - wanted.keys())
         report = SyncReport(len(new), len(existing & wanted.keys()), len(gone),
                             {c.section for c in new})
-        if report.changed or not self.is_complete():
+        stamp = stamp or {"corpus": "", "corpus_digest": ""}
+        if report.changed or not self.holds(stamp):
             self._mark(collection, complete=False)
             for start in range(0, len(gone), BATCH):
                 _call(collection.delete, ids=gone[start:start + BATCH])
             self._add(collection, new, progress)
-            self._mark(collection, complete=True)
+            self._mark(collection, complete=True, stamp=stamp)
         return report
 
     def _add(self, collection, new: list[Chunk], progress) -> None:
@@ -152,8 +232,11 @@ class CourseIndex:
             if progress:
                 progress(min(start + BATCH, len(new)), len(new))
 
-    def _mark(self, collection, complete: bool) -> None:
-        _call(collection.modify, metadata={"embedder": self.embedder.name, "complete": complete})
+    def _mark(self, collection, complete: bool, stamp: dict[str, str] | None = None) -> None:
+        # subtle: an incomplete index holds no known corpus, whatever it held before
+        stamp = stamp or {"corpus": "", "corpus_digest": ""}
+        _call(collection.modify, metadata={"embedder": self.embedder.name, "complete": complete,
+                                           **stamp})
 
     def clear(self) -> None:
         """Drop the collection; a local folder that Chroma cannot even open is removed."""
@@ -165,6 +248,7 @@ class CourseIndex:
                     f"index at {self.where} is unreadable and the folder holds files that are "
                     "not Chroma's; move them away or choose another --index-dir") from None
             shutil.rmtree(self.path)
+            release_folder(self.path)  # its lock file went with it; the next open takes a new one
             self.__dict__.pop("client", None)
         except Exception as e:
             if not _is_missing(e):
@@ -221,7 +305,7 @@ def _looks_like_index(path: Path | None) -> bool:
     if not path or not path.is_dir():
         return False
     for entry in path.iterdir():
-        if entry.name == "chroma.sqlite3" and entry.is_file():
+        if entry.name in ("chroma.sqlite3", LOCK_NAME) and entry.is_file():
             continue
         if entry.is_dir() and _UUID.fullmatch(entry.name):
             continue

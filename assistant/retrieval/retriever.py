@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -25,6 +25,16 @@ from assistant.text import cosine, expand, find_abbreviations, keywords, named_t
 # top 4, but answers with SmolLM2 were worse (26 vs 30 of 90 correct): 0.5 stays.
 BM25_WEIGHT = 0.5
 SECTION_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Keywords:
+    """The keyword side of the index, built together and swapped as one object."""
+
+    chunks: list = field(default_factory=list)
+    bm25: Any = None
+    vocabulary: frozenset = frozenset()
+    abbreviations: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,7 @@ class CourseRetriever(BaseRetriever):
     k: int = 4
     mode: str = "hybrid"
     candidates: int = 20
-    _bm25: Any = PrivateAttr(default=None)
-    _chunks: list = PrivateAttr(default_factory=list)
-    _vocabulary: set = PrivateAttr(default_factory=set)
-    _abbreviations: dict = PrivateAttr(default_factory=dict)
+    _keywords: Keywords | None = PrivateAttr(default=None)
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """The k best chunks for a query, best first."""
@@ -67,24 +74,24 @@ class CourseRetriever(BaseRetriever):
     def search_with_vector(self, query: str, k: int | None = None) -> tuple[list[Hit], list[float]]:
         """The k best chunks and the query's embedding (so callers need not embed it again)."""
         k = k or self.k
-        self._ensure_keywords()
-        query = expand(query, self._abbreviations)
+        kw = self._snapshot()  # one consistent keyword index for the whole search
+        query = expand(query, kw.abbreviations)
         vector = self.index.embedder.embed_query(query)
         dense = self.index.query(vector, max(self.candidates, k))
         if self.mode == "dense":
             ranked = dense[:k]
         else:
-            ranked = self._fuse(query, vector, dense)[:k]
+            ranked = self._fuse(kw, query, vector, dense)[:k]
         hits = [Hit(i + 1, round(c.score, 4), c.section, c.text, c.source, c.chunk_id)
                 for i, c in enumerate(ranked)]
         return hits, vector
 
-    def _fuse(self, query: str, vector: list[float], dense: list) -> list:
+    def _fuse(self, kw: Keywords, query: str, vector: list[float], dense: list) -> list:
         by_id = {c.chunk_id: c for c in dense}
-        lexical = self._keyword_scores(query)
+        lexical = self._keyword_scores(kw, query)
         missing = [cid for cid in lexical if cid not in by_id]
         if missing:
-            chunks = {c.chunk_id: c for c in self._chunks}
+            chunks = {c.chunk_id: c for c in kw.chunks}
             for cid, emb in self.index.embeddings(missing).items():
                 c = chunks[cid]
                 by_id[cid] = type(c)(cid, c.text, c.section, c.source, cosine(vector, emb))
@@ -96,37 +103,44 @@ class CourseRetriever(BaseRetriever):
         total = {cid: s + SECTION_WEIGHT * best[by_id[cid].section] for cid, s in fused.items()}
         return [by_id[cid] for cid in sorted(total, key=lambda cid: -total[cid])]
 
-    def _keyword_scores(self, query: str) -> dict[str, float]:
+    def _keyword_scores(self, kw: Keywords, query: str) -> dict[str, float]:
         """BM25 scores of the best candidates, divided by the best score (so 1.0 at most)."""
         terms = keywords(query)
-        if not terms or self._bm25 is None:
+        if not terms or kw.bm25 is None:
             return {}
-        scores = self._bm25.get_scores(terms)
+        scores = kw.bm25.get_scores(terms)
         top = max(scores) if len(scores) else 0.0
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.candidates]
-        return {self._chunks[i].chunk_id: scores[i] / top for i in order if scores[i] > 0}
+        return {kw.chunks[i].chunk_id: scores[i] / top for i in order if scores[i] > 0}
 
     def unknown_terms(self, question: str) -> list[str]:
         """Names in the question that the course never mentions ('FIFA', 'LoRA')."""
-        self._ensure_keywords()
+        vocabulary = self._snapshot().vocabulary
         return [w for w in named_terms(question)
-                if not all(p.rstrip("s") in self._vocabulary for p in re.findall(r"[a-z0-9]+", w.lower()))]
+                if not all(p.rstrip("s") in vocabulary for p in re.findall(r"[a-z0-9]+", w.lower()))]
 
-    def _ensure_keywords(self) -> None:
-        if self._bm25 is None and not self._chunks:
+    def _snapshot(self) -> Keywords:
+        kw = self._keywords
+        if kw is None:
             self.refresh()
+            kw = self._keywords
+        return kw
 
     def refresh(self) -> None:
-        """Rebuild the keyword index from the current chunks (after the index changed)."""
+        """Rebuild the keyword index from the current chunks (after the index changed).
+
+        Subtle: everything is built aside and swapped in with one assignment, so a search
+        running meanwhile sees the old chunks with the old BM25 scores, never a mix.
+        """
         from rank_bm25 import BM25Okapi
 
-        self._chunks = self.index.all_chunks()
-        self._abbreviations = find_abbreviations("\n".join(c.text for c in self._chunks))
-        corpus = [keywords(expand(f"{c.section}\n{c.text}", self._abbreviations))
-                  for c in self._chunks]
-        self._bm25 = BM25Okapi(corpus) if corpus else None
-        self._vocabulary = {w.rstrip("s") for c in self._chunks
-                            for w in re.findall(r"[a-z0-9]+", f"{c.section} {c.text}".lower())}
+        chunks = self.index.all_chunks()
+        abbreviations = find_abbreviations("\n".join(c.text for c in chunks))
+        corpus = [keywords(expand(f"{c.section}\n{c.text}", abbreviations)) for c in chunks]
+        vocabulary = frozenset(w.rstrip("s") for c in chunks
+                               for w in re.findall(r"[a-z0-9]+", f"{c.section} {c.text}".lower()))
+        self._keywords = Keywords(chunks, BM25Okapi(corpus) if corpus else None, vocabulary,
+                                  abbreviations)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
