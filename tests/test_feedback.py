@@ -46,3 +46,131 @@ def test_concurrent_votes_never_interleave(tmp_path):
 def test_a_vote_is_up_or_down():
     with pytest.raises(InputError, match="'up' or 'down'"):
         feedback_row(TURN, "meh")
+
+
+# --- a down-vote is "wrong", not "unanswerable" ------------------------------------------
+def test_a_down_vote_has_no_reference_and_needs_one(tmp_path):
+    import json
+
+    from assistant.feedback import needs_reference
+
+    path = tmp_path / "feedback.jsonl"
+    append_feedback(path, feedback_row(TURN, "down"))
+    raw = json.loads(path.read_text())
+    assert "reference" not in raw and raw["reference_contexts"] == []
+    assert raw["metadata"]["needs_reference"] is True and raw["metadata"]["vote"] == "down"
+    assert raw["metadata"]["contexts_seen"] == ["BERT base: 110M parameters"]
+    (row,) = read_rows(path)
+    assert needs_reference(row)
+
+
+def test_down_votes_are_no_abstention_cases_for_any_metric(tmp_path):
+    from assistant.evaluation.metrics import METRICS, Sample
+
+    path = tmp_path / "feedback.jsonl"
+    for _ in range(2):
+        append_feedback(path, feedback_row(TURN, "down"))
+    for row in read_rows(path):
+        sample = Sample(row, answer=TURN["answer"], abstained=False, context="BERT base",
+                        hits=[{"text": "BERT base: 110M parameters"}], embed=lambda t: [[1.0]] * 2,
+                        judge=lambda s: "Grade: 5")
+        for name in ("abstention", "exact_match", "token_f1", "hit_at_k", "mrr", "judge",
+                     "semantic_similarity"):
+            result = METRICS[name].evaluate(sample)
+            assert result["score"] is None and result["pass"] is None, name
+        assert METRICS["answer_length"].evaluate(sample)["score"] is not None  # needs no reference
+
+
+def test_a_written_reference_makes_the_row_a_test_case(tmp_path):
+    from assistant.evaluation.metrics import METRICS, Sample
+    from assistant.feedback import needs_reference, pending_references, write_references
+
+    path = tmp_path / "feedback.jsonl"
+    wrong, unanswerable = feedback_row(TURN, "down"), feedback_row(TURN, "down")
+    for row in (wrong, unanswerable, feedback_row(TURN, "up")):
+        append_feedback(path, row)
+    assert [r["id"] for r in pending_references(path)] == [wrong["id"], unanswerable["id"]]
+    changed = write_references(path, {wrong["id"]: "BERT base has 110 million parameters.",
+                                      unanswerable["id"]: None})
+    assert changed == 2 and pending_references(path) == []
+    rows = {r.id: r for r in read_rows(path)}
+    assert len(rows) == 3 and not any(needs_reference(r) for r in rows.values())
+    fixed = rows[wrong["id"]]
+    assert fixed.reference == "BERT base has 110 million parameters."
+    score = METRICS["token_f1"].evaluate(Sample(fixed, answer=TURN["answer"]))
+    assert score["score"] is not None
+    refused = rows[unanswerable["id"]]  # now: the course does not answer it
+    assert METRICS["abstention"].evaluate(Sample(refused, abstained=True))["pass"] is True
+
+
+# --- a kill mid-write ----------------------------------------------------------------------
+KILLED_WRITER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from assistant import feedback
+turn = {turn!r}
+path = {path!r}
+for _ in range(3):
+    feedback.append_feedback(path, feedback.feedback_row(turn, "up"))
+real = os.write
+
+def half_then_die(fd, data):  # kill -9 with half the row on disk
+    real(fd, data[: len(data) // 2])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+feedback.os.write = half_then_die
+feedback.append_feedback(path, feedback.feedback_row(turn, "down"))
+"""
+
+
+def test_a_write_killed_midway_is_repaired_by_the_next_vote(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "feedback.jsonl"
+    script = KILLED_WRITER.format(root=str(ROOT), turn=TURN, path=str(path))
+    dead = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert dead.returncode == -signal.SIGKILL, dead.stderr
+    assert not path.read_bytes().endswith(b"\n")  # a cut row at the end
+    after = feedback_row(TURN, "down")
+    append_feedback(path, after)  # the next start's first vote
+    append_feedback(path, feedback_row(TURN, "up"))
+    rows = read_rows(path)  # loads as a dataset: no partial line anywhere
+    assert [r.metadata["vote"] for r in rows] == ["up", "up", "up", "down", "up"]
+    assert rows[3].id == after["id"] and len({r.id for r in rows}) == 5
+
+
+# --- votes name the server's record -------------------------------------------------------
+def test_a_vote_writes_the_servers_record_not_the_browsers(tmp_path):
+    from assistant.feedback import TurnLog
+
+    path = tmp_path / "feedback.jsonl"
+    log = TurnLog(size=2)
+    turn_id = log.remember(TURN)
+    row = log.vote(turn_id, "up", path)  # the browser sends the id and the vote, nothing else
+    assert row["reference"] == TURN["answer"]
+    assert log.vote(turn_id, "up", path) == row  # the same vote twice: one row
+    assert len(read_rows(path)) == 1
+    for bad in ("", "x" * 500, {**TURN, "answer": "forged"}, "unknown-turn-id-123"):
+        with pytest.raises(InputError):
+            log.vote(bad, "up", path)
+    log.remember(TURN)
+    log.remember(TURN)  # bounded: the oldest turn is forgotten
+    with pytest.raises(InputError, match="no longer known"):
+        log.vote(turn_id, "down", path)
+
+
+def test_the_record_is_a_copy_callers_cannot_change(tmp_path):
+    from assistant.feedback import TurnLog
+
+    record = {**TURN, "sources": [dict(TURN["sources"][0])]}
+    log = TurnLog()
+    turn_id = log.remember(record)
+    record["answer"] = "changed later"
+    record["sources"][0]["text"] = "changed later"
+    row = log.vote(turn_id, "up", tmp_path / "f.jsonl")
+    assert row["reference"] == TURN["answer"] and row["reference_contexts"] == [TURN["sources"][0]["text"]]

@@ -1,4 +1,4 @@
-"""`courselab eval run` and `courselab eval compare`: batch prompt tests from the command line."""
+"""`courselab eval run`, `compare` and `references`: batch prompt tests from the command line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from assistant.errors import InputError
+
+PROGRESS_EVERY_S = 30.0  # off a terminal (a log file, CI), a plain progress line this often
 
 
 @click.group("eval")
@@ -126,11 +128,34 @@ def _progress():
     @contextmanager
     def bar():
         with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), transient=True, disable=not sys.stderr.isatty()) as p:
+                      TimeRemainingColumn(), transient=True) as p:
             task = p.add_task("evaluating", total=None)
             yield lambda done, total: p.update(task, completed=done, total=total)
 
-    return bar()
+    @contextmanager
+    def lines():
+        yield ProgressLines()
+
+    return bar() if sys.stderr.isatty() else lines()
+
+
+class ProgressLines:
+    """Progress for a log: 'evaluating: 12/90 rows (13%), 41 s, about 4.4 min left' at intervals."""
+
+    def __init__(self, every_s: float | None = None):
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        self.started = time.monotonic()
+        self.last: float | None = None  # the first call prints: the run has begun
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.last is not None and now - self.last < self.every_s and done < total:
+            return
+        self.last = now
+        elapsed = now - self.started
+        share = done / total if total else 1.0
+        left = f", about {elapsed * (1 - share) / share / 60:.1f} min left" if 0 < share < 1 else ""
+        click.echo(f"evaluating: {done}/{total} rows ({share:.0%}), {elapsed:.0f} s{left}", err=True)
 
 
 def _print_summary(summary: dict, out: Path) -> None:
@@ -139,7 +164,9 @@ def _print_summary(summary: dict, out: Path) -> None:
                  for n, m in cell["metrics"].items() if m["mean"] is not None]
         errors = f", {cell['errors']} errors" if cell["errors"] else ""
         click.echo(f"{cell['cell']} ({cell['rows']} rows{errors})\n    " + "\n    ".join(parts))
-        for name, a in list(cell["attribution"].items())[:1]:
+        computed = [n for n, a in cell["attribution"].items()
+                    if (cell["metrics"].get(n) or {}).get("n")]  # never a metric not computed
+        for name, a in [(n, cell["attribution"][n]) for n in computed[:1]]:
             click.echo(f"    failures on {name}: {a['not_retrieved']} without the right passage, "
                        f"{a['retrieved']} with it in hand")
     significant = [c for c in summary["comparisons"] if c["p_value"] < 0.05]
@@ -168,3 +195,48 @@ def compare_command(run_a, run_b, metrics, seed) -> None:
 
     for line in compare_runs(run_a, run_b, list(metrics), seed):
         click.echo(line)
+
+
+@eval_group.command("references")
+@click.argument("dataset", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--list", "list_only", is_flag=True, help="only list the rows that need one")
+@click.pass_context
+def references_command(ctx, dataset, list_only) -> None:
+    """Write the right answers for down-voted rows, so a bad answer becomes a test case.
+
+    DATASET defaults to the app's feedback file. For each row that needs a reference, type
+    the right answer; an empty line skips the row, '-' says the course does not answer it.
+    Each answer is saved at once (a rewrite that keeps votes arriving meanwhile).
+    """
+    from assistant.cli.common import _settings
+    from assistant.feedback import check_reference, pending_references, write_references
+
+    path = dataset or _settings(ctx).feedback_path
+    if not path.is_file():
+        raise InputError(f"no feedback file at {path} (vote on answers in the app first)")
+    rows = pending_references(path)
+    click.echo(f"{len(rows)} row(s) in {path} need a reference")
+    written = 0
+    for n, row in enumerate([] if list_only else rows, 1):
+        _show_row(n, len(rows), row)
+        text = click.prompt("right answer (empty: skip, '-': the course does not answer it)",
+                            default="", show_default=False)
+        if not text.strip():
+            continue
+        write_references(path, {row["id"]: None if text.strip() == "-" else check_reference(text)})
+        written += 1
+    if list_only:
+        for row in rows:
+            click.echo(f"  {row['id']}  {row['metadata'].get('question') or row['user_input']}")
+    else:
+        click.echo(f"{written} reference(s) written to {path}")
+
+
+def _show_row(n: int, total: int, row: dict) -> None:
+    meta = row["metadata"]
+    click.echo(f"\n[{n}/{total}] {row['id']}\nquestion: {meta.get('question') or row['user_input']}")
+    if meta.get("question") and meta["question"] != row["user_input"]:
+        click.echo(f"searched as: {row['user_input']}")
+    click.echo(f"down-voted answer: {meta.get('answer', '')}")
+    for passage in (meta.get("contexts_seen") or [])[:4]:
+        click.echo("  passage: " + " ".join(passage.split())[:200])

@@ -3,7 +3,9 @@
 A metric returns None as its score when it does not apply (no reference, no key
 facts); such items are left out of that metric's mean. A metric that cannot be
 computed (a judge that answered garbage) raises MetricError: it is reported as an
-error, never counted as a failure.
+error, never counted as a failure. A down-voted row whose right answer nobody has
+written yet (`metadata.needs_reference`) is skipped by every metric that compares
+with a reference: a wrong answer is not an unanswerable question.
 """
 
 from __future__ import annotations
@@ -48,14 +50,22 @@ class Metric:
     retrieval: bool = False  # computed from the hits alone (also in --retrieval-only runs)
     binary: bool = False  # scores are 0 or 1 (compared with McNemar's test)
     description: str = ""
+    uses_reference: bool = False  # compares with the reference or reference contexts
 
     def evaluate(self, sample: Sample, args: dict | None = None, threshold: float | None = None) -> dict:
+        if self.uses_reference and awaits_reference(sample.row):
+            return {"score": None, "pass": None, "reason": "needs a reference (a down-voted answer)"}
         score, reason = self.fn(sample, args or {})
         if score is None:
             return {"score": None, "pass": None, "reason": reason}
         limit = self.threshold if threshold is None else threshold
         passed = score >= limit if self.higher_is_better else score <= limit
         return {"score": round(float(score), 4), "pass": bool(passed), "reason": reason}
+
+
+def awaits_reference(row: Row) -> bool:
+    """A down-voted row whose right answer is not written yet: no truth to compare with."""
+    return row.reference is None and bool(row.metadata.get("needs_reference"))
 
 
 def normalise(text: str) -> str:
@@ -188,23 +198,26 @@ def judge(s: Sample, args: dict):
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("exact_match", exact_match, 1.0, binary=True, description="answer equals the reference"),
-    Metric("token_f1", token_f1, 0.5, description="SQuAD token F1 with the reference"),
-    Metric("rouge_l", rouge_l, 0.3, description="ROUGE-L F with the reference"),
+    Metric("exact_match", exact_match, 1.0, binary=True, uses_reference=True,
+           description="answer equals the reference"),
+    Metric("token_f1", token_f1, 0.5, uses_reference=True,
+           description="SQuAD token F1 with the reference"),
+    Metric("rouge_l", rouge_l, 0.3, uses_reference=True, description="ROUGE-L F with the reference"),
     Metric("key_facts", key_facts, 1.0, binary=True, description="every key fact in the answer"),
     Metric("regex", regex, 1.0, binary=True, description="the answer matches a pattern"),
-    Metric("semantic_similarity", semantic_similarity, 0.6,
+    Metric("semantic_similarity", semantic_similarity, 0.6, uses_reference=True,
            description="embedding cosine of answer and reference"),
-    Metric("hit_at_k", hit_at_k, 1.0, retrieval=True, binary=True,
+    Metric("hit_at_k", hit_at_k, 1.0, retrieval=True, binary=True, uses_reference=True,
            description="a reference passage is among the k retrieved"),
-    Metric("mrr", mrr, 0.5, retrieval=True, description="1 / rank of the first reference passage"),
-    Metric("abstention", abstention, 1.0, binary=True,
+    Metric("mrr", mrr, 0.5, retrieval=True, uses_reference=True,
+           description="1 / rank of the first reference passage"),
+    Metric("abstention", abstention, 1.0, binary=True, uses_reference=True,
            description="abstained exactly when there is no reference"),
     Metric("groundedness", groundedness, 0.7,
            description="share of answer words found in the context the model saw"),
     Metric("answer_length", answer_length, 60, higher_is_better=False, description="words"),
     Metric("latency", latency, 10.0, higher_is_better=False, description="seconds per answer"),
-    Metric("judge", judge, 0.5, description="a model's 1-5 grade, as 0-1"),
+    Metric("judge", judge, 0.5, uses_reference=True, description="a model's 1-5 grade, as 0-1"),
 ]}
 
 

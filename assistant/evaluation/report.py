@@ -50,7 +50,7 @@ def summarize(rows: list[dict], suite: Suite) -> dict:
                  "metrics": {}, "attribution": {}}
         for name in metrics:
             entry["metrics"][name] = _metric_summary(mine, name, suite.seed)
-            if not METRICS[name].retrieval:
+            if not METRICS[name].retrieval and entry["metrics"][name]["n"]:  # computed only
                 entry["attribution"][name] = _attribution(mine, name)
         summary["cells"].append(entry)
     summary["comparisons"] = _comparisons(rows, cells, metrics, suite)
