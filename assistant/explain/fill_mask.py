@@ -19,7 +19,7 @@ from assistant.explain.tokens import check_text
 
 MASK = "[MASK]"
 DEFAULT_TEXT = "How are [MASK] doing today?"
-FROM_MODEL = 12  # candidates taken from the left-context prediction
+FROM_MODEL = 8  # candidates taken from the left-context prediction
 MAX_CANDIDATES = 30
 METHOD = ("No shipped model has a masked-LM head (MiniLM's checkpoint lacks it). Candidates are "
           "ranked by the causal model two ways: left context only, p(word | words before the "

@@ -43,12 +43,13 @@ class Pair:
     kind: str  # "encoder", "causal" or "seq2seq"
 
 
+THREADS = 1  # torch threads for a demo (see compute); the benchmark compares with the default
 _lock = threading.RLock()
 _cache: dict[str, Pair] = {}
 
 
 @contextmanager
-def compute(threads: int = 1, train: bool = False):
+def compute(threads: int | None = None, train: bool = False):
     """One demo at a time, on one torch thread, without autograd (unless `train`).
 
     Subtle: on 2 cores shared with other work, a forward pass on 2 torch threads was
@@ -59,7 +60,7 @@ def compute(threads: int = 1, train: bool = False):
 
     with _lock:
         before = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads or THREADS)
         try:
             with torch.inference_mode(not train):
                 yield
