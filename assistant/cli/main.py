@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from assistant.cli.bench import bench
 from assistant.cli.common import QUIET_ENV, CourselabGroup, _note, _settings
 from assistant.cli.corpus import corpus_group
 from assistant.cli.eval import eval_group
@@ -31,13 +32,16 @@ BATCH = 16
               help="folder of the Chroma index [default: user data folder]")
 @click.option("--chroma-url", help="use a Chroma server (http://HOST:PORT) instead of a folder")
 @click.option("--device", help="cpu, cuda, cuda:N or mps [default: cuda when present, else cpu]")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"], case_sensitive=False),
+              help="local model precision [default: auto (COURSELAB_PRECISION): fastest without "
+                   "a quality loss on the device]")
 @click.version_option(package_name="courselab")
 @click.pass_context
 def cli(ctx: click.Context, corpus_dir: Path | None, index_dir: Path | None,
-        chroma_url: str | None, device: str | None) -> None:
+        chroma_url: str | None, device: str | None, precision: str | None) -> None:
     """A local course assistant: index the course, retrieve passages, ask questions."""
     ctx.obj = {"corpus_dir": corpus_dir, "index_dir": index_dir, "chroma_url": chroma_url,
-               "device": device}
+               "device": device, "precision": precision.lower() if precision else None}
 
 
 @cli.command()
@@ -196,7 +200,8 @@ def models(as_json: bool) -> None:
     from assistant.models.hf import pick_device
 
     device = pick_device()[0]
-    rows = [{**spec.to_dict(), "device": device} for spec in MODELS.values()]
+    rows = [{**spec.to_dict(), "device": device} for spec in MODELS.values()
+            if spec.name != "fake"]  # the fake model is for tests: usable, never listed
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -293,30 +298,7 @@ def app_command(ctx, host, port, auth, auth_file, allow_open, model, template) -
         demo.close()
 
 
-@cli.group()
-def bench() -> None:
-    """Benchmarks that run a baseline and courselab side by side."""
-
-
-@bench.command("generate")
-@click.option("--model", default="smollm2-135m-instruct", show_default=True, help="registry name")
-@click.option("--random-weights", is_flag=True,
-              help="the real architecture with random weights (for machines without weights)")
-@click.option("--prompts", default=16, show_default=True, type=click.IntRange(1, 4096),
-              help="how many prompts")
-@click.option("--new-tokens", default=32, show_default=True, type=click.IntRange(1, 1024),
-              help="tokens generated per prompt (fixed, for a fair comparison)")
-@click.pass_context
-def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> None:
-    """Generation speed: a naive generate loop vs the batched path."""
-    from assistant.models.bench import bench_generate
-
-    settings = _settings(ctx)
-    bench_generate(model, settings.cache_dir, prompts, new_tokens, random_weights,
-                   settings.device, echo=click.echo)
-
-
-for command in (prompts, compare, eval_group, corpus_group):
+for command in (prompts, compare, eval_group, corpus_group, bench):
     cli.add_command(command)
 cli.add_command(explain_group)
 

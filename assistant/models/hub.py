@@ -1,21 +1,40 @@
 """Models from the Hugging Face hub or a local folder: presence checks and loaders.
 
 A hub model whose weights are not on this machine fails fast with one sentence,
-never a hang on a network that is not there.
+never a hang on a network that is not there; a folder that does not exist is named
+as such, not passed to the hub as a malformed repo id.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from assistant.errors import ModelError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+# what the hub accepts as a repo id: 'name' or 'owner/name', no '--' or '..', 96 chars at most
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 
 
 def is_local(source: str) -> bool:
     return Path(source).expanduser().is_dir()
+
+
+def is_repo_id(source: str) -> bool:
+    """True for 'google/flan-t5-base'; False for '/path/to/checkpoint', './nope', '~/x'."""
+    return (_REPO_ID.fullmatch(source) is not None and "--" not in source and ".." not in source
+            and not source.endswith(".") and len(source) <= 96)
+
+
+def check_source(source: str) -> None:
+    """A folder must exist; anything else must be a well-formed hub id."""
+    if is_local(source):
+        return
+    if not is_repo_id(source):
+        raise ModelError(f"model folder not found: {source} (hf: takes a folder that exists or "
+                         "a hub id such as google/flan-t5-base)")
 
 
 def weights_present(source: str) -> bool:
@@ -23,6 +42,8 @@ def weights_present(source: str) -> bool:
     if is_local(source):
         folder = Path(source).expanduser()
         return (folder / "config.json").is_file() and any((folder / f).exists() for f in WEIGHT_FILES)
+    if not is_repo_id(source):
+        return False
     from huggingface_hub import try_to_load_from_cache
 
     if not isinstance(try_to_load_from_cache(source, "config.json"), str):
@@ -38,6 +59,7 @@ def not_present(source: str) -> ModelError:
 
 def require(source: str) -> None:
     """Fail now, in one sentence, when the weights are absent and the hub is unreachable."""
+    check_source(source)
     if weights_present(source):
         return
     if is_local(source):
