@@ -134,3 +134,23 @@ def test_kill_9_during_an_eval_run_resumes_without_loss_or_duplicates(fake_env, 
     assert len(keys) == len(set(keys)) == 8 * 3  # nothing lost, nothing twice
     assert all(r in rows for r in before)  # rows written before the kill were kept as they were
     assert json.loads((out / "summary.json").read_text())["rows"] == 24
+
+
+def test_viewers_use_the_read_only_reader():
+    from assistant.evaluation import compare_runs
+    from assistant.ui import evals
+
+    assert evals.read_results is runfolder.read_results
+    assert compare_runs.read_results is runfolder.read_results
+
+
+def test_the_cli_refuses_a_folder_another_run_holds(fake_env, tmp_path):
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    out = tmp_path / "run"
+    with runfolder.claim(out):
+        result = CliRunner().invoke(cli, ["eval", "run", "--dataset", str(QA), "--out", str(out)])
+    assert result.exit_code == 2 and "another run is writing" in result.output
+    assert not (out / "results.jsonl").exists()
