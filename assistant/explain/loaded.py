@@ -77,6 +77,7 @@ def install(name: str, model, tokenizer, kind: str) -> None:
 def clear() -> None:
     with _lock:
         _cache.clear()
+        _tokenizers.clear()
 
 
 def cached(name: str) -> bool:
@@ -97,6 +98,37 @@ def encoder_tokenizer(name: str = ENCODER):
     if name in _cache:
         return _cache[name].tokenizer
     return _tokenizer_for(name)
+
+
+_TOKENIZER_MODULES = {CAUSAL: "assistant.models.smollm2", GEMMA: "assistant.models.gemma3"}
+_tokenizers: dict[str, Any] = {}
+
+
+def tokenizer(name: str, cache_dir: Path | None = None):
+    """A model's tokenizer without its weights (a loaded model's own when there is one)."""
+    name = resolve(name)
+    if name in _cache:
+        return _cache[name].tokenizer
+    if name == ENCODER:
+        return encoder_tokenizer(name)
+    if name not in _TOKENIZER_MODULES:
+        return get(name, cache_dir).tokenizer
+    with _lock:
+        if name not in _tokenizers:
+            import importlib
+
+            from transformers import AutoTokenizer
+
+            module = importlib.import_module(_TOKENIZER_MODULES[name])
+            folder = module.converted_folder(Path(cache_dir) if cache_dir else _cache_dir())
+            _tokenizers[name] = AutoTokenizer.from_pretrained(folder)
+        return _tokenizers[name]
+
+
+def _cache_dir() -> Path:
+    from assistant.config import Settings
+
+    return Settings().cache_dir
 
 
 def available(name: str) -> bool:
@@ -148,11 +180,7 @@ def _causal(name: str, cache_dir: Path | None) -> Pair:
 
     if not get_spec(name).available():
         raise ModelError(f"{name} is not installed here")
-    if cache_dir is None:
-        from assistant.config import Settings
-
-        cache_dir = Settings().cache_dir
-    chat = get_model(name, cache_dir, device="cpu")
+    chat = get_model(name, cache_dir or _cache_dir(), device="cpu")
     if hasattr(chat, "precision"):
         # subtle: the chat may run int8 or bf16 for speed; the lab shows the model's own numbers
         # (and int8 layers hide their parameters from the counts)

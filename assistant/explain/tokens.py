@@ -99,8 +99,7 @@ def compare(text: str, models: tuple[str, ...] = tuple(NAMES), cache_dir=None) -
         if not loaded.available(name):
             skipped[name] = "not installed here"
             continue
-        tok = (loaded.encoder_tokenizer(name) if name == loaded.ENCODER
-               else loaded.get(name, cache_dir).tokenizer)
+        tok = loaded.tokenizer(name, cache_dir)
         rows.append(tokenize(tok, text, name, NAMES.get(name, name)))
     return TokensResult(text, rows, skipped)
 
