@@ -85,8 +85,9 @@ def _scan(files: tuple[tuple[str, int], ...]) -> dict[str, tuple[str, ...]]:
 def demos_for_section(section: str, corpus_dir: Path | None = None) -> list[Demo]:
     """The demos that draw a section's figures ("See it live: attention"), in DEMOS order.
 
-    >>> [d.key for d in demos_for_section("Popular Modern LLMs > 1. BERT (...)")]  # doctest: +SKIP
-    ['tokens', 'fill-mask', 'finetune']
+    >>> [d.key for d in demos_for_section("Popular Modern LLMs > 2. GPT (Generative Pre-Trained "
+    ...                                   "Transformer)")]
+    ['next-token']
     """
     section = plain_text(section or "").strip()
     if not section:
