@@ -342,6 +342,6 @@ def _lab_saved(prompts: Path) -> list[str]:
 
 
 def _write_lab_saved(prompts: Path, names: list[str]) -> None:
-    from assistant.evaluation.runfolder import write_atomic
+    from assistant.files import write_atomic
 
     write_atomic(prompts / LAB_SAVED, "".join(f"{n}\n" for n in dict.fromkeys(names)))

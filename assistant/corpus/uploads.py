@@ -9,13 +9,13 @@ the course's own files) can be removed again.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.corpus import SUFFIXES, split_markdown
 from assistant.errors import InputError
+from assistant.files import write_atomic
 
 MAX_UPLOAD_BYTES = 1_000_000
 MAX_CORPUS_BYTES = 20_000_000  # the whole corpus folder, course files included
@@ -130,7 +130,4 @@ def _write_manifest(corpus_dir: Path, names: list[str]) -> None:
 
 
 def _write_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, text)  # a fresh temp name: a link left there is never followed

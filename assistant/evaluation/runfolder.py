@@ -22,6 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from assistant.errors import InputError
+from assistant.files import write_atomic
+
+__all__ = ["check_inputs", "claim", "dataset_names", "fingerprint", "read_results", "repair_tail",
+           "write_atomic"]
 
 log = logging.getLogger("courselab")
 
@@ -103,21 +107,6 @@ def claim(out: Path) -> Iterator[Path]:
         yield out
     finally:
         os.close(fd)  # closing releases the lock; a killed process releases it too
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write a text file so readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _digest(paths: list[Path], root: Path | None = None) -> str:

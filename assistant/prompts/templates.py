@@ -298,8 +298,8 @@ def parse_template(text: str, where: str, folder: Path) -> Template:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise TemplateError(f"{where}: invalid YAML ({str(e).splitlines()[0]})") from e
-    if not isinstance(data, dict):
-        raise TemplateError(f"{where}: a template file must be a YAML mapping")
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise TemplateError(f"{where}: a template file must be a YAML mapping of field names")
     if "folder" in data:
         raise TemplateError(f"{where}: folder: Extra inputs are not permitted")
     try:
@@ -340,17 +340,9 @@ def save_template(text: str, prompts_dir: Path, overwrite: bool = False,
 
 def _write_new(path: Path, text: str) -> None:
     """Write through a fresh temp file (never following a link someone left), then rename."""
-    import os
-    import secrets
+    from assistant.files import write_atomic
 
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)  # replaces a link itself, never its target
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, text)  # replaces a link at `path` itself, never its target
 
 
 def _backup(path: Path) -> Path | None:

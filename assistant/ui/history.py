@@ -17,6 +17,8 @@ import secrets
 import threading
 from pathlib import Path
 
+from assistant.files import write_atomic
+
 log = logging.getLogger("courselab")
 
 MAX_CONVERSATIONS = 2000
@@ -34,18 +36,8 @@ def valid_id(value) -> bool:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file only its owner can read, atomically (a kill leaves the old one or the new)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text, mode=0o600)
 
 
 def browser_secret(folder: Path) -> str:
