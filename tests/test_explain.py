@@ -161,6 +161,17 @@ def test_next_token_on_a_tiny_model_and_branching():
     assert result.figure().axes[0].get_xlabel() == "probability of being the next token"
 
 
+def test_step_by_step_generation_follows_the_sampler():
+    greedy = next_token.steps("Attention is", 3, temperature=0.0)
+    assert [r.chosen for r in greedy] == [r.candidates[0].token_id for r in greedy]
+    assert all(b.prompt.startswith(a.prompt) for a, b in zip(greedy, greedy[1:], strict=False))
+    assert greedy[-1].final.startswith(greedy[-1].prompt) and greedy[1].prompt != greedy[0].prompt
+    sampled = [r.chosen for r in next_token.steps("Attention is", 3, temperature=1.5, seed=7)]
+    assert sampled == [r.chosen for r in next_token.steps("Attention is", 3, temperature=1.5, seed=7)]
+    with pytest.raises(InputError):
+        next_token.steps("x", 0)
+
+
 # --- attention --------------------------------------------------------------------------
 def test_causal_attention_rows_sum_to_one_and_nothing_above_the_diagonal():
     import numpy as np
@@ -333,6 +344,8 @@ def test_cli_json_and_png(run, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
     out = run("next-token", "Attention is", "--temperature", "0", "--top-k", "3")
     assert out.exit_code == 0 and "1.000" in out.output
+    steps = json.loads(run("next-token", "Attention is", "--steps", "2", "--json").output)
+    assert len(steps) == 2 and steps[1]["prompt"].startswith("Attention is")
 
 
 @pytest.mark.parametrize("args", [

@@ -82,19 +82,44 @@ def tokens_command(ctx, text, as_json, png) -> None:
               help="keep the smallest set of tokens whose probability reaches p")
 @click.option("--shown", default=10, show_default=True, type=click.IntRange(1, 50),
               help="how many candidates to list")
+@click.option("--steps", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="generate this many tokens one at a time, showing each step's candidates")
+@click.option("--seed", default=0, show_default=True, type=int, help="seed of the sampler")
 @JSON
 @PNG
 @click.pass_context
-def next_token_command(ctx, prompt, model, temperature, top_k, top_p, shown, as_json, png) -> None:
+def next_token_command(ctx, prompt, model, temperature, top_k, top_p, shown, steps, seed,
+                       as_json, png) -> None:
     """The top next tokens after PROMPT, before and after temperature, top-k and top-p."""
     from assistant.explain import loaded, next_token
 
+    cache_dir = _settings(ctx).cache_dir
+    if steps > 1:
+        _steps(next_token.steps(prompt, steps, loaded.resolve(model), temperature, top_k, top_p,
+                                seed, min(shown, 5), cache_dir), as_json, png)
+        return
     result = next_token.predict(prompt, loaded.resolve(model), temperature, top_k, top_p, shown,
-                                cache_dir=_settings(ctx).cache_dir)
+                                cache_dir=cache_dir)
     lines = [f"{result.model} · T={temperature:g} top-k={top_k or 'off'} top-p={top_p:g} · "
              f"{result.kept} tokens keep probability", f"{'token':<20}{'model':>9}{'reshaped':>10}"]
     lines += [f"{c.token!r:<20}{c.probability:>9.3f}{c.shaped:>10.3f}" for c in result.candidates]
     _show(result, as_json, png, lines)
+
+
+def _steps(results: list, as_json: bool, png: Path | None) -> None:
+    """Step-by-step generation: per step the candidates and the token picked."""
+    if png is not None:
+        from assistant.explain.plots import save_png
+
+        save_png(results[-1].figure(), png)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+        return
+    texts = [r.prompt for r in results[1:]] + [results[-1].final]
+    for i, (r, after) in enumerate(zip(results, texts, strict=True), 1):
+        options = ", ".join(f"{c.token!r} {c.shaped:.2f}" for c in r.candidates)
+        click.echo(f"step {i}: {options} -> {after[len(r.prompt):]!r}")
+    click.echo(f"text: {results[-1].final}")
 
 
 @explain_group.command("attention")

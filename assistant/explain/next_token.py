@@ -39,11 +39,16 @@ class NextTokenResult:
     top_p: float
     candidates: list[Candidate]
     kept: int  # tokens left with non-zero probability after reshaping
+    chosen: int | None = None  # the token id picked, in step-by-step generation
+    final: str = ""  # the text after the last step
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "prompt": self.prompt, "temperature": self.temperature,
-                "top_k": self.top_k, "top_p": self.top_p, "tokens_kept": self.kept,
-                "candidates": [c.to_dict() for c in self.candidates]}
+        out = {"model": self.model, "prompt": self.prompt, "temperature": self.temperature,
+               "top_k": self.top_k, "top_p": self.top_p, "tokens_kept": self.kept,
+               "candidates": [c.to_dict() for c in self.candidates]}
+        if self.chosen is not None:
+            out["chosen_id"] = self.chosen
+        return {**out, "text_after": self.final} if self.final else out
 
     def figure(self):
         return draw(self)
@@ -96,9 +101,13 @@ def last_logits(pair, prompt: str):
 def predict(prompt: str, model: str = loaded.CAUSAL, temperature: float = 1.0, top_k: int = 0,
             top_p: float = 1.0, shown: int = SHOWN, cache_dir=None) -> NextTokenResult:
     """The `shown` most likely next tokens, before and after reshaping."""
+    return _predict(prompt, model, temperature, top_k, top_p, shown, cache_dir)[0]
+
+
+def _predict(prompt, model, temperature, top_k, top_p, shown, cache_dir):
     import torch
 
-    prompt = check_text(prompt)
+    prompt = check_text(prompt, strip=False)  # subtle: a trailing space changes the next token
     check_sampling(temperature, top_k, top_p)
     shown = max(1, min(int(shown), 50))
     pair = loaded.get(model, cache_dir)
@@ -109,8 +118,8 @@ def predict(prompt: str, model: str = loaded.CAUSAL, temperature: float = 1.0, t
     top = torch.topk(raw, shown).indices.tolist()
     candidates = [Candidate(pair.tokenizer.decode([i]), i, float(raw[i]), float(shaped[i]))
                   for i in top]
-    return NextTokenResult(model, prompt, temperature, top_k, top_p, candidates,
-                           int((shaped > 0).sum()))
+    return NextTokenResult(pair.name, prompt, temperature, top_k, top_p, candidates,
+                           int((shaped > 0).sum())), shaped
 
 
 def branch(prompt: str, token_id: int, model: str = loaded.CAUSAL, cache_dir=None) -> str:
@@ -119,6 +128,27 @@ def branch(prompt: str, token_id: int, model: str = loaded.CAUSAL, cache_dir=Non
     if not 0 <= int(token_id) < len(pair.tokenizer):
         raise InputError(f"no token with id {token_id}")
     return prompt + pair.tokenizer.decode([int(token_id)])
+
+
+def steps(prompt: str, count: int, model: str = loaded.CAUSAL, temperature: float = 0.0,
+          top_k: int = 0, top_p: float = 1.0, seed: int = 0, shown: int = 3,
+          cache_dir=None) -> list[NextTokenResult]:
+    """Generation one token at a time: each step's candidates and the token the sampler picked
+    (the argmax at temperature 0, else a seeded draw from the reshaped distribution)."""
+    import torch
+
+    if not 1 <= count <= 64:
+        raise InputError(f"steps must be between 1 and 64, got {count}")
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(count):
+        result, shaped = _predict(prompt, model, temperature, top_k, top_p, shown, cache_dir)
+        result.chosen = (int(torch.multinomial(shaped, 1, generator=gen)) if temperature
+                         else int(torch.argmax(shaped)))
+        out.append(result)
+        prompt = branch(prompt, result.chosen, model, cache_dir)
+    out[-1].final = prompt
+    return out
 
 
 def draw(result: NextTokenResult):

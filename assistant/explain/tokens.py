@@ -50,10 +50,12 @@ class TokensResult:
         return draw(self)
 
 
-def check_text(text: str, limit: int = MAX_CHARS) -> str:
-    text = str(text or "").strip()
-    if not text:
+def check_text(text: str, limit: int = MAX_CHARS, strip: bool = True) -> str:
+    """Non-empty text within `limit` characters (stripped unless a trailing space matters)."""
+    text = str(text or "")
+    if not text.strip():
         raise InputError("give some text")
+    text = text.strip() if strip else text
     if len(text) > limit:
         raise InputError(f"the text has {len(text)} characters; the lab takes up to {limit}")
     return text
