@@ -81,6 +81,7 @@ def corpus_tab(service: Service):
               concurrency_limit=1)
     remove.click(remove_file, added, [result, section, added], api_visibility="private",
                  concurrency_limit=1)
+    added.focus(added_names, None, added, api_visibility="private", queue=False)  # other users'
     return section_names, section
 
 
