@@ -225,7 +225,7 @@ class Service:
     # --- corpus --------------------------------------------------------------------------
     def search(self, query: str, k: int) -> list:
         self.require_ready()
-        return self.retriever().search(check_question(query), k)
+        return self.retriever().search(check_question(query), self.check_k(k))
 
     def sections(self) -> dict[str, list]:
         """Chunks of the index grouped by section path, in corpus order."""
@@ -287,7 +287,7 @@ class Service:
         """Every template x model on one retrieval (see assistant.lab)."""
         from assistant.lab import compare
 
-        question = check_question(question)
+        question, k = check_question(question), self.check_k(k)
         self.require_ready()
         if not templates or not models:
             raise InputError("choose at least one template and one model")

@@ -132,3 +132,10 @@ def test_an_added_file_can_be_removed_and_course_files_cannot(service, corpus_di
     assert "removed pruning.md" in service.remove_file("pruning.md")
     assert not (corpus_dir / "pruning.md").exists() and service.uploaded_files() == []
     assert all(h.source != "pruning.md" for h in service.search("pruning removes weights", 5))
+
+
+def test_search_and_compare_bound_k_too(service):
+    for call in (lambda: service.search("attention", 100_000),
+                 lambda: service.compare("What is attention?", ["default"], ["fake"], 100_000)):
+        with pytest.raises(InputError, match="k must be"):
+            call()

@@ -35,7 +35,7 @@ def corpus_tab(service: Service):
 
     def search(text, n):
         try:
-            found = service.search(text, int(n))
+            found = service.search(text, service.check_k(n))  # an API call skips the slider
         except CourselabError as e:
             raise gr.Error(str(e)) from None
         return [[h.rank, f"{h.score:.3f}", h.section, h.source, h.text] for h in found]
