@@ -21,8 +21,8 @@ from assistant.files import write_atomic
 
 log = logging.getLogger("courselab")
 
-MAX_CONVERSATIONS = 2000
-MAX_FILE_BYTES = 2_000_000
+MAX_CONVERSATIONS = 1000  # with MAX_FILE_BYTES: at most 1 GB on disk
+MAX_FILE_BYTES = 1_000_000
 _ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
 
 
