@@ -46,7 +46,7 @@ def weights(pair, text: str):
     import torch
 
     encoder = pair.kind == "encoder"
-    enc = pair.tokenizer(text, return_tensors="pt", add_special_tokens=encoder)
+    enc = pair.tokenizer(text, return_tensors="pt")  # with [CLS]/[SEP], or Gemma's <bos>
     ids = enc["input_ids"]
     if ids.shape[1] > MAX_TOKENS:
         raise InputError(f"the text has {ids.shape[1]} tokens; the attention view takes up to "

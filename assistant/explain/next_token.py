@@ -90,7 +90,8 @@ def last_logits(pair, prompt: str):
     """The model's logits for the token after `prompt`."""
     import torch
 
-    ids = pair.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    # the tokenizer's own start token where it adds one (Gemma's <bos>; SmolLM2 adds none)
+    ids = pair.tokenizer(prompt, return_tensors="pt")["input_ids"]
     ids = ids[:, -MAX_TOKENS:]
     if ids.shape[1] == 0:
         raise InputError("the prompt has no tokens")
