@@ -167,8 +167,10 @@ def _print_summary(summary: dict, out: Path) -> None:
         computed = [n for n, a in cell["attribution"].items()
                     if (cell["metrics"].get(n) or {}).get("n")]  # never a metric not computed
         for name, a in [(n, cell["attribution"][n]) for n in computed[:1]]:
-            click.echo(f"    failures on {name}: {a['not_retrieved']} without the right passage, "
-                       f"{a['retrieved']} with it in hand")
+            unknown = (f", {a['unknown']} with no reference passage to tell"
+                       if a.get("unknown") else "")
+            click.echo(f"    failures on {name}: {a['failed']} ({a['not_retrieved']} without the "
+                       f"right passage, {a['retrieved']} with it in hand{unknown})")
     significant = [c for c in summary["comparisons"] if c["p_value"] < 0.05]
     shown = [c for c in significant if c["metric"] in list(summary["cells"][0]["metrics"])[:2]]
     for c in shown:
