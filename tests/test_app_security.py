@@ -125,3 +125,29 @@ def test_the_cli_removes_only_added_files(fake_env, tmp_path):
     done = CliRunner().invoke(cli, ["corpus", "remove", "pruning.md"])
     assert done.exit_code == 0, done.output
     assert not (fake_env / "pruning.md").exists()
+
+
+def test_the_operator_allows_more_models_with_allow_model(fake_env, monkeypatch):
+    import assistant.ui as ui
+    from assistant.cli import cli
+
+    seen = {}
+
+    class Demo:
+        def block_thread(self):
+            pass
+
+        def close(self):
+            pass
+
+    def launch(service, *args, **kwargs):
+        seen["service"] = service
+        return Demo()
+
+    monkeypatch.setattr(ui, "launch", launch)
+    result = CliRunner().invoke(cli, ["app", "--allow-model", "openai:m@http://127.0.0.1:9/v1"])
+    assert result.exit_code == 0, result.output
+    service = seen["service"]
+    assert service.check_model("openai:m@http://127.0.0.1:9/v1")
+    with pytest.raises(InputError):
+        service.check_model("openai:other@http://127.0.0.1:9/v1")

@@ -266,9 +266,12 @@ def serve_api(ctx, host, port, models_, api_key) -> None:
 @click.option("--no-auth", "allow_open", is_flag=True,
               help="allow serving beyond this machine without a login")
 @click.option("--model", help="default model [default: smollm2-135m-instruct]")
+@click.option("--allow-model", "allowed", multiple=True,
+              help="another model visitors may choose, e.g. hf:FOLDER or openai:M@URL (repeatable; "
+                   "registry models whose weights are here are always offered)")
 @click.option("--template", default="default", show_default=True, help="default prompt template")
 @click.pass_context
-def app_command(ctx, host, port, auth, auth_file, allow_open, model, template) -> None:
+def app_command(ctx, host, port, auth, auth_file, allow_open, model, allowed, template) -> None:
     """Open the course assistant in the browser (a Gradio app)."""
     from click.core import ParameterSource
 
@@ -287,7 +290,7 @@ def app_command(ctx, host, port, auth, auth_file, allow_open, model, template) -
         _note(warning)
     settings = _settings(ctx)
     corpus_files(settings.corpus_dir)  # a missing corpus is an error now, not a page that fails
-    service = Service(settings, model, template)
+    service = Service(settings, model, template, allowed_models=list(allowed))
     demo = launch(service, host, port, login, secret_dir=data_home(), allow_open=allow_open)
     click.echo(f"courselab app at http://{host}:{port} (the index and model load in the background;"
                " Ctrl-C stops it)", err=True)
