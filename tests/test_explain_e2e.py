@@ -77,3 +77,15 @@ def test_frozen_minilm_beats_bag_of_words_at_eight_examples():
     minilm, words = result.accuracy["frozen MiniLM"], result.accuracy["bag of words"]
     assert result.sizes[0] == 8 and minilm[0] > words[0] + 0.1
     assert minilm[0] > 0.5 and finetune.finetune(8).to_dict() == result.to_dict()  # seeded
+
+
+def test_gemma_is_a_causal_decoder_too(cache_dir):
+    """Gemma 3 270M (installed by `make install`): its <bos>, the causal mask, its parts."""
+    result = attention.attention(model=loaded.GEMMA, cache_dir=cache_dir)
+    m = np.array(result.matrix)
+    assert result.tokens[0] == "<bos>" and result.causal
+    assert np.allclose(m.sum(axis=1), 1, atol=1e-4) and np.allclose(np.triu(m, k=1), 0)
+    a = architecture.describe(loaded.GEMMA, cache_dir)
+    assert a.kind == "causal" and a.total == sum(a.parts.values()) and a.tied_head
+    row = tokens.compare("unaffable", (loaded.GEMMA,), cache_dir).rows[0]
+    assert row.scheme.startswith("Gemma") and row.split_words
