@@ -82,3 +82,7 @@ def test_corpus_sections_with_a_missing_figure_link_to_their_demos():
     links = demo_links("A little bit about Transformers", PROJECT_ROOT / "corpus", "it <b>x</b>")
     assert 'href="?lab=attention&amp;text=it+%3Cb%3Ex%3C%2Fb%3E"' in links and "<b>" not in links
     assert demo_links("Applications of GenAI", PROJECT_ROOT / "corpus") == ""
+    sources = ["A little bit about Transformers", "Popular Modern LLMs > 3. T5 (Text to Text "
+               "Transfer Transformer)", "A little bit about Transformers"]
+    both = demo_links(sources, PROJECT_ROOT / "corpus", "What is T5?")
+    assert both.count("?lab=attention") == 1 and "?lab=architecture&amp;text=What+is+T5" in both

@@ -63,14 +63,18 @@ OPEN_TAB_JS = f"""() => {{
 }}"""
 
 
-def demo_links(section: str, corpus_dir=None, text: str = "") -> str:
-    """'🔬 See it live: Attention · Architecture' links (Markdown) for a section with a figure."""
-    found = demos_for_section(section, corpus_dir)
+def demo_links(sections: str | list[str], corpus_dir=None, text: str = "") -> str:
+    """'🔬 See it live: Attention · Architecture' (links, escaped) for the demos that draw the
+    figures of a section, or of several (an answer's sources), each once; '' when none."""
+    found: dict[str, object] = {}
+    for section in [sections] if isinstance(sections, str) else sections:
+        for d in demos_for_section(section, corpus_dir):
+            found.setdefault(d.key, d)
     if not found:
         return ""
     links = " · ".join(f'<a href="{escape(lab_link(d.key, text))}" target="_blank" '
-                       f'class="lab-link">{escape(d.title)}</a>' for d in found)
-    return f"🔬 The course's figure here, live: {links}\n\n"
+                       f'class="lab-link">{escape(d.title)}</a>' for d in found.values())
+    return f"🔬 See it live: {links}\n\n"
 
 
 def message(error: Exception) -> str:
