@@ -83,13 +83,14 @@ def load_model(settings: Settings, name: str | None = None, options: dict | None
 
     name = name or settings.model
     merged = {**ANSWER_OPTIONS, **(options or {})}
-    key = (name, settings.device, getattr(settings, "precision", None), settings.concurrency,
+    key = (name, settings.device, settings.precision, settings.concurrency,
            json.dumps(merged, sort_keys=True))
     with _models_lock:
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
-        kwargs = {"precision": settings.precision} if getattr(settings, "precision", None) else {}
+        # "auto" is get_model's own default: only a chosen precision is passed on
+        kwargs = {"precision": settings.precision} if settings.precision != "auto" else {}
         model = get_model(name, settings.cache_dir, merged, device=settings.device, **kwargs)
         if hasattr(model, "concurrency"):
             model.concurrency = settings.concurrency
