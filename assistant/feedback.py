@@ -105,7 +105,7 @@ def _flock(fd: int) -> None:
 def append_feedback(path: Path, row: dict) -> None:
     """Append one row as one whole line, flushed to disk; a cut tail is removed first."""
     path = Path(path)
-    data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    data = _line(row).encode("utf-8")
     with _locked(path):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -116,6 +116,13 @@ def append_feedback(path: Path, row: dict) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _line(row: dict) -> str:
+    """One JSON line; U+0085, U+2028 and U+2029 escaped, since str.splitlines breaks on them."""
+    text = json.dumps(row, ensure_ascii=False)
+    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace(
+        "\u2029", "\\u2029") + "\n"
 
 
 def _repair_tail(fd: int, path: Path) -> None:
@@ -201,14 +208,15 @@ def write_references(path: Path, answers: dict[str, str | None]) -> int:
     """
     path = Path(path)
     with _locked(path):
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        text = path.read_text(encoding="utf-8")
+        lines = [line + "\n" for line in text.split("\n")[:-1]]
+        lines += [text.rsplit("\n", 1)[-1]] if not text.endswith("\n") else []
         changed = 0
         out = []
         for line in lines:
             row = _parse(line)
             if row is not None and row.get("id") in answers:
-                row = _with_reference(row, answers[row["id"]])
-                line = json.dumps(row, ensure_ascii=False) + "\n"
+                line = _line(_with_reference(row, answers[row["id"]]))
                 changed += 1
             out.append(line if line.endswith("\n") else "")  # a cut tail goes
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -174,3 +174,38 @@ def test_the_record_is_a_copy_callers_cannot_change(tmp_path):
     record["sources"][0]["text"] = "changed later"
     row = log.vote(turn_id, "up", tmp_path / "f.jsonl")
     assert row["reference"] == TURN["answer"] and row["reference_contexts"] == [TURN["sources"][0]["text"]]
+
+
+# --- properties: any cut, any id --------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(answers=st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=4),
+       cut=st.integers(min_value=1, max_value=10_000))
+def test_a_cut_at_any_byte_loses_only_the_cut_row(tmp_path_factory, answers, cut):
+    path = tmp_path_factory.mktemp("fb") / "feedback.jsonl"
+    rows = [feedback_row({**TURN, "answer": a}, "up") for a in answers]
+    for row in rows:
+        append_feedback(path, row)
+    data = path.read_bytes()
+    last_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    keep = last_start + cut % (len(data) - last_start)  # somewhere inside the last row
+    path.write_bytes(data[:keep])
+    new = feedback_row(TURN, "down")
+    append_feedback(path, new)
+    ids = [r.id for r in read_rows(path)]
+    assert ids == [r["id"] for r in rows[:-1]] + [new["id"]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(turn_id=st.one_of(st.text(max_size=100), st.integers(), st.none(),
+                         st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)))
+def test_any_turn_id_from_outside_is_a_clear_error(turn_id):
+    from assistant.feedback import TurnLog
+
+    log = TurnLog()
+    log.remember(TURN)
+    with pytest.raises(InputError):
+        log.get(turn_id)
