@@ -12,17 +12,16 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from assistant.errors import CourselabError
 from assistant.explain import DEMOS, demos_for_section, lab_link, prefill_text
-from assistant.explain import loaded as lab_models
 from assistant.service import Service
+from assistant.ui.course_lab_demos import BUILDERS
 from assistant.ui.html import escape
 
 TAB_LABEL = "Course lab"
 COURSE_LAB_CSS = """
-#course-lab table.lab { border-collapse: collapse; font-size: 0.9em; }
-#course-lab table.lab td, #course-lab table.lab th { border: 1px solid #ddd; padding: 2px 8px; }
-#course-lab .lab-note { color: #555; font-size: 0.9em; }
+table.lab { border-collapse: collapse; font-size: 0.9em; }
+table.lab td, table.lab th { border: 1px solid #ddd; padding: 2px 8px; }
+.lab-note { color: #555; font-size: 0.9em; }
 """
 
 
@@ -77,55 +76,20 @@ def demo_links(sections: str | list[str], corpus_dir=None, text: str = "") -> st
     return f"🔬 See it live: {links}\n\n"
 
 
-def message(error: Exception) -> str:
-    return f'<p class="lab-error">⚠️ {escape(str(error))}</p>'
-
-
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="lab"><tr>{head}</tr>{body}</table>'
-
-
-def note(key: str, extra: str = "") -> str:
-    text = DEMOS[key].caption + (f" · {extra}" if extra else "")
-    return f'<p class="lab-note">{escape(text)}</p>'
-
-
-def safely(run):
-    """A demo handler that shows a user error as a message, never a stack trace."""
-
-    def handler(*args):
-        try:
-            return run(*args)
-        except CourselabError as e:
-            return None, message(e)
-        except (TypeError, ValueError) as e:  # a raw API call with a bad argument
-            return None, message(ValueError(f"bad input: {e}"))
-
-    return handler
-
-
-def causal_choices() -> list[str]:
-    return [n for n in lab_models.CAUSAL_CHOICES if lab_models.available(n)] or [lab_models.CAUSAL]
-
-
 def _outputs(key: str):
     image = gr.Image(label="Figure", type="pil", interactive=False, elem_id=f"lab-{key}-plot",
-                     height=460)
+                     height=560)
     html = gr.HTML(elem_id=f"lab-{key}-out")
     return image, html
 
 
 def course_lab_tab(service: Service) -> CourseLab:
     """The tab's contents (call inside `with gr.Tab(TAB_LABEL)`)."""
-    from assistant.ui import course_lab_demos as demos
-
     gr.Markdown("The course's figures, drawn live on the models on this machine. "
                 "Each demo names the course section it illustrates.", elem_id="course-lab")
     with gr.Tabs(elem_id="course-lab-demos") as tabs:
         lab = CourseLab(tabs)
-        for key, build in demos.BUILDERS.items():
+        for key, build in BUILDERS.items():
             with gr.Tab(DEMOS[key].title, id=key, elem_id=f"lab-tab-{key}"):
                 lab.texts[key] = build(service, _outputs)
     return lab

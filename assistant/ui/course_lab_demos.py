@@ -1,14 +1,49 @@
-"""The Course lab's demo panels, one builder per demo; each returns its main text box."""
+"""The Course lab's demo panels, one builder per demo (each returns its main text box),
+and the helpers they share: escaped tables and notes, errors shown as messages."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from assistant.errors import CourselabError
+from assistant.explain import DEMOS
 from assistant.explain import loaded as lab_models
 from assistant.explain.plots import to_image
 from assistant.service import Service
-from assistant.ui.course_lab import causal_choices, message, note, safely, table
+from assistant.ui.html import escape
+
+
+def message(error: Exception) -> str:
+    return f'<p class="lab-error">⚠️ {escape(str(error))}</p>'
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="lab"><tr>{head}</tr>{body}</table>'
+
+
+def note(key: str, extra: str = "") -> str:
+    text = DEMOS[key].caption + (f" · {extra}" if extra else "")
+    return f'<p class="lab-note">{escape(text)}</p>'
+
+
+def safely(run):
+    """A demo handler that shows a user error as a message, never a stack trace."""
+
+    def handler(*args):
+        try:
+            return run(*args)
+        except CourselabError as e:
+            return None, message(e)
+        except (TypeError, ValueError) as e:  # a raw API call with a bad argument
+            return None, message(ValueError(f"bad input: {e}"))
+
+    return handler
+
+
+def causal_choices() -> list[str]:
+    return [n for n in lab_models.CAUSAL_CHOICES if lab_models.available(n)] or [lab_models.CAUSAL]
 
 
 def _run_button(key: str) -> gr.Button:
