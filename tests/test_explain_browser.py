@@ -103,3 +103,17 @@ def test_html_typed_into_a_demo_is_shown_not_run(app_url, page):
     table = run_demo(page, "tokens")
     assert "img" in table and page.evaluate("window.pwned") is None
     assert page.locator("#lab-tokens-out img").count() == 0
+
+
+def test_a_corpus_section_with_a_missing_figure_links_to_its_demo(app_url, page):
+    page.goto(app_url, wait_until="load")
+    page.get_by_text("Ready ·").wait_for(timeout=120_000)
+    page.get_by_role("tab", name="Corpus").click()
+    section = page.get_by_label("Section")
+    section.click()
+    section.fill("A little bit about")
+    page.get_by_role("option", name="A little bit about Transformers").click()
+    link = page.locator("a.lab-link", has_text="Attention").first
+    link.wait_for(timeout=30_000)
+    assert "?lab=attention" in link.get_attribute("href")
+    page.screenshot(path=str(OUTPUT / "lab-corpus-link.png"), full_page=True)

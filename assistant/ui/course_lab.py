@@ -63,7 +63,7 @@ OPEN_TAB_JS = f"""() => {{
 
 
 def demo_links(sections: str | list[str], corpus_dir=None, text: str = "") -> str:
-    """'🔬 See it live: Attention · Architecture' (links, escaped) for the demos that draw the
+    """'See it live: Attention · Architecture' (links, escaped) for the demos that draw the
     figures of a section, or of several (an answer's sources), each once; '' when none."""
     found: dict[str, object] = {}
     for section in [sections] if isinstance(sections, str) else sections:
@@ -73,7 +73,7 @@ def demo_links(sections: str | list[str], corpus_dir=None, text: str = "") -> st
         return ""
     links = " · ".join(f'<a href="{escape(lab_link(d.key, text))}" target="_blank" '
                        f'class="lab-link">{escape(d.title)}</a>' for d in found.values())
-    return f"🔬 See it live: {links}\n\n"
+    return f"See it live: {links}\n\n"
 
 
 def _outputs(key: str):
