@@ -22,15 +22,20 @@ MAX_TOKENS = 256  # what all-MiniLM-L6-v2 was trained with
 MEMO = 4096
 _memo: OrderedDict[str, object] = OrderedDict()
 _memo_lock = threading.Lock()
+_memo_owner: list[object] = [None]  # the encoder the memo's vectors come from
 
 
 def embed(texts: list[str]):
     """Unit-length sentence vectors (numpy, one row per text); repeated texts come from a memo."""
     import numpy as np
 
+    pair = loaded.get(loaded.ENCODER)
+    with _memo_lock:
+        if _memo_owner[0] is not pair.model:  # another encoder: its vectors are not these
+            _memo.clear()
+            _memo_owner[0] = pair.model
     missing = [t for t in dict.fromkeys(texts) if t not in _memo]
     if missing:
-        pair = loaded.get(loaded.ENCODER)
         with loaded.compute():
             for start in range(0, len(missing), BATCH):
                 chunk = missing[start:start + BATCH]
