@@ -307,6 +307,19 @@ def test_pca_keeps_the_widest_spread_first():
     assert xy[:, 0].var() > xy[:, 1].var()
 
 
+def test_the_embedding_memo_follows_the_encoder():
+    from assistant.explain import embeddings
+
+    before = embeddings.embed(["a sentence"])[0]
+    original = loaded.get(loaded.ENCODER)
+    try:
+        loaded.install(loaded.ENCODER, tiny_bert(seed=5), original.tokenizer, "encoder")
+        assert abs(float(before @ embeddings.embed(["a sentence"])[0])) < 0.999
+    finally:
+        loaded.install(loaded.ENCODER, original.model, original.tokenizer, "encoder")
+    assert float(before @ embeddings.embed(["a sentence"])[0]) > 0.9999
+
+
 def test_the_question_among_the_sections(corpus_dir):
     from assistant.explain import embeddings
 
