@@ -201,3 +201,21 @@ def test_kill_during_upload_then_the_next_start_completes_the_index(settings, tm
     hits = service.search("What is topic 5 about?", 2)
     assert any("item5" in h.text for h in hits)
     assert time.perf_counter() - started < 120
+
+
+def test_unreadable_corpus_file_and_unwritable_index_folder_are_one_line(settings, tmp_path,
+                                                                        monkeypatch):
+    from pathlib import Path
+
+    from assistant.retrieval import index as index_module
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "read_bytes", denied)
+        with pytest.raises(CorpusError, match="cannot read .*Permission denied"):
+            corpus_stamp(settings.corpus_dir)
+    monkeypatch.setattr(index_module.os, "open", denied)
+    with pytest.raises(IndexStoreError, match="cannot use the index folder .*Permission denied"):
+        CourseIndex(HashEmbedder(), path=tmp_path / "ro").count()

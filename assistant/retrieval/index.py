@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 
 from assistant.corpus import Chunk, corpus_files
-from assistant.errors import IndexStoreError
+from assistant.errors import CorpusError, IndexStoreError
 
 BATCH = 64
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -43,7 +43,11 @@ def corpus_stamp(corpus_dir: Path) -> dict[str, str]:
     digest = hashlib.sha256()
     for path in corpus_files(root):
         name = path.relative_to(root).as_posix()
-        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        try:
+            content = path.read_bytes()
+        except OSError as e:
+            raise CorpusError(f"cannot read {path}: {e}") from e
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
     return {"corpus": str(root.resolve()), "corpus_digest": digest.hexdigest()}
 
 
@@ -60,8 +64,12 @@ def lock_folder(path: Path) -> None:
     with _HELD_GUARD:
         if key in _HELD:
             return
-        Path(path).mkdir(parents=True, exist_ok=True)
-        fd = os.open(Path(path) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            fd = os.open(Path(path) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise IndexStoreError(f"cannot use the index folder {path}: {e.strerror or e}; "
+                                  "choose another --index-dir") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
