@@ -59,3 +59,20 @@ def test_unreachable_server_is_one_clear_line(fake_env):
 def test_malformed_server_url_is_refused(fake_env):
     result = CliRunner().invoke(cli, ["--chroma-url", "ftp://x", "index"])
     assert result.exit_code == 2 and "invalid chroma_url" in result.stderr
+
+
+def test_a_shared_server_index_of_another_course_is_replaced_only_on_purpose(fake_env, chroma_url,
+                                                                            tmp_path):
+    other = tmp_path / "garden"
+    other.mkdir()
+    (other / "garden.md").write_text("## Tomatoes\n\nTomatoes need six hours of sun.\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--chroma-url", chroma_url, "index"]).exit_code == 0
+    refused = runner.invoke(cli, ["--chroma-url", chroma_url, "--corpus", str(other), "retrieve",
+                                  "tomatoes"])
+    assert refused.exit_code == 2 and "holds another course" in refused.stderr
+    assert runner.invoke(cli, ["--chroma-url", chroma_url, "--corpus", str(other),
+                               "index"]).exit_code == 0
+    hits = runner.invoke(cli, ["--chroma-url", chroma_url, "--corpus", str(other), "retrieve",
+                               "tomatoes", "--json"])
+    assert hits.exit_code == 0 and "garden.md" in hits.stdout and "course.md" not in hits.stdout

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from assistant.config import Settings
 from assistant.corpus import load_corpus
+from assistant.errors import IndexStoreError
 from assistant.retrieval import CourseRetriever
 from assistant.retrieval.embeddings import get_embedder
 from assistant.retrieval.index import CourseIndex, SyncReport, corpus_stamp
@@ -44,12 +45,22 @@ def open_retriever(settings: Settings, notify: Callable[[str], None] | None = No
     index = open_index(settings)
     stamp = corpus_stamp(settings.corpus_dir)
     if not index.holds(stamp):
+        _check_shared(index, stamp)
         if notify:
             notify(_why_sync(index, settings))
         report = sync_index(index, settings)
         if notify:
             notify(report.summary())
     return CourseRetriever(index=index, k=settings.k, mode=settings.retrieval_mode)
+
+
+def _check_shared(index: CourseIndex, stamp: dict[str, str]) -> None:
+    """A Chroma server's index of another course is not replaced behind its users' backs."""
+    held = index.corpus() if index.url else ""
+    if held and held != stamp["corpus"]:
+        raise IndexStoreError(
+            f"the index at {index.url} holds another course ({held}), not {stamp['corpus']}; "
+            "replace it on purpose with `courselab --chroma-url URL --corpus DIR index`")
 
 
 def _why_sync(index: CourseIndex, settings: Settings) -> str:
