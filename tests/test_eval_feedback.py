@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import DATA
 
 from assistant.cli import cli
-from assistant.cli import eval as eval_cli
+from assistant.cli import progress as progress_cli
 from assistant.evaluation.runner import Runner
 from assistant.evaluation.suite import make_suite
 from assistant.feedback import append_feedback, feedback_row
@@ -74,7 +74,7 @@ def test_references_command_errors_are_one_line(fake_env, tmp_path):
 
 
 def test_a_run_off_a_terminal_prints_progress_lines(fake_env, tmp_path, monkeypatch):
-    monkeypatch.setattr(eval_cli, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(progress_cli, "PROGRESS_EVERY_S", 0.0)
     result = CliRunner().invoke(cli, ["eval", "run", "--dataset", str(DATA / "tiny_qa.jsonl"),
                                       "--metrics", "key_facts", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
@@ -84,17 +84,17 @@ def test_a_run_off_a_terminal_prints_progress_lines(fake_env, tmp_path, monkeypa
 
 def test_progress_lines_come_at_intervals():
     seen = []
-    progress = eval_cli.ProgressLines(every_s=3600)
+    progress = progress_cli.ProgressLines(every_s=3600)
     import click
 
     real = click.echo
     try:
-        eval_cli.click.echo = lambda msg, **kw: seen.append(msg)
+        progress_cli.click.echo = lambda msg, **kw: seen.append(msg)
         for done in range(10):
             progress(done, 10)
         progress(10, 10)
     finally:
-        eval_cli.click.echo = real
+        progress_cli.click.echo = real
     assert len(seen) == 2 and seen[-1].startswith("evaluating: 10/10")
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import click
 
 from assistant.errors import InputError
-
-PROGRESS_EVERY_S = 30.0  # off a terminal (a log file, CI), a plain progress line this often
 
 
 @click.group("eval")
@@ -84,6 +81,7 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
     """Run SUITE_FILE (or the options) into a run folder: results, summary, report, plots.
     A promptfooconfig.yaml (recognised by its keys) runs as promptfoo would run it."""
     from assistant.cli.common import _settings
+    from assistant.cli.progress import progress
     from assistant.evaluation.promptfoo import is_promptfoo_config
 
     if suite_file is not None and is_promptfoo_config(suite_file):
@@ -105,7 +103,7 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
                         repeats, seed, limit, filters, fail_under, settings.model)
     out = out or settings.runs_dir / time.strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
-    with claim(out), _progress() as update:  # one runner per folder; a kill frees it
+    with claim(out), progress() as update:  # one runner per folder; a kill frees it
         check_inputs(out, settings, suite)  # resume only over the same corpus and templates
         runner = Runner(suite, settings, out, progress=update, use_cache=not no_cache)
         rows = runner.run()
@@ -118,44 +116,6 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
     _print_summary(summary, out)
     if not summary["passed"]:
         ctx.exit(1)
-
-
-def _progress():
-    from contextlib import contextmanager
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    @contextmanager
-    def bar():
-        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), transient=True) as p:
-            task = p.add_task("evaluating", total=None)
-            yield lambda done, total: p.update(task, completed=done, total=total)
-
-    @contextmanager
-    def lines():
-        yield ProgressLines()
-
-    return bar() if sys.stderr.isatty() else lines()
-
-
-class ProgressLines:
-    """Progress for a log: 'evaluating: 12/90 rows (13%), 41 s, about 4.4 min left' at intervals."""
-
-    def __init__(self, every_s: float | None = None):
-        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
-        self.started = time.monotonic()
-        self.last: float | None = None  # the first call prints: the run has begun
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self.last is not None and now - self.last < self.every_s and done < total:
-            return
-        self.last = now
-        elapsed = now - self.started
-        share = done / total if total else 1.0
-        left = f", about {elapsed * (1 - share) / share / 60:.1f} min left" if 0 < share < 1 else ""
-        click.echo(f"evaluating: {done}/{total} rows ({share:.0%}), {elapsed:.0f} s{left}", err=True)
 
 
 def _print_summary(summary: dict, out: Path) -> None:

@@ -13,7 +13,7 @@ def run_config(ctx: click.Context, config: Path, out: Path | None, output: Path 
                repeats: int | None, limit: int | None) -> None:
     """Run the config into a run folder; exit 1 when a test fails or errs (as promptfoo does)."""
     from assistant.cli.common import _settings
-    from assistant.cli.eval import _progress
+    from assistant.cli.progress import progress as _progress
     from assistant.evaluation.promptfoo import load_promptfoo
     from assistant.evaluation.promptfoo_run import (
         run_promptfoo,
