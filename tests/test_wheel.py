@@ -11,11 +11,11 @@ import os
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import venv
 from pathlib import Path
 
 import pytest
+import tomllib
 from conftest import ROOT
 
 CACHE = ROOT / ".cache"
@@ -46,8 +46,9 @@ def test_the_wheel_installs_and_answers_outside_the_checkout(tmp_path):
     python = target / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True,
                    capture_output=True)
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    where_site = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([str(python), "-c", where_site], check=True, capture_output=True,
+                               text=True).stdout.strip())
     # the project's dependencies, after the wheel's own files (a .pth line appends to sys.path)
     (site / "project-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     outside = tmp_path / "elsewhere"

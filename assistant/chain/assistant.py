@@ -132,7 +132,7 @@ def retrieve(retriever, question: str, k: int = 4, min_score: float = 0.2,
     off_topic = not passages or best < min_score or bool(unknown)
     quote = choose_quote(question, candidates, scores)
     missing = None if off_topic else missing_fact(question, candidates)
-    return Prepared(question, hits, passages, best, unknown, off_topic,
+    return Prepared(question, hits, passages, best, unknown, off_topic or missing is not None,
                     start, time.perf_counter() - start, quote=[] if off_topic else quote,
                     missing=missing)
 
@@ -273,7 +273,7 @@ def abstention(p: Prepared) -> str:
     if p.missing and p.quote:
         return f"The course does not say {p.missing}. The closest passage: {p.quote[0].text}"
     sections = list(dict.fromkeys(h.section for h in p.hits))[:3]
-    return NOT_COVERED + (f" The closest sections are: {'; '.join(sections)}." if sections else "")
+    return NOT_COVERED + (f" The closest sections are: {'; '.join(sections)}" if sections else "")
 
 
 def _tokens(usage) -> dict:

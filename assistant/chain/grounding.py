@@ -22,13 +22,13 @@ MAX_QUOTE_SENTENCES = 2
 # Tuned on the dev split (evals/tune_grounding.py): weight of the lexical overlap next to
 # the embedding cosine, and the bonus for a sentence holding the kind of fact asked for.
 LEXICAL_WEIGHT = 0.35
-TYPE_BONUS = 0.15
+TYPE_BONUS = 0.1
 # words that say nothing about what is asked ("according to the course", "what does X use")
 _GENERIC = frozenset(stem(w) for w in (
     "course notes note say says according mention mentioned describe described explain "
     "used use uses using give given name named called call example main").split())
-_NUMBER = re.compile(r"(?<![\w.])~?\d[\d,]*(?:\.\d+)?\s?(?:%|[kKmMbBtT]\b|million\b|billion\b|"
-                     r"thousand\b|percent\b)?")
+_NUMBER = re.compile(r"(?<![\w.-])~?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|[kKmMbBtT]\b|million\b|billion\b|"
+                     r"thousand\b|percent\b))?")
 _YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
 _QUOTED = re.compile(r"[\"“]([^\"”\n]{3,80})[\"”]")
@@ -67,42 +67,68 @@ class Support:
 class Asked:
     """What kind of fact a question asks for, and about what."""
 
-    kind: str  # "number", "date", "name" or "other"
+    kind: str  # "number", "percent", "date", "name" or "other"
     focus: list[str]  # stemmed words naming the asked property ("gpu", "vocabulary")
     subject: list[str]  # stemmed names the question is about ("biogpt")
+    terms: list[str] = field(default_factory=list)  # every content word, for ranking sentences
 
 
 # --- what is asked -----------------------------------------------------------------------------
-_NUMBER_Q = re.compile(r"\bhow (many|much|long|large|big)\b|\bwhat (number|percentage|percent|"
-                       r"size|fraction|proportion|share)\b|\b(vocabulary|hidden|batch|context) size\b",
-                       re.I)
-_DATE_Q = re.compile(r"\bwhen\b|\b(which|what|in what) year\b", re.I)
-_NAME_Q = re.compile(r"^\s*(who|which (company|organi[sz]ation|lab|team|person|university))\b", re.I)
+_DATE_Q = re.compile(r"^\s*when\b|\band when\b|\bwhen (?:did|was|were|is|are|will|does|do)\b|"
+                     r"\b(?:which|what) year\b", re.I)
+_NAME_Q = re.compile(r"^\s*(?:who|which (?:company|organi[sz]ation|lab|team|person|university))\b", re.I)
+# "how many attention heads does ...": the counted thing runs up to the verb
+_COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,3}?)(?:does|do|did|is|are|was|were|can|could|has|have|"
+                      r"had|will|would|should|fit|go|went)\b", re.I)
+# "what vocabulary size / dropout rate / batch size ...": the property named before its unit
+_PROPERTY_Q = re.compile(r"\bwhat (?:is the |was the |are the )?((?:[\w-]+ ){0,2}?)(?:size|rate|length|"
+                         r"number|count|dimension)s?\b", re.I)
+_AMOUNT_Q = re.compile(r"\bhow (?:long|large|big)\b", re.I)
+_PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share)\b|\bhow much of\b", re.I)
+_PERCENT = re.compile(r"\d\s?%|\bpercent")
 
 
 def asked(question: str) -> Asked:
-    """The fact type, focus and subject of a question.
+    """The fact type a question asks for, the property it names, and what it is about.
 
-    >>> asked("How many GPUs were used to train BioGPT?")
-    Asked(kind='number', focus=['gpu', 'train'], subject=['biogpt'])
+    >>> a = asked("How many GPUs were used to train BioGPT?")
+    >>> a.kind, a.focus, a.subject
+    ('number', ['gpu'], ['biogpt'])
+    >>> asked("What vocabulary size does GPT use?").focus
+    ['vocabulary']
     """
+    kind, focus = "other", []
     if _DATE_Q.search(question):
         kind = "date"
-    elif _NUMBER_Q.search(question):
+    elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
+        kind, focus = "number", [_base(w) for w in keywords(m.group(1))]
+    elif _PERCENT_Q.search(question):
+        kind = "percent"
+    elif _AMOUNT_Q.search(question):
         kind = "number"
     elif _NAME_Q.search(question):
         kind = "name"
-    else:
-        kind = "other"
-    names = {stem(w.lower()) for w in _names(question)}
-    words = [w for w in keywords(question) if w not in _GENERIC]
-    subject = [w for w in dict.fromkeys(words) if w in names]
-    focus = [w for w in dict.fromkeys(words) if w not in names and w not in _QUESTION_WORDS]
-    return Asked(kind, focus, subject)
+    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question)) if w not in focus]
+    if kind == "name":  # "who developed X": the verb must be there too (any of the words)
+        focus = [w for w in (_base(k) for k in keywords(question)) if w not in subject
+                 and w not in _NAME_WORDS and w not in _GENERIC]
+    terms = [w for w in dict.fromkeys(keywords(question)) if w not in _GENERIC]
+    return Asked(kind, focus, subject, terms)
 
 
-_QUESTION_WORDS = frozenset(stem(w) for w in "many much long large big number percentage percent "
-                            "size year who whom whose company organisation organization".split())
+_BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
+_NAME_WORDS = frozenset("who whom whose company organisation organization lab team person "
+                        "university".split())
+
+
+def _base(word: str) -> str:
+    """A word's stem without a plural s, so 'GPUs' and 'GPU' match: _base('GPUs') -> 'gpu'."""
+    word = stem(word.lower())
+    return word[:-1] if len(word) > 2 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _bases(text: str) -> set[str]:
+    return {_base(w) for w in re.findall(r"[A-Za-z0-9]+", text)}
 
 
 def _names(text: str) -> list[str]:
@@ -110,19 +136,22 @@ def _names(text: str) -> list[str]:
     words = re.findall(r"[A-Za-z][A-Za-z0-9-]*", text)
     out = []
     for i, w in enumerate(words):
-        if (i > 0 and w[0].isupper()) or sum(c.isupper() for c in w) >= 2:
+        if len(w) > 1 and ((i > 0 and w[0].isupper()) or sum(c.isupper() for c in w) >= 2):
             out.extend(p for p in w.split("-") if p)
     return out
 
 
-def holds_kind(text: str, kind: str) -> bool:
-    """True when the text holds a value of the asked kind (a number, a year, a name)."""
+def holds_kind(text: str, kind: str, exclude: list[str] = ()) -> bool:
+    """True when the text holds a value of the asked kind (a number, a year, a name other
+    than the `exclude`d subject)."""
     if kind == "number":
         return bool(_NUMBER.search(text)) or any(w in _NUMBER_WORDS for w in text.lower().split())
     if kind == "date":
         return bool(_YEAR.search(text))
+    if kind == "percent":
+        return bool(_PERCENT.search(text))
     if kind == "name":
-        return len(_names(text)) > 0
+        return any(stem(w.lower()) not in exclude for w in _names(f"x {text}"))
     return True
 
 
@@ -136,46 +165,73 @@ def _overlap(want: list[str], text: str) -> float:
 
 def score_sentence(ask: Asked, section: str, sentence: str, cosine: float) -> float:
     """How well one sentence answers: embedding similarity, word overlap, and the fact type."""
-    want = ask.subject + ask.focus
+    want = ask.terms
     lexical = 0.6 * _overlap(want, sentence) + 0.4 * _overlap(want, f"{section} {sentence}")
     bonus = TYPE_BONUS if ask.kind != "other" and holds_kind(sentence, ask.kind) else 0.0
     return cosine + LEXICAL_WEIGHT * lexical + bonus
 
 
 def choose_quote(question: str, candidates: list[tuple], scores: list[float]) -> list[Quote]:
-    """The best sentence, and the next one when it adds to it within the word limit.
+    """The best sentence with what it needs to be read alone, then the next best that fits.
 
-    `candidates` are (hit, sentence) pairs and `scores` their cosine to the question,
-    as compression computed them.
+    `candidates` are (hit, sentence) pairs in chunk order and `scores` their cosine to the
+    question, as compression computed them. A sentence ending in ':' brings the one after
+    it (the list it introduces); one opening with 'This', 'It', 'And', ... brings the one
+    before it (what it refers to).
     """
     if not candidates:
         return []
     ask = asked(question)
     ranked = sorted(range(len(candidates)), key=lambda i: -score_sentence(
         ask, candidates[i][0].section, candidates[i][1], scores[i]))
-    chosen = [ranked[0]]
-    words = len(candidates[ranked[0]][1].split())
-    for i in ranked[1:MAX_QUOTE_SENTENCES + 2]:
-        if len(chosen) == MAX_QUOTE_SENTENCES:
+    chosen = _with_context(candidates, ranked[0])
+    words = sum(len(candidates[i][1].split()) for i in chosen)
+    for i in ranked[1:]:
+        if len(chosen) >= MAX_QUOTE_SENTENCES:
             break
         n = len(candidates[i][1].split())
-        if words + n <= MAX_QUOTE_WORDS and _adds(candidates, chosen, i):
+        if i not in chosen and words + n <= MAX_QUOTE_WORDS:
             chosen.append(i)
             words += n
-    if words > MAX_QUOTE_WORDS:  # one long sentence: cut at a word boundary
-        return [_quote(ask, *candidates[chosen[0]], limit=MAX_QUOTE_WORDS)]
-    return [_quote(ask, *candidates[i]) for i in chosen]
+    return _fitted(ask, candidates, chosen, ranked[0])
 
 
-def _adds(candidates, chosen: list[int], i: int) -> bool:
-    """A second sentence is kept when it comes from the same chunk as the first (its context)."""
-    return candidates[i][0].chunk_id == candidates[chosen[0]][0].chunk_id
+def _fitted(ask: Asked, candidates: list[tuple], chosen: list[int], best: int) -> list[Quote]:
+    """The chosen sentences within the word limit: the best one first, context cut to fit."""
+    budget = {best: min(len(candidates[best][1].split()), MAX_QUOTE_WORDS)}
+    left = MAX_QUOTE_WORDS - budget[best]
+    for i in chosen:
+        if i != best:
+            budget[i] = min(len(candidates[i][1].split()), left)
+            left -= budget[i]
+    out = []
+    for i in chosen:
+        if budget[i] > 0:
+            hit, sentence = candidates[i]
+            out.append(_quote(ask, hit, sentence, limit=budget[i], keep_end=i < best))
+    return out
 
 
-def _quote(ask: Asked, hit, sentence: str, limit: int | None = None) -> Quote:
+_ANAPHOR = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|and|but|so|hence|thus|"
+                      r"also)\b", re.I)
+
+
+def _with_context(candidates: list[tuple], i: int) -> list[int]:
+    same = lambda j: 0 <= j < len(candidates) and candidates[j][0] is candidates[i][0]  # noqa: E731
+    if candidates[i][1].rstrip().endswith(":") and same(i + 1):
+        return [i, i + 1]
+    if _ANAPHOR.match(candidates[i][1]) and same(i - 1):
+        return [i - 1, i]
+    return [i]
+
+
+def _quote(ask: Asked, hit, sentence: str, limit: int = MAX_QUOTE_WORDS,
+           keep_end: bool = False) -> Quote:
+    """One quoted sentence, cut to `limit` words (keeping its end when it leads into the next)."""
     text = sentence if sentence[-1:] in ".!?:" else f"{sentence}."
-    if limit and len(text.split()) > limit:
-        text = " ".join(text.split()[:limit]) + "…"
+    words = text.split()
+    if len(words) > limit:
+        text = "…" + " ".join(words[-limit:]) if keep_end else " ".join(words[:limit]) + "…"
     return Quote(text, hit.section, hit.chunk_id, find_span(ask, text))
 
 
@@ -197,17 +253,22 @@ def find_span(ask: Asked, text: str) -> tuple[int, int] | None:
 def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     """What the question asks that no retrieved sentence holds, or None.
 
-    A fact question (how many, when, who) is answerable when some sentence holds a value of
-    that kind together with the asked property, about the asked subject (in the sentence
-    or its section). Otherwise: "how many GPUs were used to train BioGPT".
+    A fact question (how many X, what X size, when, who) is answerable when some sentence
+    holds a value of that kind and names X, about the asked subject (in the sentence or
+    its section). Otherwise: "how many GPUs were used to train BioGPT".
     """
     ask = asked(question)
     if ask.kind == "other" or not (ask.focus or ask.subject):
         return None
     for hit, sentence in candidates:
-        where = f"{hit.section} {sentence}"
-        if (holds_kind(sentence, ask.kind) and _overlap(ask.focus[:1], sentence) == 1.0
-                and _overlap(ask.subject, where) == 1.0):
+        words = _bases(sentence)
+        about = words | _bases(hit.section)
+        if ask.kind == "name":  # "who made X": the verb, or an authorship "by/from <Name>"
+            named = bool(words & set(ask.focus) or _BY.search(sentence) or not ask.focus)
+        else:
+            named = set(ask.focus) <= words
+        if (named and holds_kind(sentence, ask.kind, exclude=ask.subject)
+                and set(ask.subject) <= about):
             return None
     return _restate(question)
 

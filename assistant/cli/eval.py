@@ -131,6 +131,9 @@ def _print_summary(summary: dict, out: Path) -> None:
                        if a.get("unknown") else "")
             click.echo(f"    failures on {name}: {a['failed']} ({a['not_retrieved']} without the "
                        f"right passage, {a['retrieved']} with it in hand{unknown})")
+    for c in summary.get("vs_extractive", []):
+        click.echo(f"{c['b']} minus the quote ({c['a']}) on {c['metric']}: {c['diff']:+.3f} "
+                   f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], p={c['p_value']:.3g}")
     significant = [c for c in summary["comparisons"] if c["p_value"] < 0.05]
     shown = [c for c in significant if c["metric"] in list(summary["cells"][0]["metrics"])[:2]]
     for c in shown:

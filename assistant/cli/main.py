@@ -120,17 +120,34 @@ def _print_sources(answer) -> None:
 
 
 def _stream_answer(assistant, question: str):
-    from assistant.chain import Answer
+    """The course's quote first (before the model starts), the model's words under it, then
+    whether the course supports them, and the sources."""
+    from assistant.chain import Answer, Prepared
 
-    answer = None
+    answer, streaming = None, False
     for piece in assistant.stream(question):
-        if isinstance(piece, str):
-            click.echo(piece, nl=False)
+        if isinstance(piece, Prepared):
+            for q in piece.quote if not piece.abstained else []:
+                click.echo(f"The course says ({q.section}):\n  {q.text}")
         elif isinstance(piece, Answer):
             answer = piece
+        elif piece:
+            if not streaming and assistant.generates and answer is None:
+                click.echo("Model: ", nl=False)
+            streaming = True
+            click.echo(piece, nl=False)
     click.echo()
+    _print_support(answer)
     _print_sources(answer)
     return answer
+
+
+def _print_support(answer) -> None:
+    if answer.support is None or answer.lead_from != "quote":
+        return
+    claims = ", ".join(answer.support.unsupported)
+    click.echo(f"Not supported by the course ({answer.support.verdict}"
+               f"{': ' + claims if claims else ''}): read the course's words above.")
 
 
 @cli.command()

@@ -112,6 +112,22 @@ def key_facts(s: Sample, args: dict):
     return float(not missing), "all key facts present" if not missing else f"missing: {'; '.join(missing)}"
 
 
+def lead_key_facts(s: Sample, args: dict):
+    """Every key fact is in what the student reads first (the answer, the quote or the abstention)."""
+    facts = s.row.key_facts
+    if not facts:
+        return None, "no key facts"
+    missing = [f for f in facts if not has_key_facts(s.lead, [f])]
+    return float(not missing), "all key facts lead" if not missing else f"missing: {'; '.join(missing)}"
+
+
+def supported(s: Sample, args: dict):
+    """The passages the model saw support its answer (the grounding check's verdict)."""
+    if s.abstained or s.support is None:
+        return None, "no model answer to check"
+    return float(s.support == "supported"), f"the answer is {s.support}"
+
+
 def regex(s: Sample, args: dict):
     """The answer matches args.pattern (case-insensitive)."""
     pattern = args.get("pattern")
@@ -204,6 +220,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
            description="SQuAD token F1 with the reference"),
     Metric("rouge_l", rouge_l, 0.3, uses_reference=True, description="ROUGE-L F with the reference"),
     Metric("key_facts", key_facts, 1.0, binary=True, description="every key fact in the answer"),
+    Metric("lead_key_facts", lead_key_facts, 1.0, binary=True,
+           description="every key fact in what the student reads first"),
+    Metric("supported", supported, 1.0, binary=True,
+           description="the passages the model saw support its answer"),
     Metric("regex", regex, 1.0, binary=True, description="the answer matches a pattern"),
     Metric("semantic_similarity", semantic_similarity, 0.6, uses_reference=True,
            description="embedding cosine of answer and reference"),

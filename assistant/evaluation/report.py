@@ -54,6 +54,7 @@ def summarize(rows: list[dict], suite: Suite) -> dict:
                 entry["attribution"][name] = _attribution(mine, name)
         summary["cells"].append(entry)
     summary["comparisons"] = _comparisons(rows, cells, metrics, suite)
+    summary["vs_extractive"] = vs_extractive(summary["comparisons"])
     summary["gates"] = gates(summary, suite.fail_under)
     summary["passed"] = all(g["passed"] for g in summary["gates"])
     return summary
@@ -90,6 +91,23 @@ def _comparisons(rows, cells, metrics, suite: Suite) -> list[dict]:
                              metric.higher_is_better, suite.seed)
             if result:
                 out.append(result.to_dict())
+    return out
+
+
+VALUE_METRICS = ("lead_key_facts", "key_facts")  # what a model must add over the quote
+
+
+def vs_extractive(comparisons: list[dict]) -> list[dict]:
+    """Each model's difference to the extractive baseline (the quote alone), model minus quote."""
+    out = []
+    for c in comparisons:
+        if c["metric"] not in VALUE_METRICS:
+            continue
+        if " · extractive · " in c["a"] and " · extractive · " not in c["b"]:
+            out.append(c)
+        elif " · extractive · " in c["b"] and " · extractive · " not in c["a"]:
+            out.append({**c, "a": c["b"], "b": c["a"], "mean_a": c["mean_b"], "mean_b": c["mean_a"],
+                        "diff": -c["diff"], "ci": [-c["ci"][1], -c["ci"][0]]})
     return out
 
 
@@ -175,6 +193,11 @@ def write_html(summary: dict, rows: list[dict], plots: list[Path], path: Path) -
         data = base64.b64encode(p.read_bytes()).decode()
         parts.append(f'<img alt="{e(p.stem)}" src="data:image/png;base64,{data}">')
     parts.append("<h2>Failure attribution</h2>" + _attribution_table(summary, e))
+    if summary.get("vs_extractive"):
+        parts.append("<h2>What each model adds to the course's own quote</h2><ul>" + "".join(
+            f"<li>{e(c['b'])} minus {e(c['a'])} on {e(c['metric'])}: {c['diff']:+.3f} "
+            f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}], p={c['p_value']:.3g}</li>"
+            for c in summary["vs_extractive"]) + "</ul>")
     parts.append("<h2>Paired comparisons</h2><ul>" + "".join(
         f"<li>{e(c['verdict'])} <small>({e(c['test'])}, n={c['n']}, d_z={c['effect_size']})</small></li>"
         for c in summary["comparisons"]) + "</ul>")

@@ -55,10 +55,12 @@ def plan(suite: Suite) -> list[Config]:
 
 def load_items(suite: Suite) -> list[tuple[str, Row]]:
     """(item id, row) for every selected row; ids are prefixed by the dataset's name."""
-    items = []
+    from assistant.evaluation.runfolder import dataset_names
+
+    items, names = [], dataset_names(suite.datasets)
     for path in suite.datasets:
         rows = select(with_ids(load_dataset(path), "row"), suite.filter, None)
-        items.extend((f"{Path(path).stem}/{r.id}", r) for r in rows)
+        items.extend((f"{names[str(path)]}/{r.id}", r) for r in rows)
     if suite.limit:
         items = items[: suite.limit]
     if not items:

@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from assistant.errors import InputError
 from assistant.evaluation.metrics import METRICS
 
-DEFAULT_METRICS = ["key_facts", "token_f1", "rouge_l", "semantic_similarity", "hit_at_k", "mrr",
-                   "abstention", "groundedness", "answer_length", "latency"]
+DEFAULT_METRICS = ["key_facts", "lead_key_facts", "supported", "token_f1", "rouge_l",
+                   "semantic_similarity", "hit_at_k", "mrr", "abstention", "groundedness",
+                   "answer_length", "latency"]
 
 
 class MetricSpec(BaseModel):
@@ -79,6 +80,18 @@ class Suite(BaseModel):
     retrieval_only: bool = False
     limit: int | None = Field(default=None, ge=1)
     filter: list[str] = Field(default_factory=list)
+    # local model precision: auto (fastest without a quality loss on the device), fp32, bf16, int8
+    precision: str = "auto"
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        from assistant.models.precision import check_precision
+
+        try:
+            return check_precision(value)
+        except Exception as e:
+            raise ValueError(str(e)) from None
 
     @field_validator("metrics", mode="before")
     @classmethod

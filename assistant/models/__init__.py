@@ -75,6 +75,12 @@ def _smollm2_present() -> bool:
     return weights_present()
 
 
+def _extractive(cache_dir: Path, options: GenerationOptions):
+    from assistant.models.extractive import ExtractiveModel
+
+    return ExtractiveModel()
+
+
 def _fake(cache_dir: Path, options: GenerationOptions):
     from assistant.models.fake import FakeChatModel
 
@@ -100,6 +106,9 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
          "FLAN-T5 large (780M), instruction-tuned encoder-decoder"),
     _hub("gpt2", "openai-community/gpt2", "causal", 1024, False,
          "GPT-2 base model: plain completion, no chat template"),
+    ModelSpec("extractive", "extractive", "built in",
+              "no model: the answer is the course's own quote (the baseline a model must beat)",
+              1_000_000, False, _extractive),
     ModelSpec("fake", "causal", "built in", "deterministic fake for tests", 100_000, False, _fake),
 ]}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from assistant.chain import Prepared
 from assistant.errors import CourselabError, InputError
 from assistant.service import Service, Turn
 from assistant.ui.history import HistoryStore, new_id, valid_id
@@ -70,16 +71,70 @@ def render_sources(turn: dict, number: int = 0) -> str:
     return "\n".join(rows)
 
 
+def render_quote(quote: list[dict]) -> str:
+    """The course's own sentences, as a quote with their section."""
+    if not quote:
+        return ""
+    lines = [f"> {_marked_span(q)}" for q in quote]
+    sections = "; ".join(dict.fromkeys(escape(q["section"]) for q in quote))
+    return "\n>\n".join(lines) + f"\n>\n> <sub>— the course, {sections}</sub>"
+
+
+def _marked_span(q: dict) -> str:
+    """The quote with the span that answers the question in bold."""
+    text, span = q["text"], q.get("span")
+    if not span:
+        return escape(text)
+    start, end = span
+    return f"{escape(text[:start])}**{escape(text[start:end])}**{escape(text[end:])}"
+
+
+def mark_unsupported(answer_html: str, claims: list[str]) -> str:
+    """Each unsupported claim highlighted in the (escaped) answer."""
+    for claim in claims:
+        safe = escape(claim)
+        answer_html = answer_html.replace(safe, f"<mark>{safe}</mark>", 1)
+    return answer_html
+
+
+def render_card(turn: dict, number: int = 0) -> str:
+    """What the student reads first (the lead), then the rest of the answer card."""
+    answer = link_citations(escape(turn["answer"]), turn.get("sources", []), number)
+    quote = render_quote(turn.get("quote") or [])
+    if turn.get("abstained"):
+        return escape(turn["answer"].split(" The closest passage:")[0]) + (
+            f"\n\nThe closest passage:\n\n{quote}" if turn.get("missing") and quote else "")
+    if turn.get("lead_from") == "quote":
+        support = turn.get("support") or {}
+        if support:
+            claims = support.get("unsupported") or []
+            why = f" (not in the course: {escape(', '.join(claims))})" if claims else ""
+            marked = mark_unsupported(answer, claims)
+            return (f"{quote}\n\n⚠️ The model's answer was not supported by the course{why}; "
+                    f"the course's own words are above.\n\n<details><summary>The model's answer"
+                    f"</summary>\n\n{marked}\n\n</details>")
+        return quote  # the extractive baseline: the quote is the answer
+    badge = "<sub>✓ supported by the passages it saw</sub>" if turn.get("support") else ""
+    return "\n\n".join(x for x in (answer, badge, quote) if x)
+
+
 def render_turn(turn: dict, number: int = 0) -> str:
     """The assistant's message for a finished turn (`number`: its place in the chat)."""
     if turn.get("error"):
         return f"⚠️ {escape(turn['error'])}"
-    lines = [link_citations(escape(turn["answer"]), turn.get("sources", []), number)]
+    lines = [render_card(turn, number)]
     if turn["query"] != turn["question"]:
         lines.append(f"<sub>Searched for: {escape(turn['query'])}</sub>")
     lines.append(f"<sub>{stats_line(turn)}</sub>")
     sources = render_sources(turn, number)
     return "\n\n".join(lines + ([sources] if sources else []))
+
+
+def render_pending(quote: list[dict], text: str) -> str:
+    """While the model writes: the course's words first, the model's words streaming under them."""
+    head = render_quote(quote)
+    body = f"**Model:** {escape(text)} ▌" if text else "<sub>the model is writing…</sub>"
+    return f"{head}\n\n{body}" if head else body
 
 
 def messages_of(turns: list[dict]) -> list[dict]:
@@ -111,16 +166,20 @@ class ChatHandlers:
             pending[-1]["content"] = f"⏳ Still starting ({escape(self.service.status())}); " \
                                      "your question is answered as soon as it is ready."
             yield gr.skip(), pending, gr.skip()
-        turn = None
+        turn, quote = None, []
         try:
             text = ""
             earlier = [t["query"] for t in turns if not t.get("error")]
             for piece in self.service.answer_stream(question, earlier, model, template, int(k)):
                 if isinstance(piece, Turn):
                     turn = piece
+                elif isinstance(piece, Prepared):  # the course's words, before the model starts
+                    quote = [q.to_dict() for q in piece.quote] if not piece.abstained else []
+                    pending[-1]["content"] = render_pending(quote, "")
+                    yield gr.skip(), pending, gr.skip()
                 elif isinstance(piece, str):
                     text += piece
-                    pending[-1]["content"] = escape(text) + " ▌"
+                    pending[-1]["content"] = render_pending(quote, text)
                     yield gr.skip(), pending, gr.skip()
         except CourselabError as e:
             turn = Turn(question, question, template=template, error=str(e))

@@ -1,0 +1,63 @@
+"""Tune the grounding rules on the DEV split only: quote choice and near-miss abstention.
+
+No model is called: for each dev question it retrieves, grounds and decides as the chain
+does, then reports the share of answerable questions whose quote holds every key fact,
+abstention on off-topic and near-miss questions, and false abstentions. The test split
+is reported once, with the eval harness (evals/suites/grounded.yaml), never here.
+
+    .venv/bin/python evals/tune_grounding.py [--split dev] [--show]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from assistant.chain import retrieve  # noqa: E402
+from assistant.chain.factory import open_retriever  # noqa: E402
+from assistant.config import Settings  # noqa: E402
+from assistant.datasets import load_dataset, select  # noqa: E402
+from assistant.text import has_key_facts  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="dev", choices=["dev", "test"])
+    parser.add_argument("--show", action="store_true", help="print every miss")
+    args = parser.parse_args()
+    rows = select(load_dataset(ROOT / "evals/datasets/course_qa.jsonl"), [f"metadata.split={args.split}"], None)
+    retriever = open_retriever(Settings(corpus_dir=ROOT / "corpus"))
+    counts = {"answerable": [0, 0], "near-miss": [0, 0], "off-topic": [0, 0]}
+    quoted = false_abstain = 0
+    for row in rows:
+        p = retrieve(retriever, row.user_input)
+        kind = row.metadata["kind"]
+        counts[kind][0] += 1
+        quote = " ".join(q.text for q in p.quote)
+        if kind == "answerable":
+            ok = has_key_facts(quote, row.key_facts) and not p.abstained
+            quoted += ok
+            false_abstain += p.abstained
+            counts[kind][1] += ok
+            if args.show and not ok:
+                why = f"ABSTAINED ({p.missing or 'off-topic'})" if p.abstained else "quote misses"
+                print(f"- {row.id} {why}: {row.user_input}\n    facts {row.key_facts}\n    quote {quote}")
+        else:
+            counts[kind][1] += p.abstained
+            if args.show and not p.abstained:
+                print(f"- {row.id} ANSWERED: {row.user_input}\n    quote {quote}")
+    for kind, (n, ok) in counts.items():
+        label = "quote holds every key fact" if kind == "answerable" else "abstained"
+        print(f"{kind:<11} n={n:<3} {label}: {ok}/{n} = {ok / max(n, 1):.2f}")
+    n = counts["answerable"][0]
+    print(f"false abstentions: {false_abstain}/{n} = {false_abstain / max(n, 1):.2f}")
+
+
+if __name__ == "__main__":
+    main()

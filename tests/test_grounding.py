@@ -1,0 +1,142 @@
+"""Grounded answers: the quote, near-miss abstention, the support check and the lead."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from assistant.chain import Prepared
+from assistant.chain.factory import build_assistant
+from assistant.chain.grounding import (
+    MAX_QUOTE_WORDS,
+    asked,
+    check_support,
+    choose_quote,
+    missing_fact,
+)
+from assistant.retrieval import Hit
+
+BERT = Hit(1, 0.5, "Popular Models > 1. BERT", "", "course.md", "c1")
+GPT = Hit(2, 0.4, "Popular Models > 2. GPT", "", "course.md", "c2")
+CANDIDATES = [
+    (BERT, "BERT uses WordPiece Embeddings with a 30,000 token vocabulary."),
+    (BERT, "The first token of every sequence is always a special classification token."),
+    (GPT, "GPT relies on the decoder portion of the Transformer."),
+    (GPT, "By OpenAI - Autoregressive Language Model."),
+]
+
+
+@pytest.mark.parametrize("question, kind, focus, subject", [
+    ("How many GPUs were used to train BioGPT according to the course?", "number", ["gpu"], ["biogpt"]),
+    ("What vocabulary size does GPT use?", "number", ["vocabulary"], ["gpt"]),
+    ("What percentage of tokens does BERT mask?", "percent", [], ["bert"]),
+    ("In what year was BERT released?", "date", [], ["bert"]),
+    ("Who made GPT?", "name", ["made"], ["gpt"]),
+    ("What is self-attention?", "other", [], []),
+    ("What should I keep in mind when deploying a model?", "other", [], []),
+])
+def test_what_a_question_asks(question, kind, focus, subject):
+    a = asked(question)
+    assert (a.kind, a.focus, a.subject) == (kind, focus, subject)
+
+
+@pytest.mark.parametrize("question, missing", [
+    ("What vocabulary size does BERT use?", False),  # the sentence holds it
+    ("What vocabulary size does GPT use according to the course?", True),  # BERT's, not GPT's
+    ("How many layers does GPT have?", True),
+    ("Who made GPT?", False),  # "By OpenAI"
+    ("Who developed BERT?", True),  # no name and no authorship about BERT
+    ("What does the GPT decoder do?", False),  # not a fact question
+])
+def test_near_misses_are_told_apart_from_answerable_fact_questions(question, missing):
+    assert (missing_fact(question, CANDIDATES) is not None) == missing
+
+
+def test_the_quote_is_at_most_two_sentences_and_sixty_words_with_the_answering_span():
+    scores = [0.3, 0.2, 0.1, 0.1]
+    quote = choose_quote("What vocabulary size does BERT use?", CANDIDATES, scores)
+    assert 1 <= len(quote) <= 2
+    assert sum(len(q.text.split()) for q in quote) <= MAX_QUOTE_WORDS
+    first = quote[0]
+    assert first.chunk_id == "c1" and first.section == BERT.section
+    start, end = first.span
+    assert first.text[start:end] == "30,000"
+    long = [(BERT, " ".join(["word"] * 200))]
+    assert len(choose_quote("What is a word?", long, [0.5])[0].text.split()) <= MAX_QUOTE_WORDS
+
+
+def test_a_sentence_that_refers_back_brings_the_one_before():
+    hit = Hit(1, 0.5, "Attention", "", "c.md", "a1")
+    cands = [(hit, "The context vector is the weighted sum of the encoder's hidden states."),
+             (hit, "And these weights are called attention weights.")]
+    quote = choose_quote("What are attention weights?", cands, [0.1, 0.6])
+    assert [q.text[:10] for q in quote] == ["The contex", "And these "]
+
+
+@pytest.mark.parametrize("answer, verdict, unsupported", [
+    ("BERT uses a WordPiece vocabulary of 30,000 tokens.", "supported", []),
+    ("BERT's WordPiece vocabulary is 1012 tokens.", "partial", ["1012"]),
+    ("GPT-4 uses a large vocabulary of over 100 million words from Wikipedia.", "unsupported",
+     ["100 million", "GPT-4", "Wikipedia"]),
+    ("", "unsupported", []),
+])
+def test_the_support_check_names_claims_absent_from_the_passages(answer, verdict, unsupported):
+    passages = [CANDIDATES[0][1], CANDIDATES[1][1]]
+    support = check_support(answer, passages, "What vocabulary size does BERT use?")
+    assert support.verdict == verdict
+    assert sorted(support.unsupported) == sorted(unsupported)
+
+
+@pytest.fixture
+def assistant(settings):
+    return build_assistant(settings)
+
+
+def test_an_unsupported_answer_never_leads(assistant):
+    assistant.model.enqueue("BERT masks 42% of the tokens, says Wikipedia.")
+    answer = assistant.answer("What percentage of tokens does BERT mask?")
+    assert answer.support.verdict != "supported" and "42%" in answer.support.unsupported
+    assert answer.lead_from == "quote" and answer.lead == " ".join(q.text for q in answer.quote)
+    assert "15%" in answer.lead and "42%" not in answer.lead
+
+
+def test_a_supported_answer_leads(assistant):
+    assistant.model.enqueue("BERT masks 15% of the input tokens.")
+    answer = assistant.answer("What percentage of tokens does BERT mask?")
+    assert answer.support.verdict == "supported" and answer.lead_from == "answer"
+    assert answer.lead == answer.answer
+    card = answer.to_dict()
+    assert {"quote", "support", "lead", "lead_from"} <= set(card)
+    assert {"text", "section", "chunk_id", "span"} <= set(card["quote"][0])
+
+
+def test_the_quote_comes_before_the_model_writes(assistant):
+    assistant.model.enqueue("BERT masks 15% of the input tokens.")
+    pieces = list(assistant.stream("What percentage of tokens does BERT mask?"))
+    assert isinstance(pieces[0], Prepared) and pieces[0].quote
+    assert assistant.model.history == [] or isinstance(pieces[1], str)
+
+
+def test_a_near_miss_abstains_with_the_closest_passage_and_no_model(assistant):
+    answer = assistant.answer("How many layers does GPT have according to the course?")
+    assert answer.abstained and answer.missing
+    assert answer.lead.startswith("The course does not say how many layers does GPT have")
+    assert answer.quote and assistant.model.history == []
+
+
+def test_the_extractive_baseline_answers_with_the_quote(settings):
+    assistant = build_assistant(settings, model_name="extractive")
+    answer = assistant.answer("What percentage of tokens does BERT mask?")
+    assert answer.answer == answer.lead == " ".join(q.text for q in answer.quote)
+    assert answer.prompt == "" and answer.tokens == {"input": 0, "output": 0}
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.text(max_size=300))
+def test_any_answer_gets_a_verdict_and_only_a_supported_one_could_lead(answer):
+    support = check_support(answer, [CANDIDATES[0][1]], "What vocabulary size does BERT use?")
+    assert support.verdict in {"supported", "partial", "unsupported"}
+    if support.unsupported:
+        assert support.verdict != "supported"
