@@ -57,15 +57,16 @@ def test_batched_greedy_equals_one_at_a_time(tokenizer):
     assert batched == single
 
 
-def test_batch_is_one_generate_call(tokenizer, monkeypatch):
+def test_batch_is_one_decode_batch(tokenizer, monkeypatch):
     model = causal(tokenizer)
     loaded = model.load()
     calls = []
-    original = loaded.model.generate
-    monkeypatch.setattr(loaded.model, "generate",
+    original = loaded.model.forward
+    monkeypatch.setattr(loaded.model, "forward",
                         lambda **kw: calls.append(kw["input_ids"].shape) or original(**kw))
     model.batch(PROMPTS)
-    assert len(calls) == 1 and calls[0][0] == len(PROMPTS)
+    assert calls[0][0] == len(PROMPTS)  # one prefill of every prompt, then decode steps
+    assert model.scheduler().batches == [len(PROMPTS)]
 
 
 def test_stream_yields_pieces_that_join_to_the_invoke_answer(tokenizer):
@@ -134,6 +135,23 @@ def test_answer_no_repeat_bans_only_repeats_of_the_answer():
     assert scores[0, 3] == float("-inf")
     assert scores[0, 7] == 0  # "5 6 7" is in the prompt only: quoting the context stays allowed
     assert (scores[0] == float("-inf")).sum() == 1
+
+
+def test_no_repeat_bans_the_word_with_or_without_its_leading_space(tokenizer):
+    """Banning only the token " ever" let a model glue the word on: "whatever" ("typeof")."""
+    import torch
+
+    from assistant.models.decode import apply_no_repeat, word_keys
+
+    spaced, glued = tokenizer.convert_tokens_to_ids(["\u0120ever", "ever"])
+    answer = tokenizer("Attention ever Attention", add_special_tokens=False)["input_ids"]
+    assert spaced in answer and glued not in answer
+    keys = word_keys(tokenizer, len(tokenizer))
+    scores = apply_no_repeat(torch.zeros(1, len(tokenizer)), torch.tensor([answer]), 2, keys)
+    banned = set(torch.nonzero(scores[0] == float("-inf"))[:, 0].tolist())
+    assert {spaced, glued} <= banned
+    other = tokenizer.convert_tokens_to_ids("\u0120hid")
+    assert scores[0, other] == 0  # other words stay allowed
 
 
 def test_no_repeat_option_reaches_generate(tokenizer):

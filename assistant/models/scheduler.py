@@ -1,0 +1,110 @@
+"""Dynamic batching for a local causal model: concurrent requests share one decode batch.
+
+Every caller of an `HFChatModel` (the chat, `ask`, the CLI's --batch, the lab, the eval
+runner, serve-api) submits jobs here. One worker thread per model runs batches: the
+oldest waiting job leads the next batch, and every waiting job with compatible options
+(greedy with the same logits rules) joins it, up to `max_batch`, after a short window
+for late arrivals. Each job keeps its own stop strings, limits and stream; a finished
+or cancelled job leaves the batch at the next step. Past `max_queue` waiting jobs a
+request fails at once with "busy, try again" rather than waiting without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from assistant.errors import ModelError
+from assistant.models.decode import Job
+
+log = logging.getLogger("courselab")
+
+
+class ModelBusyError(ModelError):
+    """Too many requests are waiting for this model."""
+
+
+def batch_key(job: Job) -> tuple:
+    """Jobs with equal keys can share a batch; sampled jobs run alone (own seed, own stream)."""
+    o = job.opts
+    if o.temperature > 0:
+        return ("sampled", id(job))
+    return ("greedy", o.repetition_penalty, o.no_repeat_ngram_size)
+
+
+class Scheduler:
+    """A FCFS queue of jobs and one worker that runs them in batches with `run(jobs)`."""
+
+    def __init__(self, run: Callable[[list[Job]], None], lock: threading.RLock | None = None,
+                 window_s: float = 0.02, max_batch: int = 64, max_queue: int = 256,
+                 name: str = "model"):
+        self.run, self.lock = run, lock or threading.RLock()
+        self.window_s, self.max_batch, self.max_queue, self.name = (window_s, max_batch,
+                                                                   max_queue, name)
+        self._queue: list[Job] = []
+        self._cv = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self.batches: list[int] = []  # sizes of recent batches (tests, benchmarks)
+
+    def waiting(self) -> int:
+        with self._cv:
+            return len(self._queue)
+
+    def submit(self, jobs: list[Job]) -> None:
+        """Queue jobs (kept together, in order); ModelBusyError past the queue limit."""
+        with self._cv:
+            if self._queue and len(self._queue) + len(jobs) > self.max_queue:
+                raise ModelBusyError(
+                    f"{self.name} is busy: {len(self._queue)} requests are waiting; "
+                    "try again in a moment")
+            self._queue.extend(jobs)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._loop, daemon=True,
+                                                name=f"courselab-batcher-{self.name}")
+                self._worker.start()
+            self._cv.notify_all()
+
+    def complete(self, jobs: list[Job]) -> list[Job]:
+        """Submit and wait for every job; the first error is raised."""
+        self.submit(jobs)
+        for job in jobs:
+            job.done.wait()
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
+        return jobs
+
+    def _take(self) -> list[Job]:
+        with self._cv:
+            while not self._queue:
+                self._cv.wait()
+            deadline = time.monotonic() + self.window_s
+            while len(self._queue) < self.max_batch:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
+            key = batch_key(self._queue[0])
+            batch = [j for j in self._queue if batch_key(j) == key][: self.max_batch]
+            chosen = {id(j) for j in batch}
+            self._queue = [j for j in self._queue if id(j) not in chosen]
+            return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take()
+            try:
+                with self.lock:
+                    self.run(batch)
+                self.batches = (self.batches + [len(batch)])[-1000:]
+            except Exception as e:  # every caller of the batch hears of it, nothing hangs
+                log.debug("batch failed: %s", e)
+                for job in batch:
+                    job.error = e
+            finally:
+                for job in batch:
+                    job.done.set()
+                    if job.on_done is not None:
+                        job.on_done()

@@ -1,0 +1,68 @@
+"""The precision option: names, per-device choice of auto, int8 quantisation, plumbing."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from tiny_models import loader_for, tiny_llama, train_tokenizer
+
+from assistant.errors import OptionsError
+from assistant.models import get_model
+from assistant.models.hf import HFChatModel
+from assistant.models.precision import check_precision, resolve
+
+
+@pytest.mark.parametrize("device, auto", [("cpu", "fp32"), ("cuda", "bf16"), ("cuda:1", "bf16"),
+                                          ("mps", "fp32")])
+def test_auto_picks_per_device(device, auto):
+    assert resolve("auto", device) == auto
+    assert resolve(None, device) == auto
+    assert resolve("fp32", device) == "fp32"
+
+
+def test_int8_is_a_cpu_kernel_so_a_gpu_gets_bf16():
+    assert resolve("int8", "cpu") == "int8" and resolve("int8", "cuda") == "bf16"
+
+
+@pytest.mark.parametrize("bad", ["fp16", "int4", "8bit", "auto; rm -rf /"])
+def test_unknown_precision_is_one_clear_error(bad):
+    with pytest.raises(OptionsError, match="unknown precision.*auto, fp32, bf16, int8"):
+        check_precision(bad)
+    with pytest.raises(OptionsError, match="unknown precision"):
+        get_model("fake", "/tmp", precision=bad)
+
+
+def test_cli_rejects_an_unknown_precision_with_exit_2():
+    from assistant.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--precision", "fp8", "models"])
+    assert result.exit_code == 2 and "fp8" in result.output
+
+
+@pytest.mark.parametrize("precision, linear", [("fp32", "torch.nn.modules.linear"),
+                                               ("bf16", "torch.nn.modules.linear"),
+                                               ("int8", "torch.ao.nn.quantized.dynamic")])
+def test_the_model_loads_in_the_precision_asked_for(precision, linear):
+    import torch
+
+    tokenizer = train_tokenizer()
+    model = HFChatModel(model_name="tiny", kind="causal", device="cpu", precision=precision,
+                        options={"max_new_tokens": 4},
+                        loader=loader_for(tiny_llama(tokenizer), tokenizer))
+    loaded = model.load()
+    assert loaded.precision == precision
+    layer = loaded.model.model.layers[0].mlp.up_proj
+    assert type(layer).__module__.startswith(linear)
+    if precision == "bf16":
+        assert layer.weight.dtype == torch.bfloat16
+    assert model.invoke("What is attention?").usage_metadata["output_tokens"] <= 4
+
+
+def test_suite_key_precision_is_validated():
+    from assistant.errors import InputError
+    from assistant.evaluation.suite import make_suite
+
+    assert make_suite({"datasets": ["x.jsonl"], "precision": "BF16"}, where="s").precision == "bf16"
+    assert make_suite({"datasets": ["x.jsonl"]}, where="s").precision == "auto"
+    with pytest.raises(InputError, match="precision"):
+        make_suite({"datasets": ["x.jsonl"], "precision": "fp8"}, where="s")

@@ -1,0 +1,148 @@
+"""Dynamic batching inside the local model: concurrent requests share one decode batch,
+each with its own stream, stop strings and limits, and the answer it would get alone."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from langchain_core.messages import HumanMessage
+from tiny_models import loader_for, tiny_llama, train_tokenizer
+
+from assistant.models.hf import Generation, HFChatModel
+from assistant.models.options import parse_options
+from assistant.models.scheduler import ModelBusyError
+
+PROMPTS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI please.",
+           "Explain positional encodings.", "What does GPT stand for?"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer()
+
+
+def model_for(tokenizer, **fields):
+    return HFChatModel(model_name="tiny", kind="causal", device="cpu", precision="fp32",
+                       options={"max_new_tokens": 12}, batch_window_ms=200,
+                       loader=loader_for(tiny_llama(tokenizer), tokenizer), **fields)
+
+
+def stream(model, prompt, opts, out, index, started=None):
+    pieces, final = [], None
+    for piece in model.stream_text(model.render([HumanMessage(prompt)]), opts):
+        if isinstance(piece, Generation):
+            final = piece
+        else:
+            pieces.append(piece)
+    out[index] = ("".join(pieces).strip(), final.output_tokens)
+
+
+def run_concurrently(model, jobs):
+    out = [None] * len(jobs)
+    threads = [threading.Thread(target=stream, args=(model, p, o, out, i))
+               for i, (p, o) in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return out
+
+
+def test_concurrent_streams_share_a_batch_and_each_gets_its_answer_alone(tokenizer):
+    model = model_for(tokenizer)
+    opts = [parse_options({"max_new_tokens": n, "no_repeat_ngram_size": 3}) for n in (4, 16, 9, 16, 2)]
+    alone = [(g.text, g.output_tokens) for p, o in zip(PROMPTS, opts)
+             for g in model.generate_texts([model.render([HumanMessage(p)])], o)]
+    model.scheduler().batches.clear()
+    together = run_concurrently(model, list(zip(PROMPTS, opts)))
+    assert together == alone  # own limits, same greedy tokens
+    assert max(model.scheduler().batches) > 1  # they were decoded together
+    assert [n for _, n in together][:2] == [4, 16] or together[0][1] <= 4
+
+
+def test_each_request_keeps_its_own_stop_strings(tokenizer):
+    model = model_for(tokenizer)
+    free = model.generate_texts([model.render([HumanMessage(PROMPTS[1])])],
+                                parse_options({"max_new_tokens": 16}))[0].text
+    word = free.split()[1] if len(free.split()) > 1 else free[:2]
+    stop = parse_options({"max_new_tokens": 16, "stop": [word]})
+    plain = parse_options({"max_new_tokens": 16})
+    out = run_concurrently(model, [(PROMPTS[1], stop), (PROMPTS[1], plain)])
+    assert word not in out[0][0] and out[0][0] == free[: free.find(word)].strip()
+    assert out[1][0] == free
+
+
+def test_a_request_that_leaves_frees_its_row_and_the_others_finish(tokenizer):
+    model = model_for(tokenizer)
+    long = parse_options({"max_new_tokens": 400, "min_new_tokens": 400})
+    short = parse_options({"max_new_tokens": 30, "min_new_tokens": 30})
+    leaving = model.stream_text(model.render([HumanMessage(PROMPTS[0])]), long)
+    out = [None]
+    other = threading.Thread(target=stream, args=(model, PROMPTS[1], short, out, 0))
+    next(leaving)
+    other.start()
+    leaving.close()  # the client disconnected
+    other.join(timeout=60)
+    assert out[0] is not None and out[0][1] == 30
+    assert model._lock.acquire(timeout=10)  # nothing is still decoding the 400 tokens
+    model._lock.release()
+
+
+def fake_jobs(n, opts=None):
+    from assistant.models.decode import Job
+
+    return [Job([1, 2, 3], opts or parse_options({"max_new_tokens": 2})) for _ in range(n)]
+
+
+def blocked_scheduler(**kw):
+    """A scheduler whose runs wait until `release` is set; `runs` records each batch."""
+    from assistant.models.scheduler import Scheduler
+
+    release, runs = threading.Event(), []
+
+    def run(jobs):
+        release.wait(10)
+        runs.append(list(jobs))
+
+    return Scheduler(run, window_s=0.05, **kw), release, runs
+
+
+def test_past_the_queue_limit_a_request_is_told_the_model_is_busy():
+    scheduler, release, _ = blocked_scheduler(max_queue=2)
+    first = fake_jobs(1)
+    scheduler.submit(first)  # taken by the worker, which now waits
+    for _ in range(100):
+        if scheduler.waiting() == 0:
+            break
+        threading.Event().wait(0.02)
+    scheduler.submit(fake_jobs(2))  # two wait: the limit
+    with pytest.raises(ModelBusyError, match="busy.*try again"):
+        scheduler.submit(fake_jobs(1))
+    release.set()
+    assert first[0].done.wait(10)
+
+
+def test_first_come_first_served_across_incompatible_options():
+    scheduler, release, runs = blocked_scheduler()
+    a = parse_options({"max_new_tokens": 3})
+    b = parse_options({"max_new_tokens": 3, "no_repeat_ngram_size": 2})
+    jobs = [fake_jobs(1, o)[0] for o in (a, b, a, b)]
+    scheduler.submit(jobs)
+    release.set()
+    for job in jobs:
+        assert job.done.wait(10)
+    ids = {id(j): i for i, j in enumerate(jobs)}
+    assert [[ids[id(j)] for j in batch] for batch in runs] == [[0, 2], [1, 3]]
+
+
+def test_a_failing_batch_fails_each_of_its_requests_without_hanging():
+    from assistant.models.scheduler import Scheduler
+
+    def run(jobs):
+        raise RuntimeError("out of memory")
+
+    jobs = fake_jobs(2)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        Scheduler(run, window_s=0).complete(jobs)
+    assert all(j.done.is_set() for j in jobs)
