@@ -41,7 +41,7 @@ def read_rows(path: Path, strict: bool = True) -> list[Row]:
     """Rows of a JSONL file; `strict=False` only needs `user_input` (extra keys kept out)."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is JSON text
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read {path}: {e}") from e
     rows = []

@@ -18,6 +18,7 @@ from pathlib import Path
 from assistant.chain import Answer, Prepared, check_question
 from assistant.chain.followup import rewrite
 from assistant.config import Settings
+from assistant.feedback import TurnLog
 from assistant.errors import CourselabError, InputError, TemplateError
 
 log = logging.getLogger("courselab")
@@ -36,10 +37,11 @@ class Turn:
     template: str = ""
     device: str = ""
     error: str | None = None
+    id: str = ""  # the server's record of this turn, for votes (see feedback.TurnLog)
 
     def to_dict(self) -> dict:
         card = self.answer.to_dict() if self.answer else {"answer": "", "sources": []}
-        return {**card, "question": self.question, "query": self.query,
+        return {**card, "id": self.id, "question": self.question, "query": self.query,
                 "template": self.template or card.get("template", ""), "device": self.device,
                 "error": self.error or card.get("error")}
 
@@ -60,6 +62,7 @@ class Service:
         self._lock = threading.Lock()  # the model cache and the retriever: held briefly
         self._corpus_lock = threading.Lock()  # one corpus change at a time; answers never wait
         self._status = "starting"
+        self.turns = TurnLog()  # answers given, by id, for votes
         self.error: str | None = None
 
     # --- start-up ------------------------------------------------------------------------
@@ -214,7 +217,9 @@ class Service:
         assistant = self.assistant(model, template, k or self.settings.k)
         for piece in assistant.stream(query):
             if isinstance(piece, Answer):
-                yield Turn(question, query, piece, template, self.device_of(assistant.model))
+                turn = Turn(question, query, piece, template, self.device_of(assistant.model))
+                turn.id = self.turns.remember(turn.to_dict())
+                yield turn
             else:
                 yield piece
 
@@ -323,12 +328,10 @@ class Service:
             return path
 
     # --- feedback ------------------------------------------------------------------------
-    def vote(self, turn: dict, vote: str) -> dict:
-        from assistant.feedback import append_feedback, feedback_row
-
-        row = feedback_row(turn, vote)
-        append_feedback(self.settings.feedback_path, row)
-        return row
+    def vote(self, turn_id: str, vote: str) -> dict:
+        """Write the feedback row for a vote on an answer this server gave (by its id only:
+        the browser never supplies the question or answer that become a reference)."""
+        return self.turns.vote(turn_id, vote, self.settings.feedback_path)
 
 
 LAB_SAVED = ".lab-saved"  # names of the templates saved from the Prompt Lab, one a line

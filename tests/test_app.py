@@ -129,9 +129,20 @@ def test_votes_append_feedback_rows(app):
 
     service = app[1]
     turn = service.answer("What is self-attention?", [])
-    service.vote(turn.to_dict(), "down")
+    service.vote(turn.id, "down")
     rows = read_rows(service.settings.feedback_path)
     assert rows[-1].metadata["vote"] == "down" and rows[-1].user_input == "What is self-attention?"
+
+
+def test_a_vote_names_the_servers_answer_and_a_forged_one_is_refused(app):
+    from assistant.errors import InputError
+
+    service = app[1]
+    path = service.settings.feedback_path
+    before = path.read_text() if path.exists() else ""
+    with pytest.raises(InputError):
+        service.vote("not-an-answer-this-server-gave", "up")
+    assert (path.read_text() if path.exists() else "") == before
 
 
 def test_auth_is_required_when_set(tmp_path, settings):

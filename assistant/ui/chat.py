@@ -195,7 +195,11 @@ class ChatHandlers:
         if turn.get("error"):
             raise gr.Error("There is no answer to vote on here.")
         liked = data.liked if isinstance(data.liked, bool) else data.liked == "Like"
-        self.service.vote(turn, "up" if liked else "down")
+        try:
+            self.service.vote(turn.get("id"), "up" if liked else "down")
+        except InputError as e:
+            gr.Warning(f"This vote was not saved: {e}")
+            return
         gr.Info("Thanks! Your vote was saved to the feedback file.")
 
     def restore(self, key):
