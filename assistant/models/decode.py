@@ -49,10 +49,19 @@ class Job:
     _tokens: list[int] = field(default_factory=list)
     _emitted: int = 0
 
-    @property
-    def keep(self) -> int:
-        """Characters held back so that a partial stop string is never streamed."""
-        return max((len(s) for s in self.stops), default=1) - 1
+    def held(self, text: str) -> int:
+        """Characters at the end of `text` that may begin a stop string: held back, never streamed.
+
+        >>> Job([], None, ("Question:",)).held("The answer. Ques")
+        4
+        """
+        longest = 0
+        for stop in self.stops:
+            for k in range(min(len(stop) - 1, len(text)), longest, -1):
+                if text.endswith(stop[:k]):
+                    longest = k
+                    break
+        return longest
 
     def add(self, token: int, decode: Callable[[list[int]], str], at_end: bool) -> bool:
         """Take one generated token; True when the answer is complete."""
@@ -69,7 +78,7 @@ class Job:
         if at_end:
             self._finish(text, self.finish or "length")
             return True
-        safe = len(text) - self.keep
+        safe = len(text) - self.held(text)
         if safe > self._emitted:
             self._send(text[self._emitted:safe])
             self._emitted = safe

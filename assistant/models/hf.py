@@ -114,6 +114,14 @@ class HFChatModel(BaseChatModel):
                 self._loaded = Loaded(model, tokenizer, device, precision, engine)
             return self._loaded
 
+    def share(self, source: HFChatModel) -> None:
+        """Use `source`'s loaded weights, lock and batcher (the same weights under other
+        options, e.g. serve-api's bare model and its course assistant): their concurrent
+        requests then share decode batches instead of queueing behind each other."""
+        self._loaded, self._lock = source.load(), source._lock
+        if source.kind == "causal":
+            self._scheduler = source.scheduler()
+
     def scheduler(self):
         """The dynamic batcher every generation of a causal model goes through."""
         from assistant.models.scheduler import Scheduler
