@@ -12,13 +12,16 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # the real promptfoo for the e2e test, pinned, in an ignored folder (never a global install)
 PROMPTFOO := .promptfoo/node_modules/.bin/promptfoo
 PROMPTFOO_VERSION := 0.121.20
+# axe-core, pinned, injected into the page by the browser tests (accessibility checks)
+AXE := .npm-tools/node_modules/axe-core/axe.min.js
+AXE_VERSION := 4.14.1
 
 export ANONYMIZED_TELEMETRY := False
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install browser promptfoo run test test-unit test-e2e bench lint clean
+.PHONY: install browser axe promptfoo run test test-unit test-e2e bench lint clean
 
 install: $(STAMP)
 
@@ -41,6 +44,12 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium chromium-driver || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver)
 
+axe: $(AXE)
+
+$(AXE):
+	mkdir -p .npm-tools
+	cd .npm-tools && npm install --no-audit --no-fund --silent --prefix . axe-core@$(AXE_VERSION)
+
 promptfoo: $(PROMPTFOO)
 
 $(PROMPTFOO):
@@ -51,13 +60,13 @@ $(PROMPTFOO):
 run: install
 	$(BIN)/python app.py
 
-test: install browser promptfoo
+test: install browser axe promptfoo
 	$(BIN)/python -m pytest
 
 test-unit: install
 	$(BIN)/python -m pytest -m "not e2e"
 
-test-e2e: install browser promptfoo
+test-e2e: install browser axe promptfoo
 	$(BIN)/python -m pytest -m e2e
 
 bench: install
@@ -69,4 +78,4 @@ lint: install
 	$(BIN)/ruff check assistant tests evals app.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .promptfoo
+	rm -rf $(VENV) .pytest_cache .promptfoo .npm-tools
