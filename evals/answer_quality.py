@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "evals"))
 
 from assistant.datasets import read_rows  # noqa: E402
-from assistant.text import has_key_facts  # noqa: E402
+from assistant.evaluation.metrics import METRICS, Sample  # noqa: E402
 
 BATCH = 16
 IDK = re.compile(r"don'?t know|do not know|not (covered|mentioned|provided|included)|"
@@ -56,15 +56,17 @@ def run_tutorial(model, retriever, prompt, rows) -> list[dict]:
 
 
 def summarise(rows, results) -> dict:
-    answerable = [(r, a) for r, a in zip(rows, results) if r.answerable]
-    unanswerable = [(r, a) for r, a in zip(rows, results) if not r.answerable]
-    correct = sum(not a["abstained"] and has_key_facts(a["answer"], r.key_facts)
-                  for r, a in answerable)
+    """Correct answers (every key fact) and abstention, by the eval harness's own metrics."""
+    samples = [(r, Sample(r, a["answer"], a["abstained"])) for r, a in zip(rows, results)]
+    answerable = [(r, s) for r, s in samples if r.answerable]
+    unanswerable = [(r, s) for r, s in samples if not r.answerable]
+    correct = sum(not s.abstained and METRICS["key_facts"].evaluate(s)["pass"] for _, s in answerable)
     return {"answerable": len(answerable), "correct": correct,
             "correct_share": round(correct / max(len(answerable), 1), 3),
             "unanswerable": len(unanswerable),
-            "abstained_on_unanswerable": sum(a["abstained"] for _, a in unanswerable),
-            "false_abstentions": sum(a["abstained"] for _, a in answerable)}
+            "abstained_on_unanswerable": sum(METRICS["abstention"].evaluate(s)["pass"]
+                                             for _, s in unanswerable),
+            "false_abstentions": sum(s.abstained for _, s in answerable)}
 
 
 def main() -> None:

@@ -19,18 +19,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "evals"))
 
 from assistant.datasets import read_rows  # noqa: E402
-from assistant.text import contains_context  # noqa: E402
+from assistant.evaluation.metrics import METRICS, Sample  # noqa: E402
 
 
-def score(rankings: list[list[str]], contexts: list[list[str]], k: int) -> dict:
-    """hit@1, hit@k and MRR@k of ranked chunk texts against reference passages."""
+def score(rankings: list[list[str]], rows: list, k: int) -> dict:
+    """hit@1, hit@k and MRR@k of ranked chunk texts, by the eval harness's own metrics."""
     hit1 = hitk = rr = 0.0
-    for texts, refs in zip(rankings, contexts):
-        ranks = [i + 1 for i, t in enumerate(texts[:k]) if contains_context(t, refs)]
-        if ranks:
-            hitk += 1
-            rr += 1 / ranks[0]
-            hit1 += ranks[0] == 1
+    for texts, row in zip(rankings, rows):
+        sample = Sample(row, hits=[{"rank": n, "text": t} for n, t in enumerate(texts[:k], 1)])
+        top = Sample(row, hits=sample.hits[:1])
+        hitk += METRICS["hit_at_k"].evaluate(sample)["score"]
+        hit1 += METRICS["hit_at_k"].evaluate(top)["score"]
+        rr += METRICS["mrr"].evaluate(sample)["score"]
     n = max(len(rankings), 1)
     return {"hit@1": round(hit1 / n, 3), f"hit@{k}": round(hitk / n, 3), "mrr": round(rr / n, 3)}
 
@@ -49,18 +49,17 @@ def main() -> None:
     from assistant.config import Settings
 
     rows = [r for r in read_rows(args.dataset) if r.answerable]
-    contexts = [r.reference_contexts for r in rows]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(corpus_dir=args.corpus, index_dir=Path(tmp) / "index")
         ours = open_retriever(settings)
         results = {"courselab (hybrid)": score(
-            [[h.text for h in ours.search(r.user_input, args.k)] for r in rows], contexts, args.k)}
+            [[h.text for h in ours.search(r.user_input, args.k)] for r in rows], rows, args.k)}
         ours.mode = "dense"
         results["courselab (dense only)"] = score(
-            [[h.text for h in ours.search(r.user_input, args.k)] for r in rows], contexts, args.k)
+            [[h.text for h in ours.search(r.user_input, args.k)] for r in rows], rows, args.k)
         tutorial = tutorial_retriever(next(args.corpus.glob("*.md")), args.k)
         results["LangChain tutorial"] = score(
-            [[d.page_content for d in tutorial.invoke(r.user_input)] for r in rows], contexts, args.k)
+            [[d.page_content for d in tutorial.invoke(r.user_input)] for r in rows], rows, args.k)
     if args.json:
         print(json.dumps({"questions": len(rows), "k": args.k, "results": results}))
         return

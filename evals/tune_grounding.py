@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--split", default="dev", choices=["dev", "test"])
     parser.add_argument("--show", action="store_true", help="print every miss")
     args = parser.parse_args()
-    rows = select(load_dataset(ROOT / "evals/datasets/course_qa.jsonl"), [f"metadata.split={args.split}"], None)
+    dataset = ROOT / "evals/datasets/course_qa.jsonl"
+    rows = select(load_dataset(dataset), [f"metadata.split={args.split}"], None)
     retriever = open_retriever(Settings(corpus_dir=ROOT / "corpus"))
     counts = {"answerable": [0, 0], "near-miss": [0, 0], "off-topic": [0, 0]}
     quoted = false_abstain = 0

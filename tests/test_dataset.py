@@ -60,3 +60,4 @@ def test_duplicate_ids_are_refused(tmp_path):
     path.write_text('{"id": "a", "user_input": "x"}\n{"id": "a", "user_input": "y"}\n')
     with pytest.raises(InputError, match="duplicate ids"):
         read_rows(path)
+

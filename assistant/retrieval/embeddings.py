@@ -181,6 +181,7 @@ def _device() -> str:
 
 def export_onnx(folder: Path, target: Path) -> None:
     """Export the transformer of a sentence-transformers folder to ONNX (atomically)."""
+    import onnx  # noqa: F401  torch.onnx.export writes the graph with it: fail here, not midway
     import torch
     from transformers import AutoModel, AutoTokenizer
 
