@@ -18,8 +18,8 @@ from pathlib import Path
 from assistant.chain import Answer, Prepared, check_question
 from assistant.chain.followup import rewrite
 from assistant.config import Settings
-from assistant.feedback import TurnLog
 from assistant.errors import CourselabError, InputError, TemplateError
+from assistant.feedback import TurnLog
 
 log = logging.getLogger("courselab")
 
@@ -133,6 +133,20 @@ class Service:
             self._allowed = list(dict.fromkeys([self.default_model, *self._extra_models,
                                                 *present]))
         return self._allowed
+
+    def missing_models(self) -> list[str]:
+        """Registry models not offered because their weights are not on this machine."""
+        from assistant.models import MODELS
+
+        missing = []
+        for name, spec in MODELS.items():
+            try:
+                present = spec.available()
+            except CourselabError:
+                present = False
+            if name != "fake" and not present and name not in self.allowed_models():
+                missing.append(name)
+        return missing
 
     def check_model(self, name) -> str:
         """The name when this app offers it, else an InputError listing what it offers."""

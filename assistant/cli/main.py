@@ -20,6 +20,7 @@ from assistant.cli.corpus import corpus_group
 from assistant.cli.eval import eval_group
 from assistant.cli.explain import explain_group
 from assistant.cli.lab import compare, prompts
+from assistant.cli.pull import pull_command
 from assistant.errors import InputError
 
 BATCH = 16
@@ -209,10 +210,14 @@ def chat(ctx, model, template, k) -> None:
             click.echo(f"error: {e}", err=True)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def models(as_json: bool) -> None:
-    """List the models --model accepts (also hf:<hub id or folder>)."""
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List the models --model accepts (also hf:<hub id or folder>); `models pull NAME`
+    downloads one."""
+    if ctx.invoked_subcommand:
+        return
     from assistant.models import MODELS
     from assistant.models.hf import pick_device
 
@@ -230,7 +235,11 @@ def models(as_json: bool) -> None:
     for r in rows:
         if r.get("terms"):
             click.echo(f"\n{r['name']}: {r['description']}")
-    click.echo("\nAny other checkpoint: --model hf:<hub id or local folder>")
+    click.echo("\nMissing weights: courselab models pull NAME (needs internet once)")
+    click.echo("Any other checkpoint: --model hf:<hub id or local folder>")
+
+
+models.add_command(pull_command)
 
 
 @cli.command("serve-api")

@@ -32,13 +32,14 @@ def build(service: Service, secret: str | None = None, history_dir: Path | None 
           ) -> gr.Blocks:
     """The whole app, ready to launch."""
     with gr.Blocks(title="courselab", delete_cache=(TEMP_FILES_S, TEMP_FILES_S)) as demo:
-        gr.Markdown("## courselab · ask the course on Transformers, LLMs and GenAI")
+        gr.Markdown("# courselab · ask the course on Transformers, LLMs and GenAI",
+                    elem_id="title")
         status = gr.Markdown("⏳ Starting…", elem_id="status")
         with gr.Tab("Chat"):
             chatbot, turns, saved, h, template = chat_tab(
                 service, secret or secrets.token_urlsafe(32), history_dir)
         with gr.Tab("Prompt Lab"):
-            lab_tab(service, template)
+            lab_templates, lab_start = lab_tab(service, template)
         with gr.Tab("Corpus"):
             section_names, section = corpus_tab(service)
         with gr.Tab("Evals"):
@@ -53,6 +54,14 @@ def build(service: Service, secret: str | None = None, history_dir: Path | None 
         timer = gr.Timer(1.0)
         timer.tick(tick, None, [status, timer, section], api_visibility="private", queue=False)
         demo.load(h.restore, saved, [chatbot, turns], api_visibility="private")
+
+        def on_disk():  # every selector lists the templates on disk when the page loads
+            names = service.templates()
+            return (gr.Dropdown(choices=names), gr.CheckboxGroup(choices=names),
+                    gr.Dropdown(choices=names))
+
+        demo.load(on_disk, None, [template, lab_templates, lab_start], api_visibility="private",
+                  queue=False)
         demo.load(tick, None, [status, timer, section], api_visibility="private", queue=False)
         course_lab.wire(demo)
     return demo

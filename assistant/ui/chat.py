@@ -12,8 +12,9 @@ import gradio as gr
 from assistant.chain import Prepared
 from assistant.errors import CourselabError, InputError
 from assistant.service import Service, Turn
+from assistant.ui.course_lab import demo_links
 from assistant.ui.history import HistoryStore, new_id, valid_id
-from assistant.ui.html import escape, snippet
+from assistant.ui.html import escape, short_section, snippet
 
 EXAMPLES = [
     "What is self-attention?",
@@ -23,21 +24,35 @@ EXAMPLES = [
 ]
 MAX_TURNS = 100  # kept in the browser; older turns are dropped first
 SNIPPET_CHARS = 140
+# an answer still being written, or an error, is nothing to vote on: this marker hides the
+# message's vote buttons (CSS :has, below)
+NO_VOTE = '<span class="cl-novote"></span>'
+WELCOME = ("**Ask the course** on Transformers, LLMs and generative AI.\n\n"
+           "Each answer quotes the course and lists its sources. Click an example below to start.")
 CHAT_CSS = """
 #status {min-height: 1.5em}
 .message details summary {cursor: pointer}
 .message details {margin: .2em 0}
+#chat .message-row:has(.cl-novote) button[aria-label="Like"],
+#chat .message-row:has(.cl-novote) button[aria-label="Dislike"] {display: none}
+footer, footer a, footer button, footer span {color: #3d3d3d !important; opacity: 1 !important}
+#chat-settings {min-width: 300px}
+@media (max-width: 640px) {
+  #chat {height: 300px !important; max-height: 300px}
+  #chat-settings {min-width: 0}
+}
 """
 
 
 def stats_line(turn: dict) -> str:
-    """Device, model, latency and tokens of one answer."""
-    t, tok = turn.get("timings", {}), turn.get("tokens", {})
-    parts = [turn.get("device") or "", turn.get("model") or ""]
+    """Device, model, latency and tokens of one answer; no model or tokens when none ran."""
+    t, tok = turn.get("timings", {}), turn.get("tokens") or {}
+    ran = bool(turn.get("prompt")) or any(tok.get(k) for k in ("input", "output"))
+    parts = [turn.get("device") or "", turn.get("model") or ""] if ran else ["no model ran"]
     if "total_s" in t:
-        first = f" (first token {t['first_token_s']:.2f} s)" if "first_token_s" in t else ""
+        first = f" (first token {t['first_token_s']:.2f} s)" if "first_token_s" in t and ran else ""
         parts.append(f"{t['total_s']:.2f} s{first}")
-    if tok:
+    if ran:
         parts.append(f"{tok.get('input', 0)} tokens in, {tok.get('output', 0)} out")
     return " · ".join(escape(p) for p in parts if p)
 
@@ -58,16 +73,21 @@ def link_citations(answer_html: str, sources: list[dict], number: int) -> str:
 
 
 def render_sources(turn: dict, number: int = 0) -> str:
-    """Each chunk the model saw: section, score and snippet; expandable to the full chunk."""
+    """Each chunk the model saw, most similar first: section, labelled similarity, and a
+    preview (the quoted sentence when the answer quoted this chunk); expandable to the chunk."""
     if not turn.get("sources"):
         return ""
     title = "Closest sections" if turn.get("abstained") else "Sources"
-    rows = [f"**{title}**"]
-    for n, s in enumerate(turn["sources"], 1):
+    quoted = {q.get("chunk_id"): q["text"] for q in turn.get("quote") or [] if q.get("text")}
+    order = sorted(enumerate(turn["sources"], 1), key=lambda p: -float(p[1].get("score", 0)))
+    rows, shown = [f"**{title}** <sub>(by similarity to the question, 0-1)</sub>"], []
+    for n, s in order:
+        preview = quoted.get(s.get("chunk_id")) or s["text"]
         rows.append(
-            f"<details id=\"src-{number}-{n}\"><summary>[{n}] {escape(s['section'])} · "
-            f"score {s['score']:.2f} · "
-            f"<i>{escape(snippet(s['text']))}</i></summary>\n\n{escape(s['text'])}\n\n</details>")
+            f"<details id=\"src-{number}-{n}\"><summary>[{n}] "
+            f"{escape(short_section(s['section'], shown))} · similarity {s['score']:.2f} · "
+            f"<i>{escape(snippet(preview))}</i></summary>\n\n{escape(s['text'])}\n\n</details>")
+        shown.append(s["section"])
     return "\n".join(rows)
 
 
@@ -102,7 +122,8 @@ def render_card(turn: dict, number: int = 0) -> str:
     answer = link_citations(escape(turn["answer"]), turn.get("sources", []), number)
     quote = render_quote(turn.get("quote") or [])
     if turn.get("abstained"):
-        return escape(turn["answer"].split(" The closest passage:")[0]) + (
+        said = re.split(r" The closest (?:passage|sections are):", turn["answer"])[0]
+        return escape(said) + (
             f"\n\nThe closest passage:\n\n{quote}" if turn.get("missing") and quote else "")
     if turn.get("lead_from") == "quote":
         support = turn.get("support") or {}
@@ -118,15 +139,21 @@ def render_card(turn: dict, number: int = 0) -> str:
     return "\n\n".join(x for x in (answer, badge, quote) if x)
 
 
-def render_turn(turn: dict, number: int = 0) -> str:
-    """The assistant's message for a finished turn (`number`: its place in the chat)."""
+def render_turn(turn: dict, number: int = 0, corpus_dir=None) -> str:
+    """The assistant's message for a finished turn (`number`: its place in the chat), with
+    the Course lab demos of its sources ("See it live: ...") when they have any."""
     if turn.get("error"):
-        return f"⚠️ {escape(turn['error'])}"
+        return f"⚠️ {escape(turn['error'])}{NO_VOTE}"
     lines = [render_card(turn, number)]
     if turn["query"] != turn["question"]:
         lines.append(f"<sub>Searched for: {escape(turn['query'])}</sub>")
     lines.append(f"<sub>{stats_line(turn)}</sub>")
     sources = render_sources(turn, number)
+    if sources and not turn.get("abstained"):
+        links = demo_links([s["section"] for s in turn["sources"]], corpus_dir,
+                           text=turn["question"])
+        if links:
+            lines.append(links.strip())
     return "\n\n".join(lines + ([sources] if sources else []))
 
 
@@ -134,15 +161,15 @@ def render_pending(quote: list[dict], text: str) -> str:
     """While the model writes: the course's words first, the model's words streaming under them."""
     head = render_quote(quote)
     body = f"**Model:** {escape(text)} ▌" if text else "<sub>the model is writing…</sub>"
-    return f"{head}\n\n{body}" if head else body
+    return (f"{head}\n\n{body}" if head else body) + NO_VOTE
 
 
-def messages_of(turns: list[dict]) -> list[dict]:
+def messages_of(turns: list[dict], corpus_dir=None) -> list[dict]:
     """Chat messages for the kept turns: always a user and an assistant message per turn."""
     messages = []
     for number, turn in enumerate(turns, 1):
         messages.append({"role": "user", "content": escape(turn["question"])})
-        messages.append({"role": "assistant", "content": render_turn(turn, number)})
+        messages.append({"role": "assistant", "content": render_turn(turn, number, corpus_dir)})
     return messages
 
 
@@ -154,12 +181,15 @@ class ChatHandlers:
         self.history = history or HistoryStore(Path(tempfile.mkdtemp(prefix="courselab-chat-")),
                                                MAX_TURNS)
 
+    def messages(self, turns: list[dict]) -> list[dict]:
+        return messages_of(turns, self.service.settings.corpus_dir)
+
     def respond(self, question, turns, model, template, k):
         question = (question or "").strip()
         if not question:
             raise gr.Error("Type a question first.")
         turns = list(turns or [])
-        pending = messages_of(turns) + [{"role": "user", "content": escape(question)},
+        pending = self.messages(turns) + [{"role": "user", "content": escape(question)},
                                         {"role": "assistant", "content": "…"}]
         yield "", pending, gr.skip()
         while not self.service.wait(0.5) and self.service.error is None:
@@ -184,7 +214,7 @@ class ChatHandlers:
         except CourselabError as e:
             turn = Turn(question, question, template=template, error=str(e))
         turns = (turns + [turn.to_dict()])[-MAX_TURNS:]
-        yield gr.skip(), messages_of(turns), turns
+        yield gr.skip(), self.messages(turns), turns
 
     def vote(self, data: gr.LikeData, turns):
         index = data.index if isinstance(data.index, int) else data.index[0]
@@ -205,7 +235,7 @@ class ChatHandlers:
     def restore(self, key):
         """The conversation of this browser's id (the browser holds nothing else)."""
         turns = self.history.load(key)
-        return messages_of(turns), turns
+        return self.messages(turns), turns
 
     def keep(self, key, turns):
         """Store the turns under this browser's id, minting one the first time."""
@@ -222,8 +252,8 @@ class ChatHandlers:
         if s.error:
             return f"⚠️ The app could not start: {escape(s.error)}", gr.Timer(active=False)
         if s.ready:
-            return (f"Ready · model **{escape(s.default_model)}** · index at "
-                    f"`{escape(s.retriever().index.where)}`"), gr.Timer(active=False)
+            return (f"Ready · model **{escape(s.default_model)}** · "
+                    f"{len(s.sections())} course sections"), gr.Timer(active=False)
         return f"⏳ Starting: {escape(s.status())}…", gr.Timer(active=True)
 
     def ask(self, question: str, history: list | None = None, model: str = "",
@@ -269,24 +299,45 @@ def chat_tab(service: Service, secret: str, history_dir: Path | None = None):
     turns = gr.State([])
     with gr.Row():
         with gr.Column(scale=4):
-            chatbot = gr.Chatbot(label="Course assistant", height=520, elem_id="chat",
-                                 sanitize_html=True, feedback_options=("Like", "Dislike"),
-                                 buttons=["copy"])
-            with gr.Row():
-                question = gr.Textbox(placeholder="Ask about the course…", show_label=False,
-                                      scale=6, max_length=1000, elem_id="question", submit_btn=True)
-                clear = gr.Button("Clear conversation", scale=1, variant="secondary")
-            gr.Examples(EXAMPLES, inputs=question, label="Try one of these")
-        with gr.Column(scale=1, min_width=240):
+            chatbot = gr.Chatbot(label="Course assistant", show_label=False, height=520,
+                                 elem_id="chat", sanitize_html=True, placeholder=WELCOME,
+                                 feedback_options=("Like", "Dislike"), buttons=["copy"])
+            question = gr.Textbox(placeholder="Ask about the course…", label="Your question",
+                                  show_label=False, max_length=1000, elem_id="question",
+                                  submit_btn="Ask")
+            examples = gr.Examples(EXAMPLES, inputs=question, label="Try one of these (click to ask)")
+        with gr.Column(scale=1, elem_id="chat-settings"):
             model = gr.Dropdown(service.model_choices(), value=service.default_model, label="Model")
+            gr.Markdown(missing_note(service.missing_models()), elem_id="models-missing")
             template = gr.Dropdown(service.templates(), value=service.default_template,
                                    label="Prompt template")
             k = gr.Slider(1, 10, value=service.settings.k, step=1, label="Passages to retrieve (k)")
-    question.submit(h.respond, [question, turns, model, template, k], [question, chatbot, turns],
+            clear = gr.Button("Clear conversation…", variant="secondary", size="sm")
+            with gr.Row(visible=False) as confirm:
+                yes = gr.Button("Yes, clear it", variant="stop", size="sm")
+                keep = gr.Button("Keep it", size="sm")
+    ask_inputs = [question, turns, model, template, k]
+    question.submit(h.respond, ask_inputs, [question, chatbot, turns],
                     api_visibility="private", concurrency_id="answer") \
         .then(h.keep, [saved, turns], saved, api_visibility="private")
+    examples.load_input_event.then(h.respond, ask_inputs, [question, chatbot, turns],
+                                   api_visibility="private", concurrency_id="answer") \
+        .then(h.keep, [saved, turns], saved, api_visibility="private")
     chatbot.like(h.vote, [turns], None, api_visibility="private")
-    clear.click(h.clear, saved, [chatbot, turns, saved], api_visibility="private")
+    clear.click(lambda: gr.Row(visible=True), None, confirm, api_visibility="private", queue=False)
+    keep.click(lambda: gr.Row(visible=False), None, confirm, api_visibility="private", queue=False)
+    yes.click(h.clear, saved, [chatbot, turns, saved], api_visibility="private") \
+        .then(lambda: gr.Row(visible=False), None, confirm, api_visibility="private", queue=False)
     chatbot.clear(lambda key: h.clear(key)[1:], saved, [turns, saved], api_visibility="private")
     gr.api(h.ask, api_name="ask", concurrency_id="answer")
     return chatbot, turns, saved, h, template
+
+
+def missing_note(names: list[str]) -> str:
+    """Models this machine lacks the weights of, with the one command that gets each."""
+    if not names:
+        return ""
+    rows = "".join(f"<li>{escape(n)}: <code>courselab models pull {escape(n)}</code></li>"
+                   for n in names)
+    return (f"<details><summary>{len(names)} more models are not on this machine</summary>"
+            f"<p>Not offered until downloaded, with:</p><ul>{rows}</ul></details>")

@@ -9,22 +9,27 @@ import gradio as gr
 from assistant.errors import CourselabError
 from assistant.service import Service
 from assistant.ui.course_lab import demo_links
-from assistant.ui.html import escape
+from assistant.ui.html import escape, short_section, snippet
 
 
 def corpus_tab(service: Service):
-    with gr.Row():
+    with gr.Row(equal_height=True):
         query = gr.Textbox(label="Search the index", placeholder="e.g. positional encoding", scale=4,
                            elem_id="search")
         k = gr.Slider(1, 20, value=5, step=1, label="Hits", scale=1)
-    hits = gr.Dataframe(headers=["rank", "score", "section", "source", "text"], datatype="str",
-                        interactive=False, wrap=True, label="Hits")
+        go = gr.Button("Search", variant="primary", scale=0, min_width=100, elem_id="search-go")
+    gr.Markdown("<sub>Hits in ranking order: similarity to the question plus shared keywords "
+                "and section, so a lower similarity can rank higher.</sub>")
+    hits = gr.Dataframe(headers=["#", "similarity", "section", "text", "source"], datatype="str",
+                        interactive=False, wrap=True, label="Hits", elem_id="hits",
+                        column_widths=["4%", "10%", "24%", "46%", "16%"])
     gr.Markdown("### Browse by section")
     section = gr.Dropdown([], label="Section", allow_custom_value=False)
     chunks = gr.Markdown()
     gr.Markdown("### Add files to the course\n.md or .txt, up to 1 MB each; "
                 "the index is updated incrementally.")
-    files = gr.File(file_count="multiple", file_types=[".md", ".txt"], label="Files", elem_id="upload")
+    # every file is accepted by the browser and checked here: one clear refusal, not two
+    files = gr.File(file_count="multiple", label="Files (.md or .txt)", elem_id="upload")
     add = gr.Button("Add to the corpus", variant="primary")
     result = gr.Markdown(elem_id="upload-result")
     gr.Markdown("### Remove an added file\nOnly files added here can be removed, not the course's own.")
@@ -38,7 +43,8 @@ def corpus_tab(service: Service):
             found = service.search(text, service.check_k(n))  # an API call skips the slider
         except CourselabError as e:
             raise gr.Error(str(e)) from None
-        return [[h.rank, f"{h.score:.3f}", h.section, h.source, h.text] for h in found]
+        return [[h.rank, f"{h.score:.3f}", short_section(h.section, []), snippet(h.text, 240),
+                 h.source] for h in found]
 
     def section_names():
         try:
@@ -56,7 +62,8 @@ def corpus_tab(service: Service):
 
     def upload(paths, progress=gr.Progress()):  # noqa: B008 (how gradio injects progress)
         if not paths:
-            raise gr.Error("Choose one or more .md or .txt files first.")
+            return ("Choose one or more .md or .txt files first.", gr.skip(), gr.skip(),
+                    gr.skip())
         try:
             uploads = [(Path(p).name, _read_and_delete(p)) for p in paths]
             message = service.add_files(
@@ -75,7 +82,19 @@ def corpus_tab(service: Service):
             return f"⚠️ {escape(str(e))}", gr.skip(), gr.skip()
         return f"✅ {escape(message)}", section_names(), added_names()
 
+    def precheck(paths):
+        """Refuse a wrong file type as soon as it is chosen, and drop it."""
+        wrong = [Path(p).name for p in paths or [] if Path(p).suffix.lower() not in (".md", ".txt")]
+        if not wrong:
+            return "", gr.skip()
+        for p in paths:
+            Path(p).unlink(missing_ok=True)
+        return (f"⚠️ Refused: {escape(', '.join(wrong))}: only .md and .txt files can be added. "
+                "Nothing was added.", None)
+
     query.submit(search, [query, k], hits, api_name="search")
+    go.click(search, [query, k], hits, api_visibility="private")
+    files.upload(precheck, files, [result, files], api_visibility="private")
     section.change(browse, section, chunks, api_visibility="private")
     add.click(upload, files, [result, section, files, added], api_visibility="private",
               concurrency_limit=1)

@@ -27,3 +27,24 @@ def escape(text: str) -> str:
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     flat = " ".join(plain_text(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def short_section(section: str, earlier: list[str], part_chars: int = 48) -> str:
+    """A section path with the head it shares with an earlier one as '…', long parts cut.
+
+    >>> short_section("Models > 1. BERT > Training", ["Models > 1. BERT > Tasks"])
+    '… > Training'
+    """
+    parts = section.split(" > ")
+    shared = max((_common(parts, e.split(" > ")) for e in earlier), default=0)
+    shared = min(shared, len(parts) - 1)  # the last part is always shown
+    shown = [p if len(p) <= part_chars else p[: part_chars - 1].rstrip() + "…"
+             for p in parts[shared:]]
+    return " > ".join((["…"] if shared else []) + shown)
+
+
+def _common(a: list[str], b: list[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n

@@ -8,6 +8,8 @@ when "overwrite" is ticked.
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
 from assistant.errors import CourselabError
@@ -20,6 +22,7 @@ LAB_CSS = """
 .lab-card .lab-head {font-weight: 600; margin-bottom: 6px}
 .lab-card .lab-stats {font-size: .85em; opacity: .8; margin-top: 6px}
 .lab-card pre {white-space: pre-wrap; font-size: .8em; max-height: 24em; overflow: auto}
+.lab-error {border-left: 4px solid #b91c1c; background: #fef2f2; color: #7f1d1d; padding: 6px 10px}
 """
 
 
@@ -55,8 +58,9 @@ def cards(comparison) -> str:
     return intro + '<div class="lab-cards">' + "".join(card(c) for c in comparison.cells) + "</div>"
 
 
-def lab_tab(service: Service, chat_template: gr.Dropdown) -> None:
-    """The tab; `chat_template` is the chat's selector, refreshed when a template is saved."""
+def lab_tab(service: Service, chat_template: gr.Dropdown):
+    """The tab; `chat_template` is the chat's selector, refreshed when a template is saved.
+    Returns the template checkboxes and the "Start from" selector (refreshed on page load)."""
     names = service.templates()
     with gr.Row():
         question = gr.Textbox(label="Question", value="What is BERT?", scale=4, elem_id="lab-question")
@@ -75,7 +79,7 @@ def lab_tab(service: Service, chat_template: gr.Dropdown) -> None:
     verdict = gr.Markdown(elem_id="lab-validation")
     with gr.Row():
         overwrite = gr.Checkbox(False, label="Overwrite an existing template of the same name")
-        save = gr.Button("Save as prompts/<name>.yaml", elem_id="lab-save")
+        save = gr.Button("Save as a new template", elem_id="lab-save")
     saved = gr.Markdown(elem_id="lab-saved")
 
     def compare(q, chosen, picked, n):
@@ -88,8 +92,9 @@ def lab_tab(service: Service, chat_template: gr.Dropdown) -> None:
         try:
             t = service.check_template(text)
         except CourselabError as e:
-            return f"⚠️ {escape(e)}"
-        return f"✅ valid {escape(t.kind)} template `{escape(t.name)}` ({len(t.variables)} variables)"
+            return template_problem(str(e), text or ""), gr.Button(interactive=False)
+        return (f"✅ valid {escape(t.kind)} template `{escape(t.name)}` ({len(t.variables)} "
+                f"variables): saved as prompts/{escape(t.name)}.yaml"), gr.Button(interactive=True)
 
     def store(text, confirmed):
         try:
@@ -103,6 +108,27 @@ def lab_tab(service: Service, chat_template: gr.Dropdown) -> None:
     run.click(compare, [question, templates, models, k], output, api_name="compare",
               concurrency_id="answer")
     start.change(lambda n: service.template_text(n), start, editor, api_visibility="private")
-    editor.change(check, editor, verdict, api_visibility="private", queue=False)
+    editor.change(check, editor, [verdict, save], api_visibility="private", queue=False)
     save.click(store, [editor, overwrite], [saved, templates, start, chat_template, overwrite],
                api_visibility="private")
+    return templates, start
+
+
+def template_problem(message: str, text: str = "") -> str:
+    """A template error as a styled alert: the field, its line in the YAML, and the problem.
+
+    >>> "line 2" in template_problem("the edited template: template: x: bad", "name: a\ntemplate: b")
+    True
+    """
+    parts = message.removeprefix("the edited template: ").split(": ")
+    fields = []
+    while len(parts) > 1 and re.fullmatch(r"[\w.-]{1,40}", parts[0]):
+        fields.append(parts.pop(0))
+    where = f"field <code>{escape(' › '.join(fields))}</code>" if fields else ""
+    if fields:
+        lines = text.splitlines()
+        found = next((n for n, ln in enumerate(lines, 1) if ln.startswith(f"{fields[0]}:")), 0)
+        where = f"line {found}, {where}" if found else where
+    problem = escape(": ".join(parts))
+    return (f'<div class="lab-error" role="alert">⚠️ <strong>Cannot be saved</strong>'
+            f'{" (" + where + ")" if where else ""}: {problem}</div>')

@@ -1,0 +1,132 @@
+"""What the app renders for a first-time user (issue 17), without a browser: the answer card's
+sources, its info line, the Course lab links, template errors, and `courselab models pull`."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from assistant.ui.chat import NO_VOTE, missing_note, render_pending, render_turn
+from assistant.ui.html import short_section
+from assistant.ui.lab import template_problem
+
+BERT = "Popular Modern LLMs > 1. BERT (Bidirectional Encoder Representation from Transformers)"
+
+
+def turn(**overrides) -> dict:
+    base = {"question": "How many parameters has BERT?", "query": "How many parameters has BERT?",
+            "answer": "BERT large has 340M parameters.", "abstained": False, "model": "m",
+            "device": "cpu", "prompt": "p", "timings": {"total_s": 1.0},
+            "tokens": {"input": 10, "output": 5}, "lead_from": "answer",
+            "quote": [{"text": "BERT large has 340M parameters.", "section": BERT,
+                       "chunk_id": "c2", "span": None}],
+            "sources": [
+                {"section": BERT + " > 14. RoBERTa", "text": "14. 1 year later RoBERTa came.",
+                 "score": 0.50, "chunk_id": "c1"},
+                {"section": BERT, "text": "10. Why is BERT Training Fast? ... BERT large has "
+                 "340M parameters.", "score": 0.51, "chunk_id": "c2"}]}
+    return {**base, **overrides}
+
+
+def summaries(html: str) -> list[str]:
+    return [part.split("</summary>")[0] for part in html.split("<summary>")[1:]]
+
+
+def test_sources_are_sorted_by_the_labelled_score_shown():
+    rows = summaries(render_turn(turn()))
+    assert "similarity 0.51" in rows[0] and "similarity 0.50" in rows[1]
+    assert "score " not in "".join(rows)
+
+
+def test_a_source_preview_shows_the_quoted_sentence():
+    first = summaries(render_turn(turn()))[0]
+    assert "340M parameters" in first and "Why is BERT Training Fast" not in first
+
+
+def test_a_repeated_long_section_path_is_shortened():
+    rows = summaries(render_turn(turn()))
+    assert "… &gt; 14. RoBERTa" in rows[1]
+    assert short_section(BERT, []).endswith("…") and len(short_section(BERT, [])) < len(BERT)
+    assert short_section("A > B", ["A > B"]) == "… > B"  # the last part always shows
+
+
+def test_an_abstention_has_no_token_line_and_no_doubled_stop():
+    html = render_turn(turn(abstained=True, prompt="", tokens={"input": 0, "output": 0},
+                            answer="The course does not cover this question. The closest "
+                                   "sections are: What is Language Modeling?", quote=[]))
+    assert "tokens in" not in html and "?." not in html and "no model ran" in html
+    assert "Closest sections" in html
+
+
+def test_votes_are_hidden_on_a_pending_or_failed_answer_only():
+    assert NO_VOTE in render_pending([], "partial") and NO_VOTE in render_pending([], "")
+    assert NO_VOTE in render_turn(turn(error="the model failed"))
+    assert NO_VOTE not in render_turn(turn())
+
+
+def test_the_card_offers_the_course_lab_demo_of_its_sources():
+    attention = turn(sources=[{"section": "Attention is all you need: Introducing Transformer "
+                               "Architecture", "text": "Self-attention ...", "score": 0.6,
+                               "chunk_id": "c9"}], quote=[])
+    html = render_turn(attention)
+    assert "See it live:" in html and "?lab=" in html and "text=How" in html
+    assert "See it live" not in render_turn(turn(sources=[], quote=[]))
+
+
+def test_a_template_error_names_the_line_and_field_and_is_styled():
+    text = "name: mine\nkind: few-shot\ntemplate: |\n  Context: {context}\n"
+    html = template_problem("the edited template: template: variables: declared but not used: "
+                            "question", text)
+    assert 'role="alert"' in html and "line 3" in html and "declared but not used" in html
+    assert "template: template:" not in html
+
+
+def test_missing_models_name_the_command_that_gets_them():
+    note = missing_note(["flan-t5-small"])
+    assert "courselab models pull flan-t5-small" in note
+    assert missing_note([]) == ""
+
+
+def test_models_pull_offline_is_one_clear_line(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from assistant.cli.main import cli
+
+    def offline(*args, **kwargs):
+        raise LocalEntryNotFoundError("no connection")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    result = CliRunner().invoke(cli, ["models", "pull", "flan-t5-small"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "offline" in lines[0]
+
+
+@pytest.mark.parametrize("name, error", [("nope", "unknown model"),
+                                         ("fake", "unknown model")])
+def test_models_pull_refuses_what_it_cannot_pull(name, error):
+    from assistant.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["models", "pull", name])
+    assert result.exit_code == 2 and error in result.output
+
+
+def test_models_pull_downloads_with_a_progress_bar(monkeypatch, tmp_path):
+    import huggingface_hub
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    from assistant.cli.main import cli
+
+    seen = {}
+
+    def download(repo, **kwargs):
+        seen["repo"], seen["bars"] = repo, not are_progress_bars_disabled()
+        return str(tmp_path)
+
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
+    result = CliRunner().invoke(cli, ["models", "pull", "flan-t5-small"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"repo": "google/flan-t5-small", "bars": True}
+    assert str(tmp_path) in result.output
