@@ -114,8 +114,9 @@ class CourseModel:
         tokens = answer.tokens or {}
         text = getattr(answer, "lead", None) or answer.answer
         finish = "stop" if answer.abstained else _finish(tokens.get("output", 0), self._limit())
+        card = {**answer.to_dict(), "question": getattr(answer, "question", None)}  # as searched
         return Reply(text, finish, tokens.get("input", 0), tokens.get("output", 0),
-                     {"courselab": answer.to_dict()})
+                     {"courselab": card})
 
     def complete(self, request) -> Reply:
         return self._reply(self.assistant.answer(request.question()))
