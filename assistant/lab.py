@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from assistant.chain import Answer, CourseAssistant, Prepared, retrieve
-from assistant.chain.assistant import answer_batch
+from assistant.chain import Answer, CourseAssistant, Prepared, answer_batch, retrieve
 from assistant.errors import CourselabError
 
 

@@ -246,3 +246,19 @@ def test_a_judge_that_answers_garbage_is_an_error_not_a_failure(settings, tmp_pa
 
     summary = summarize(r.run(), s)["cells"][0]["metrics"]["judge"]
     assert summary["n"] == 2 and summary["errors"] == 8 - 2  # abstentions are judged too
+
+
+def test_the_extractive_baseline_runs_like_a_model_and_the_report_states_what_a_model_adds(
+        settings, tmp_path):
+    from assistant.evaluation.report import summarize
+
+    s = suite(templates=["default"], models=["extractive", "fake"],
+              metrics=["lead_key_facts", "key_facts", "supported", "abstention"])
+    rows = runner(s, settings, tmp_path / "run").run()
+    quotes = [r for r in rows if r["model"] == "extractive" and not r["abstained"]]
+    assert quotes and all(r["answer"] == r["lead"] and r["prompt"] == "" for r in quotes)
+    assert all(r["quote"] and r["lead_from"] in {"answer", "quote"} for r in rows
+               if r["model"] == "fake" and not r["abstained"])
+    added = summarize(rows, s)["vs_extractive"]
+    assert {c["metric"] for c in added} == {"lead_key_facts", "key_facts"}
+    assert all("extractive" in c["a"] and "fake" in c["b"] for c in added)
