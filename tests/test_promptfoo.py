@@ -296,3 +296,15 @@ def test_openai_providers_reach_serve_api_with_the_assistant_card(settings, conf
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_evals_tab_can_show_a_promptfoo_run(settings, tmp_path):
+    from assistant.evaluation.promptfoo_run import summarize_promptfoo
+    from assistant.ui.evals import drill_down, summary_rows
+
+    suite = load_promptfoo(CONFIG)
+    rows = _run(CONFIG, settings, tmp_path)
+    summary = summarize_promptfoo(suite, rows)
+    headers, table = summary_rows(summary)
+    assert headers[:4] == ["cell", "rows", "errors", "pass"] and len(table) == 4 * 2
+    assert "Question: What is self-attention?" in drill_down(rows, "test-1")

@@ -179,9 +179,14 @@ def _evaluate(suite: PromptfooSuite, job: Job, call, embed, grader) -> dict:
            "vars": case.vars, "prompt": "\n\n".join(t for _, t in messages),
            "provider": provider.id, "provider_label": provider.label, "prompt_label": prompt.label,
            "answer": output.text, "latency_s": round(output.latency_s, 4), "tokens": output.tokens,
-           "finish_reason": output.finish, "error": output.error, **output.extra}
+           "finish_reason": output.finish, "error": output.error, **output.extra,
+           # the harness's row fields, so the Evals tab and report helpers can show the run
+           "template": prompt.label, "model": provider.label, "k": "-", "mode": "promptfoo",
+           "question": "", "reference": None, "hits": _hits(output.extra)}
+    row["question"] = row["prompt"]
     if output.error:
-        return {**row, "pass": False, "score": 0.0, "assertions": [], "named_scores": {}}
+        return {**row, "pass": False, "score": 0.0, "assertions": [], "named_scores": {},
+                "metrics": {}}
     context = case.vars.get("context") if isinstance(case.vars.get("context"), str) else output.context
     sample = Sample(Row(user_input=row["prompt"] or "-"), output.text, False, context or "", [],
                     output.latency_s, embed=embed)
@@ -196,7 +201,18 @@ def _evaluate(suite: PromptfooSuite, job: Job, call, embed, grader) -> dict:
         except CourselabError as e:
             result = {"score": None, "pass": None, "reason": str(e), "error": True}
         results.append({**result, "assertion": a.to_dict()})
-    return {**row, **_verdict(case, results)}
+    verdict = _verdict(case, results)
+    metrics = {"pass": {"score": float(verdict["pass"]), "pass": verdict["pass"], "reason": ""},
+               "score": {"score": verdict["score"], "pass": verdict["pass"], "reason": ""},
+               **{m: {"score": round(v, 4), "pass": None, "reason": ""}
+                  for m, v in verdict["named_scores"].items()}}
+    return {**row, **verdict, "metrics": metrics}
+
+
+def _hits(extra: dict) -> list[dict]:
+    sources = (extra.get("courselab") or {}).get("sources") or []
+    return [{"section": s.get("section", ""), "chunk_id": s.get("chunk_id")} for s in sources
+            if isinstance(s, dict)]
 
 
 def _messages(prompt: Prompt, case: Case) -> list[tuple[str, str]]:
@@ -256,14 +272,33 @@ def write_atomic(path: Path, text: str) -> None:
 
 # --- summary and promptfoo's output JSON ------------------------------------------------------
 def summarize_promptfoo(suite: PromptfooSuite, rows: list[dict]) -> dict:
+    """Counts as promptfoo reports them, plus the harness's cell shape (the Evals tab reads it:
+    `metrics` with means and 95% CIs of pass, score and each named metric)."""
     cells = []
     for (i, j), mine in _by_cell(rows).items():
-        cells.append({"prompt": suite.prompts[i].label, "provider": suite.providers[j].label,
-                      **_counts(mine), "named_scores": _named(mine)})
+        cells.append({"cell": f"{suite.prompts[i].label} · {suite.providers[j].label}",
+                      "prompt": suite.prompts[i].label, "provider": suite.providers[j].label,
+                      "rows": len(mine), **_counts(mine), "named_scores": _named(mine),
+                      "metrics": _means(mine), "attribution": {}})
     totals = _counts(rows)
     return {"kind": "promptfoo", "description": suite.description, "config": str(suite.path),
             "tests": len(suite.tests), "rows": len(rows), "cells": cells, **totals,
+            "comparisons": [], "gates": [],
             "passed": totals["failures"] == 0 and totals["errors"] == 0}
+
+
+def _means(rows: list[dict]) -> dict:
+    from assistant.evaluation.stats import mean_ci
+
+    names = list(dict.fromkeys(n for r in rows for n in r["metrics"]))
+    out = {}
+    for name in names:
+        values = [r["metrics"][name]["score"] for r in rows
+                  if not r.get("error") and name in r["metrics"]]
+        mean, lo, hi = mean_ci(values, 0)
+        clean = [None if x != x else round(x, 4) for x in (mean, lo, hi)]  # NaN: nothing scored
+        out[name] = {"mean": clean[0], "ci": clean[1:], "n": len(values)}
+    return out
 
 
 def _by_cell(rows: list[dict]) -> dict:
