@@ -37,9 +37,9 @@ def env(tmp_path) -> dict:
 def server(env, tmp_path):
     """A cold serve-api (no model loaded, no index yet) on a free loopback port."""
     port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "assistant", "serve-api", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "serve.log", "w") as log:  # the child keeps its own handle
+        proc = subprocess.Popen([sys.executable, "-m", "assistant", "serve-api", "--port",
+                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -51,7 +51,6 @@ def server(env, tmp_path):
     yield port
     proc.terminate()
     proc.wait(timeout=20)
-    log.close()
 
 
 def _promptfoo(args: list[str], env: dict, cwd) -> subprocess.CompletedProcess:
