@@ -470,3 +470,14 @@ def test_serve_api_warns_beyond_loopback_and_takes_the_key_from_the_environment(
 
     status = TestClient(seen["app"]).get("/v1/models").status_code
     assert status == (401 if key else 200)
+
+
+def test_a_key_on_the_command_line_is_warned_about(fake_env, monkeypatch):
+    import uvicorn
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    result = CliRunner().invoke(cli, ["serve-api", "--model", "fake", "--api-key", "k"])
+    assert result.exit_code == 0 and "COURSELAB_API_KEY" in result.output

@@ -275,6 +275,8 @@ def serve_api(ctx, host, port, models_, api_key) -> None:
     if not loopback:
         guard = "API key required" if api_key else "NO API KEY: anyone who can reach it can use it"
         _note(f"warning: serve-api is bound to {host}, beyond this machine ({guard})")
+    if api_key and ctx.get_parameter_source("api_key") == click.core.ParameterSource.COMMANDLINE:
+        _note("warning: --api-key on the command line shows in `ps`; prefer COURSELAB_API_KEY")
     pool = ModelPool(names, settings)
     _note(f"serving {', '.join(pool.served())} at http://{host}:{port}/v1")
     uvicorn.run(create_app(pool, api_key or None), host=host, port=port, log_level="warning")
