@@ -112,6 +112,13 @@ def test_a_supported_answer_leads(assistant):
     assert {"text", "section", "chunk_id", "span"} <= set(card["quote"][0])
 
 
+def test_a_supported_answer_that_does_not_say_what_the_course_says_does_not_lead(assistant):
+    assistant.model.enqueue("BERT masks some input tokens.")  # true to the notes, but no 15%
+    answer = assistant.answer("What percentage of tokens does BERT mask?")
+    assert answer.support.verdict == "supported" and answer.support.agreement == 0.0
+    assert answer.lead_from == "quote" and "15%" in answer.lead
+
+
 def test_the_quote_comes_before_the_model_writes(assistant):
     assistant.model.enqueue("BERT masks 15% of the input tokens.")
     pieces = list(assistant.stream("What percentage of tokens does BERT mask?"))

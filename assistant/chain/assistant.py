@@ -259,8 +259,8 @@ class CourseAssistant:
                           support=Support("supported"), tokens={"input": 0, "output": 0}, **base)
         raw = str(reply["text"]).strip()
         final = self.template.final_answer(raw)
-        support = check_support(final, p.seen, p.question)
-        lead, lead_from = (final, "answer") if support.verdict == "supported" else (
+        support = check_support(final, p.seen, p.question, p.quote)
+        lead, lead_from = (final, "answer") if support.leads else (
             " ".join(q.text for q in p.quote), "quote")
         return Answer(answer=final, abstained=False, prompt=self.render(p),
                       tokens=reply.get("tokens") or {"input": 0, "output": 0}, budget=p.budget,

@@ -58,6 +58,12 @@ class Support:
     verdict: str  # "supported", "partial" or "unsupported"
     unsupported: list[str] = field(default_factory=list)  # claims absent from the passages
     coverage: float = 1.0  # share of the answer's content words found in the passages
+    agreement: float = 1.0  # share of the quote's answering words the answer says too
+
+    @property
+    def leads(self) -> bool:
+        """The model's answer may be read first: supported, and saying what the quote says."""
+        return self.verdict == "supported" and self.agreement >= LEAD_AGREEMENT
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -237,7 +243,7 @@ def _quote(ask: Asked, hit, sentence: str, limit: int = MAX_QUOTE_WORDS,
 
 def find_span(ask: Asked, text: str) -> tuple[int, int] | None:
     """The characters of the quote that answer: the number or year asked for, near the focus."""
-    pattern = {"number": _NUMBER, "date": _YEAR}.get(ask.kind)
+    pattern = {"number": _NUMBER, "percent": _NUMBER, "date": _YEAR}.get(ask.kind)
     if pattern is None:
         return None
     matches = list(pattern.finditer(text))
@@ -307,8 +313,26 @@ def _present(claim: str, evidence: str, evidence_numbers: set[str]) -> bool:
     return all(stem(w) in evidence or w in evidence for w in words)
 
 
-def check_support(answer: str, passages: list[str], question: str) -> Support:
-    """The verdict on an answer against the passages the model saw (and the question)."""
+def agreement(answer: str, quote: list, question: str) -> float:
+    """Share of the best quote sentence's words, beyond the question's, that the answer says.
+
+    >>> agreement("BERT uses a 30,000 token vocabulary.",
+    ...           [Quote("BERT has a 30,000 token vocabulary.", "", "")], "What does BERT use?")
+    1.0
+    """
+    if not quote:
+        return 1.0
+    if quote[0].span:  # a number or a year was asked for: the answer must give the course's
+        start, end = quote[0].span
+        return float(_norm_number(quote[0].text[start:end]) in _norm_number(answer))
+    new = set(keywords(quote[0].text)) - set(keywords(question))
+    return round(len(new & set(keywords(answer))) / len(new), 3) if new else 1.0
+
+
+def check_support(answer: str, passages: list[str], question: str, quote: list | None = None
+                  ) -> Support:
+    """The verdict on an answer against the passages the model saw (and the question), and
+    how far it says what the quote says."""
     text = " ".join(passages + [question])
     evidence = set(re.findall(r"[a-z0-9]+", text.lower()))
     evidence |= {stem(w) for w in evidence}
@@ -326,10 +350,14 @@ def check_support(answer: str, passages: list[str], question: str) -> Support:
         verdict = "partial"
     else:
         verdict = "unsupported"
-    return Support(verdict, missing, round(coverage, 3))
+    return Support(verdict, missing, round(coverage, 3), agreement(answer, quote or [], question))
 
 
 # Tuned on the dev split: the share of an answer's content words that must come from the
 # passages (or the question) for it to count as supported, or at least partly so.
 SUPPORTED_COVERAGE = 0.75
 PARTIAL_COVERAGE = 0.5
+# Measured on the dev split with SmolLM2: of its supported answers only 35% held every key fact
+# (the quote: 84%); leading with the answer only when it also says half of what the quote says
+# kept lead_key_facts at 0.68 (vs 0.46 for every supported answer, 0.71 for the quote alone).
+LEAD_AGREEMENT = 0.5
