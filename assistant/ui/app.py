@@ -24,6 +24,34 @@ from assistant.ui.evals import evals_tab
 from assistant.ui.history import browser_secret
 from assistant.ui.lab import LAB_CSS, lab_tab
 
+# contrast the theme leaves below 4.5:1 (axe-core's color-contrast), found by tests/test_ui_browser.py
+APP_CSS = """
+footer, footer a, footer button, footer span {color: #3d3d3d !important; opacity: 1 !important}
+button[role="tab"][aria-selected="true"] {color: #c2410c !important}
+button.primary, button.primary:hover {background: #c2410c !important; color: #fff !important;
+  border-color: #c2410c !important}
+.cm-gutterElement {color: #595959 !important}
+.cm-content, .cm-line span {color: #1f2937 !important}
+.upload-container .or {color: #595959 !important}
+button.stop, button.stop:hover {background: #b91c1c !important; color: #fff !important;
+  border-color: #b91c1c !important}
+.min_value, .max_value, .tab-like-container input {color: #3d3d3d !important; opacity: 1 !important}
+"""
+# Gradio names each chat message by its raw Markdown ("bot's message: **Sources** <details…")
+# and the upload box by words it does not show: those labels go, so the visible text names
+# them; empty figures carry a label no plain div may have
+A11Y_JS = """() => {
+  const unlabel = '#chat [data-testid=bot][aria-label], #chat [data-testid=user][aria-label], '
+    + '.upload-container[aria-label], div.empty[aria-label]';
+  const fix = () => {
+    document.querySelectorAll(unlabel).forEach(e => e.removeAttribute('aria-label'));
+    // the code editor scrolls: it must be reachable by keyboard
+    document.querySelectorAll('.cm-scroller[tabindex="-1"]').forEach(e => e.tabIndex = 0);
+  };
+  new MutationObserver(fix).observe(document.body, {subtree: true, childList: true,
+    attributes: true, attributeFilter: ['aria-label', 'tabindex']});
+  fix();
+}"""
 MAX_QUEUE = 64  # waiting requests beyond this are refused at once ("too busy"), not queued
 TEMP_FILES_S = 3600  # Gradio's copies of uploads are deleted after an hour (checked hourly)
 
@@ -63,6 +91,7 @@ def build(service: Service, secret: str | None = None, history_dir: Path | None 
         demo.load(on_disk, None, [template, lab_templates, lab_start], api_visibility="private",
                   queue=False)
         demo.load(tick, None, [status, timer, section], api_visibility="private", queue=False)
+        demo.load(None, None, None, js=A11Y_JS)
         course_lab.wire(demo)
     return demo
 
@@ -124,7 +153,7 @@ def launch(service: Service, host: str = "127.0.0.1", port: int = 7860,
     try:
         demo.launch(server_name=host, server_port=port, auth=auth, share=False,
                     prevent_thread_lock=True, quiet=True, show_error=True, max_file_size="5mb",
-                    css=CHAT_CSS + LAB_CSS + COURSE_LAB_CSS, footer_links=["api"],
+                    css=APP_CSS + CHAT_CSS + LAB_CSS + COURSE_LAB_CSS, footer_links=["api"],
                     allowed_paths=[str(service.settings.runs_dir)])  # the Evals tab's plots
     except OSError as e:
         raise InputError(f"cannot serve on {host}:{port}: {e}") from None

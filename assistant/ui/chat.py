@@ -33,9 +33,8 @@ CHAT_CSS = """
 #status {min-height: 1.5em}
 .message details summary {cursor: pointer}
 .message details {margin: .2em 0}
-#chat .message-row:has(.cl-novote) button[aria-label="Like"],
-#chat .message-row:has(.cl-novote) button[aria-label="Dislike"] {display: none}
-footer, footer a, footer button, footer span {color: #3d3d3d !important; opacity: 1 !important}
+#chat .message-row:has(.cl-novote) + .message-buttons button[aria-label="Like"],
+#chat .message-row:has(.cl-novote) + .message-buttons button[aria-label="Dislike"] {display: none}
 #chat-settings {min-width: 300px}
 @media (max-width: 640px) {
   #chat {height: 300px !important; max-height: 300px}
