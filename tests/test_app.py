@@ -241,8 +241,9 @@ def test_evals_tab_helpers_read_a_run_folder(settings, tmp_path):
     assert list_runs(tmp_path / "runs") == ["r1"]
     summary = js.loads((tmp_path / "runs" / "r1" / "summary.json").read_text())
     headers, table = summary_rows(summary)
-    assert headers == ["cell", "rows", "errors", "key_facts", "abstention", "groundedness"]
-    assert len(table) == 2 and table[0][1] == 8
+    assert headers == ["metric", "default · fake · k=4 hybrid", "zero-shot · fake · k=4 hybrid"]
+    assert [r[0] for r in table] == ["items", "errors", "key_facts", "abstention", "groundedness"]
+    assert table[0][1] == 8
     assert attribution_rows(summary)[0][:2] == ["default · fake · k=4 hybrid", "key_facts"]
     rows[0]["answer"] = "<script>alert(1)</script>"
     text = drill_down(rows, rows[0]["item_id"])

@@ -140,8 +140,8 @@ def test_corpus_tab_refuses_bad_files_and_adds_a_good_one(app_url, page, tmp_pat
     upload = page.locator("#upload input[type=file]")
     add = page.get_by_role("button", name="Add to the corpus")
     page.get_by_role("tab", name="Corpus").click()
-    upload.set_input_files([str(pdf)])  # the browser side refuses the type
-    page.get_by_text("Invalid file type: slides.pdf").wait_for(timeout=30_000)
+    upload.set_input_files([str(pdf)])  # refused at once, in one line
+    page.locator("#upload-result").get_by_text("Refused: slides.pdf").wait_for(timeout=30_000)
     upload.set_input_files([str(binary)])  # the server side refuses the content
     page.get_by_text("Upload complete").or_(page.locator("#upload .file-preview")).first.wait_for()
     add.click()
@@ -163,7 +163,8 @@ def test_corpus_tab_refuses_bad_files_and_adds_a_good_one(app_url, page, tmp_pat
 def test_clear_empties_the_conversation_for_good(app_url, page):
     opened(page, app_url[0])
     page.get_by_role("tab", name="Chat").click()
-    page.get_by_role("button", name="Clear conversation").click()
+    page.get_by_role("button", name="Clear conversation…").click()
+    page.get_by_role("button", name="Yes, clear it").click()
     page.wait_for_function("document.querySelectorAll('#chat .user').length == 0", timeout=10_000)
     time.sleep(0.5)  # the browser store is written after the click
     page.reload(wait_until="load")
@@ -210,7 +211,7 @@ def test_prompt_lab_compares_and_saves_an_edited_template(app_url, page):
     page.keyboard.press("Control+Home")
     page.keyboard.press("Shift+End")
     page.keyboard.type("name: {oops.__class__}")
-    page.get_by_text("⚠️ the edited template").wait_for(timeout=10_000)
+    page.locator("#lab-validation [role=alert]").wait_for(timeout=10_000)
     page.keyboard.press("Control+Home")
     page.keyboard.press("Shift+End")
     page.keyboard.type("name: my-default")

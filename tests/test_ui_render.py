@@ -130,3 +130,22 @@ def test_models_pull_downloads_with_a_progress_bar(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert seen == {"repo": "google/flan-t5-small", "bars": True}
     assert str(tmp_path) in result.output
+
+
+def test_evals_lists_only_differences_with_an_interval_and_items_by_question():
+    from assistant.ui.evals import drill_down, item_choices, significant
+
+    def comparison(ci, p):
+        return {"p_value": p, "ci": ci, "verdict": f"differs {ci}"}
+
+    summary = {"comparisons": [comparison([-1.693, -1.693], 0.008), comparison([0.1, 0.4], 0.01),
+                               comparison([-0.2, 0.3], 0.5)]}
+    text = significant(summary)
+    assert "differs &#91;0.1, 0.4&#93;" in text and "-1.693" not in text and "1 more" in text
+    rows = [{"item_id": "q/1", "question": "What is BERT?", "reference": "r", "answer": "a",
+             "hits": [], "metrics": {"key_facts": {"score": 1.0, "pass": True},
+                                     "supported": {"score": 0.0, "pass": False}},
+             "template": "default", "model": "fake", "k": 4, "mode": "hybrid"}]
+    assert item_choices(rows) == [("q/1: What is BERT?", "q/1")]
+    detail = drill_down(rows, "q/1")
+    assert "| key_facts | 1.000 | ✓ pass |" in detail and "| supported | 0.000 | ✗ fail |" in detail

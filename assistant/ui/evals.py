@@ -28,13 +28,34 @@ def list_runs(folder: Path) -> list[str]:
 
 
 def summary_rows(summary: dict) -> tuple[list[str], list[list]]:
+    """The means table, one row per metric and one column per cell (cells are few, metrics
+    many: a laptop shows it without scrolling sideways)."""
     cells = summary["cells"]
     names = list(cells[0]["metrics"]) if cells else []
-    rows = [[c["cell"], c["rows"], c["errors"]] + [
-        "–" if c["metrics"][n]["mean"] is None else
-        f"{c['metrics'][n]['mean']:.3f} [{c['metrics'][n]['ci'][0]:.3f}, {c['metrics'][n]['ci'][1]:.3f}]"
-        for n in names] for c in cells]
-    return ["cell", "rows", "errors", *names], rows
+    rows = [["items", *[c["rows"] for c in cells]], ["errors", *[c["errors"] for c in cells]]]
+    for n in names:
+        rows.append([n, *["–" if c["metrics"][n]["mean"] is None else
+                          f"{c['metrics'][n]['mean']:.3f} [{c['metrics'][n]['ci'][0]:.3f}, "
+                          f"{c['metrics'][n]['ci'][1]:.3f}]" for c in cells]])
+    return ["metric", *[c["cell"] for c in cells]], rows
+
+
+def significant(summary: dict) -> str:
+    """The differences that hold (p < 0.05 and an interval of some width), as Markdown; a
+    zero-width interval comes from too few varying items and is no evidence."""
+    found, degenerate = [], 0
+    for c in summary["comparisons"]:
+        if c["p_value"] >= 0.05:
+            continue
+        if c["ci"][0] == c["ci"][1]:
+            degenerate += 1
+            continue
+        found.append(c["verdict"])
+    note = (f"\n\n<sub>{degenerate} more with a zero-width interval left out (too few items "
+            "differ to tell).</sub>") if degenerate else ""
+    if not found:
+        return "No significant difference between cells." + note
+    return "**Significant differences**\n\n" + "\n".join(f"- {escape(v)}" for v in found) + note
 
 
 def attribution_rows(summary: dict) -> list[list]:
@@ -50,17 +71,26 @@ def drill_down(rows: list[dict], item: str) -> str:
     out = [f"**{escape(item)}**: {escape(mine[0]['question'])}\n\n"
            f"Reference: {escape(mine[0]['reference'] or '(none: the course does not answer it)')}"]
     for r in mine:
-        metrics = " · ".join(
-            f"{escape(n)} {'–' if m.get('score') is None else format(m['score'], '.3f')}"
-            f"{' ✓' if m.get('pass') else ' ✗' if m.get('pass') is False else ''}"
+        metrics = "\n".join(
+            f"| {escape(n)} | {'–' if m.get('score') is None else format(m['score'], '.3f')} | "
+            f"{'✓ pass' if m.get('pass') else '✗ fail' if m.get('pass') is False else ''} |"
             for n, m in r["metrics"].items())
         sections = "; ".join(dict.fromkeys(h["section"] for h in r["hits"]))
         error = f"\n\n⚠️ error: {escape(r['error'])}" if r.get("error") else ""
         prompt = (f"\n\n<details><summary>prompt</summary>\n\n<pre>{escape(r['prompt'])}</pre>\n\n"
                   "</details>") if r.get("prompt") else ""
         out.append(f"### {escape(cell_of(r))}{error}\n\nAnswer: {escape(r['answer'])}\n\n"
-                   f"Retrieved: {escape(sections)}{prompt}\n\n{metrics}")
+                   f"Retrieved: {escape(sections)}{prompt}\n\n| metric | score | |\n|---|---|---|\n"
+                   f"{metrics}")
     return "\n\n".join(out)
+
+
+def item_choices(rows: list[dict]) -> list[tuple[str, str]]:
+    """(id: question, id) for the item selector: a question is found by its words."""
+    seen: dict[str, str] = {}
+    for r in rows:
+        seen.setdefault(r["item_id"], r["question"])
+    return [(f"{i}: {q[:70]}{'…' if len(q) > 70 else ''}", i) for i, q in seen.items()]
 
 
 def evals_tab(service: Service) -> None:
@@ -69,15 +99,18 @@ def evals_tab(service: Service) -> None:
     with gr.Row():
         run = gr.Dropdown(list_runs(folder), label="Run", scale=4, elem_id="evals-run")
         refresh = gr.Button("Refresh", scale=1)
-    table = gr.Dataframe(label="Means with 95% bootstrap CIs", interactive=False, wrap=True,
+    table = gr.Dataframe(label="Means with 95% bootstrap CIs", interactive=False, wrap=False,
                          elem_id="evals-table")
-    with gr.Row():
-        metrics_plot = gr.Image(label="Metrics (error bars: 95% CI)", type="filepath")
-        attribution_plot = gr.Image(label="Failure attribution", type="filepath")
+    gr.Markdown("#### Metrics (error bars: 95% CI)")
+    metrics_plot = gr.Image(show_label=False, type="filepath", height=900, elem_id="evals-metrics",
+                            buttons=["fullscreen"])
+    gr.Markdown("#### Failure attribution")
+    attribution_plot = gr.Image(show_label=False, type="filepath", elem_id="evals-attribution",
+                                buttons=["fullscreen"])
     attribution = gr.Dataframe(headers=["cell", "metric", "failed", "right passage not retrieved",
                                         "failed with it in hand"], interactive=False,
                                label="Failure attribution")
-    verdicts = gr.Markdown()
+    verdicts = gr.Markdown(elem_id="evals-verdicts")
     item = gr.Dropdown([], label="Item", elem_id="evals-item")
     detail = gr.Markdown(elem_id="evals-detail")
 
@@ -87,11 +120,9 @@ def evals_tab(service: Service) -> None:
             return gr.skip(), None, None, [], "", gr.Dropdown(choices=[])
         summary = json.loads((path / "summary.json").read_text())
         headers, rows = summary_rows(summary)
-        significant = [c["verdict"] for c in summary["comparisons"] if c["p_value"] < 0.05]
-        text = ("**Significant differences**\n\n" + "\n".join(f"- {escape(v)}" for v in significant)
-                if significant else "No significant difference between cells.")
+        text = significant(summary)
         plots = [path / "plots" / f for f in ("metrics.png", "attribution.png")]
-        items = list(dict.fromkeys(r["item_id"] for r in read_results(path / RESULTS)))
+        items = item_choices(read_results(path / RESULTS))
         return (gr.Dataframe(value=rows, headers=headers), *[str(p) if p.exists() else None for p in plots],
                 attribution_rows(summary), text, gr.Dropdown(choices=items, value=None))
 
