@@ -274,3 +274,28 @@ def test_a_pdf_gets_one_clear_refusal(page, tmp_path):
     text = page.inner_text("body")
     assert "Invalid file type" not in text
     assert page.locator(".toast-body.error, .toast-wrap .error").count() == 0
+
+
+def test_an_eval_run_is_readable_and_accessible(page):
+    """Item 3: the run open, an item drilled into; the means table fits, the plot is wide."""
+    open_tab(page, "Evals")
+    page.get_by_label("Run").click()
+    page.get_by_role("option", name="tiny-run").click()
+    page.locator("#evals-table").get_by_text("key_facts").first.wait_for(timeout=30_000)
+    page.get_by_label("Item").click()
+    option = page.get_by_role("option", name="tiny_qa/t2")
+    assert "multi-head attention" in option.inner_text()  # an item is found by its question
+    option.click()
+    page.locator("#evals-detail").get_by_text("✓ pass").or_(
+        page.locator("#evals-detail").get_by_text("✗ fail")).first.wait_for(timeout=30_000)
+    if page.size == "laptop":
+        fits = page.evaluate("""(() => { const s = [...document.querySelectorAll('#evals-table *')]
+          .find(e => e.scrollWidth > e.clientWidth + 2 && getComputedStyle(e).overflowX !== 'visible');
+          return !s })()""")
+        assert fits, "the means table scrolls sideways"
+        plot = page.locator("#evals-metrics").bounding_box()
+        assert plot["width"] > 1000, plot
+    assert "[-1.693" not in page.inner_text("#evals-verdicts")
+    shot(page, "evals-run")
+    found = serious_violations(page)
+    assert not found, "\n".join(found)

@@ -45,6 +45,9 @@ A11Y_JS = """() => {
     + '.upload-container[aria-label], div.empty[aria-label]';
   const fix = () => {
     document.querySelectorAll(unlabel).forEach(e => e.removeAttribute('aria-label'));
+    // a figure is a button around an image without words: name it
+    document.querySelectorAll('.image-container button:not([aria-label])').forEach(
+      b => b.setAttribute('aria-label', 'Figure (select to view it larger)'));
     // the code editor scrolls: it must be reachable by keyboard
     document.querySelectorAll('.cm-scroller[tabindex="-1"]').forEach(e => e.tabIndex = 0);
   };
