@@ -54,6 +54,14 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     assert (missing_fact(question, CANDIDATES) is not None) == missing
 
 
+def test_a_fact_about_the_subject_of_the_sentence_before_is_found():
+    hit = Hit(1, 0.5, "Domain Specific LLMs", "", "c.md", "d1")
+    cands = [(hit, "BioGPT - Trained on large scale biomedical literature."),
+             (hit, "Developed by the AI healthcare company, Owkin, in collaboration with Hugging Face.")]
+    assert missing_fact("Who developed BioGPT?", cands) is None
+    assert missing_fact("Who developed SciBERT?", cands) is not None
+
+
 def test_the_quote_is_at_most_two_sentences_and_sixty_words_with_the_answering_span():
     scores = [0.3, 0.2, 0.1, 0.1]
     quote = choose_quote("What vocabulary size does BERT use?", CANDIDATES, scores)

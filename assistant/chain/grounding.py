@@ -266,9 +266,12 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     ask = asked(question)
     if ask.kind == "other" or not (ask.focus or ask.subject):
         return None
-    for hit, sentence in candidates:
+    for i, (hit, sentence) in enumerate(candidates):
         words = _bases(sentence)
-        about = words | _bases(hit.section)
+        # what a sentence is about: its section, and the sentence before it in the same chunk
+        # ("BioGPT - Trained on ... . Developed by Owkin.")
+        before = candidates[i - 1][1] if i and candidates[i - 1][0] is hit else ""
+        about = words | _bases(hit.section) | _bases(before)
         if ask.kind == "name":  # "who made X": the verb, or an authorship "by/from <Name>"
             named = bool(words & set(ask.focus) or _BY.search(sentence) or not ask.focus)
         else:
