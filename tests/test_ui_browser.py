@@ -35,7 +35,7 @@ def app(tmp_path_factory):
     class SlowFake(FakeChatModel):
         def _stream(self, *args, **kwargs):
             for chunk in super()._stream(*args, **kwargs):
-                time.sleep(0.4)
+                time.sleep(0.12)
                 yield chunk
 
     root = tmp_path_factory.mktemp("ui")

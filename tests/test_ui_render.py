@@ -47,7 +47,8 @@ def test_a_repeated_long_section_path_is_shortened():
     rows = summaries(render_turn(turn()))
     assert "… &gt; 14. RoBERTa" in rows[1]
     assert short_section(BERT, []).endswith("…") and len(short_section(BERT, [])) < len(BERT)
-    assert short_section("A > B", ["A > B"]) == "… > B"  # the last part always shows
+    assert short_section("A > B > C", ["A > B"]) == "… > C"
+    assert "same section" in short_section("A > B", ["A > B"])
 
 
 def test_an_abstention_has_no_token_line_and_no_doubled_stop():

@@ -39,6 +39,7 @@ CHAT_CSS = """
 @media (max-width: 640px) {
   #chat {height: 300px !important; max-height: 300px}
   #chat-settings {min-width: 0}
+  #title h1 {font-size: 1.35rem}
 }
 """
 
@@ -83,8 +84,8 @@ def render_sources(turn: dict, number: int = 0) -> str:
     for n, s in order:
         preview = quoted.get(s.get("chunk_id")) or s["text"]
         rows.append(
-            f"<details id=\"src-{number}-{n}\"><summary>[{n}] "
-            f"{escape(short_section(s['section'], shown))} · similarity {s['score']:.2f} · "
+            f"<details id=\"src-{number}-{n}\"><summary>[{n}] <span title=\"{escape(s['section'])}\">"
+            f"{escape(short_section(s['section'], shown))}</span> · similarity {s['score']:.2f} · "
             f"<i>{escape(snippet(preview))}</i></summary>\n\n{escape(s['text'])}\n\n</details>")
         shown.append(s["section"])
     return "\n".join(rows)

@@ -34,7 +34,11 @@ def short_section(section: str, earlier: list[str], part_chars: int = 48) -> str
 
     >>> short_section("Models > 1. BERT > Training", ["Models > 1. BERT > Tasks"])
     '… > Training'
+    >>> short_section("Models", ["Models"])
+    '″ (same section)'
     """
+    if section in earlier:
+        return "″ (same section)"
     parts = section.split(" > ")
     shared = max((_common(parts, e.split(" > ")) for e in earlier), default=0)
     shared = min(shared, len(parts) - 1)  # the last part is always shown

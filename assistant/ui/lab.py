@@ -115,9 +115,9 @@ def lab_tab(service: Service, chat_template: gr.Dropdown):
 
 
 def template_problem(message: str, text: str = "") -> str:
-    """A template error as a styled alert: the field, its line in the YAML, and the problem.
+    r"""A template error as a styled alert: the field, its line in the YAML, and the problem.
 
-    >>> "line 2" in template_problem("the edited template: template: x: bad", "name: a\ntemplate: b")
+    >>> "line 2" in template_problem("the edited template: template: x: bad", "a: 1\ntemplate: b")
     True
     """
     parts = message.removeprefix("the edited template: ").split(": ")
