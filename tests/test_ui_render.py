@@ -150,3 +150,16 @@ def test_evals_lists_only_differences_with_an_interval_and_items_by_question():
     assert item_choices(rows) == [("q/1: What is BERT?", "q/1")]
     detail = drill_down(rows, "q/1")
     assert "| key_facts | 1.000 | ✓ pass |" in detail and "| supported | 0.000 | ✗ fail |" in detail
+
+
+def test_the_app_lists_models_without_weights_and_never_offers_them(settings, monkeypatch):
+    from assistant.models import MODELS
+    from assistant.service import Service
+
+    spec = MODELS["flan-t5-small"]
+    monkeypatch.setitem(MODELS, "flan-t5-small", type(spec)(**{**spec.__dict__,
+                                                               "available": lambda: False}))
+    service = Service(settings)
+    assert "flan-t5-small" in service.missing_models()
+    assert "flan-t5-small" not in service.allowed_models()
+    assert "fake" not in service.missing_models()
