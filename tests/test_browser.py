@@ -97,7 +97,7 @@ def test_chat_in_a_real_browser(app_url, page):
     final = seen[-1]
     partial = [s for s in seen[:-1] if s.strip() and s.strip() != "…"]
     assert len(partial) >= 2, f"the answer did not stream: {seen}"
-    assert "Sources" in final and "BERT" in page.inner_text("#chat details summary >> nth=0")
+    assert "Sources" in final and "BERT" in page.inner_text("#chat details[id^=src] summary >> nth=0")
     assert "smollm2-135m-instruct" in final and "tokens in" in final
 
     final = ask(page, "and how many parameters does it have?", 1)[-1]
