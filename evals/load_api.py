@@ -17,7 +17,6 @@ Exit 1 on an error or a mixed reply (or any difference with the fake model).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -29,21 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-QUESTIONS = ROOT / "evals" / "datasets" / "course_qa.jsonl"
-MAX_CLIENTS, MAX_SECONDS, REQUEST_TIMEOUT = 64, 600, 300
+sys.path.insert(0, str(ROOT))
 
-
-def questions(n: int) -> list[str]:
-    rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
-    return [r["user_input"] for r in rows][:n]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from evals.bench_app import free_port  # noqa: E402
+from evals.loadkit import REQUEST_TIMEOUT, options, questions  # noqa: E402
 
 
 def start_server(model: str, embedder: str, work: Path) -> tuple[subprocess.Popen, str]:
@@ -165,19 +153,10 @@ def _mixed(key: tuple, got: tuple, reference: dict) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="fake", help="registry name [fake]")
-    parser.add_argument("--embedder", help="[fake-hash with the fake model, else all-MiniLM-L6-v2]")
-    parser.add_argument("--clients", type=int, help="[20 with the fake model, else 4]")
-    parser.add_argument("--seconds", type=float, default=60)
-    opts = parser.parse_args()
-    clients = opts.clients or (20 if opts.model == "fake" else 4)
-    if not (1 <= clients <= MAX_CLIENTS and 1 <= opts.seconds <= MAX_SECONDS):
-        raise SystemExit(f"--clients 1..{MAX_CLIENTS}, --seconds 1..{MAX_SECONDS}")
-    embedder = opts.embedder or ("fake-hash" if opts.model == "fake" else "all-MiniLM-L6-v2")
-    report = run(opts.model, embedder, clients, opts.seconds)
+    model, embedder, clients, seconds = options(__doc__.splitlines()[0])
+    report = run(model, embedder, clients, seconds)
     print(json.dumps(report, indent=2))
-    exact = opts.model == "fake"  # deterministic: every reply must equal the one made alone
+    exact = model == "fake"  # deterministic: every reply must equal the one made alone
     if report["errors"] or report["mixed"] or not report["requests"] or \
             (exact and report["differs_from_alone"]):
         sys.exit(1)

@@ -12,7 +12,6 @@ p50/p95. Exit 1 when there was an error or a mixed answer.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -27,14 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from evals.bench_app import free_port, wait_for_page  # noqa: E402
-
-QUESTIONS = ROOT / "evals" / "datasets" / "course_qa.jsonl"
-MAX_CLIENTS, MAX_SECONDS, REQUEST_TIMEOUT = 64, 600, 300
-
-
-def questions(n: int) -> list[str]:
-    rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
-    return [r["user_input"] for r in rows][:n]
+from evals.loadkit import REQUEST_TIMEOUT, options, questions  # noqa: E402
 
 
 def signature(turn: dict, exact: bool) -> tuple:
@@ -114,17 +106,8 @@ def run(model: str, embedder: str, clients: int, seconds: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="fake", help="registry name [fake]")
-    parser.add_argument("--embedder", help="[fake-hash with the fake model, else all-MiniLM-L6-v2]")
-    parser.add_argument("--clients", type=int, help="[20 with the fake model, else 4]")
-    parser.add_argument("--seconds", type=float, default=60)
-    opts = parser.parse_args()
-    clients = opts.clients or (20 if opts.model == "fake" else 4)
-    if not (1 <= clients <= MAX_CLIENTS and 1 <= opts.seconds <= MAX_SECONDS):
-        raise SystemExit(f"--clients 1..{MAX_CLIENTS}, --seconds 1..{MAX_SECONDS}")
-    embedder = opts.embedder or ("fake-hash" if opts.model == "fake" else "all-MiniLM-L6-v2")
-    report = run(opts.model, embedder, clients, opts.seconds)
+    model, embedder, clients, seconds = options(__doc__.splitlines()[0])
+    report = run(model, embedder, clients, seconds)
     print(json.dumps(report, indent=2))
     if report["errors"] or report["mixed"] or not report["requests"]:
         sys.exit(1)

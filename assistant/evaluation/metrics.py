@@ -105,20 +105,19 @@ def rouge_l(s: Sample, args: dict):
 
 def key_facts(s: Sample, args: dict):
     """Every key fact of the item (metadata.key_facts, alternatives split by '|') is in the answer."""
-    facts = s.row.key_facts
-    if not facts:
-        return None, "no key facts"
-    missing = [f for f in facts if not has_key_facts(s.answer, [f])]
-    return float(not missing), "all key facts present" if not missing else f"missing: {'; '.join(missing)}"
+    return _facts_in(s.answer, s.row.key_facts, "present")
 
 
 def lead_key_facts(s: Sample, args: dict):
     """Every key fact is in what the student reads first (the answer, the quote or the abstention)."""
-    facts = s.row.key_facts
+    return _facts_in(s.lead, s.row.key_facts, "lead")
+
+
+def _facts_in(text: str, facts: list[str], verb: str):
     if not facts:
         return None, "no key facts"
-    missing = [f for f in facts if not has_key_facts(s.lead, [f])]
-    return float(not missing), "all key facts lead" if not missing else f"missing: {'; '.join(missing)}"
+    missing = [f for f in facts if not has_key_facts(text, [f])]
+    return float(not missing), f"all key facts {verb}" if not missing else f"missing: {'; '.join(missing)}"
 
 
 def supported(s: Sample, args: dict):
