@@ -227,10 +227,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<24}{'kind':<9}{'weights':<9}{'window':>7}  {'prompt':<14}{'device':<7}source")
+    click.echo(f"{'name':<24}{'kind':<11}{'weights':<9}{'window':>7}  {'prompt':<14}{'device':<7}source")
     for r in rows:
         weights = "present" if r["present"] else "missing"
-        click.echo(f"{r['name']:<24}{r['kind']:<9}{weights:<9}{r['context_window']:>7}  "
+        click.echo(f"{r['name']:<24}{r['kind']:<11}{weights:<9}{r['context_window']:>7}  "
                    f"{r['prompt_format']:<14}{r['device']:<7}{r['source']}")
     for r in rows:
         if r.get("terms"):
