@@ -306,5 +306,6 @@ def test_the_evals_tab_can_show_a_promptfoo_run(settings, tmp_path):
     rows = _run(CONFIG, settings, tmp_path)
     summary = summarize_promptfoo(suite, rows)
     headers, table = summary_rows(summary)
-    assert headers[:4] == ["cell", "rows", "errors", "pass"] and len(table) == 4 * 2
+    assert headers[0] == "metric" and len(headers) == 1 + 4 * 2  # one column per cell
+    assert [r[0] for r in table][:3] == ["items", "errors", "pass"]
     assert "Question: What is self-attention?" in drill_down(rows, "test-1")
