@@ -102,7 +102,7 @@ def evals_tab(service: Service) -> None:
     table = gr.Dataframe(label="Means with 95% bootstrap CIs", interactive=False, wrap=False,
                          elem_id="evals-table")
     gr.Markdown("#### Metrics (error bars: 95% CI)")
-    metrics_plot = gr.Image(show_label=False, type="filepath", height=900, elem_id="evals-metrics",
+    metrics_plot = gr.Image(show_label=False, type="filepath", elem_id="evals-metrics",
                             buttons=["fullscreen"])
     gr.Markdown("#### Failure attribution")
     attribution_plot = gr.Image(show_label=False, type="filepath", elem_id="evals-attribution",
