@@ -54,6 +54,15 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     assert (missing_fact(question, CANDIDATES) is not None) == missing
 
 
+def test_a_second_sentence_that_cannot_be_read_alone_is_not_quoted():
+    hit = Hit(1, 0.5, "BERT", "", "c.md", "b1")
+    cands = [(hit, "BERT-Large has 340M parameters."), (hit, "T5: Text-To-Text Transfer Transformer."),
+             (hit, "Has 11B parameters.")]
+    quote = choose_quote("How many parameters does BERT-Large have?", cands, [0.6, 0.1, 0.5])
+    assert [q.text for q in quote][0] == "BERT-Large has 340M parameters."
+    assert "Has 11B parameters." not in [q.text for q in quote]
+
+
 def test_a_fact_about_the_subject_of_the_sentence_before_is_found():
     hit = Hit(1, 0.5, "Domain Specific LLMs", "", "c.md", "d1")
     cands = [(hit, "BioGPT - Trained on large scale biomedical literature."),

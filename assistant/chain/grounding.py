@@ -196,7 +196,9 @@ def choose_quote(question: str, candidates: list[tuple], scores: list[float]) ->
         if len(chosen) >= MAX_QUOTE_SENTENCES:
             break
         n = len(candidates[i][1].split())
-        if i not in chosen and words + n <= MAX_QUOTE_WORDS:
+        # a second sentence that cannot be read alone ("Has 11B parameters.") would mislead
+        alone = not _LEANS_BACK.match(candidates[i][1]) or i - 1 in chosen
+        if i not in chosen and alone and words + n <= MAX_QUOTE_WORDS:
             chosen.append(i)
             words += n
     return _fitted(ask, candidates, chosen, ranked[0])
@@ -218,15 +220,18 @@ def _fitted(ask: Asked, candidates: list[tuple], chosen: list[int], best: int) -
     return out
 
 
-_ANAPHOR = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|and|but|so|hence|thus|"
-                      r"also)\b", re.I)
+# A sentence that cannot be read alone: it refers back ("These weights ...") or has no subject
+# of its own ("Has 11B parameters.", "Trained on 120B words.").
+_LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|such|and|but|so|hence|thus|"
+                         r"also|has|have|is|are|was|were|uses|used|trained|introduced|developed)\b",
+                         re.I)
 
 
 def _with_context(candidates: list[tuple], i: int) -> list[int]:
     same = lambda j: 0 <= j < len(candidates) and candidates[j][0] is candidates[i][0]  # noqa: E731
     if candidates[i][1].rstrip().endswith(":") and same(i + 1):
         return [i, i + 1]
-    if _ANAPHOR.match(candidates[i][1]) and same(i - 1):
+    if _LEANS_BACK.match(candidates[i][1]) and same(i - 1):
         return [i - 1, i]
     return [i]
 
