@@ -299,3 +299,15 @@ def test_an_eval_run_is_readable_and_accessible(page):
     shot(page, "evals-run")
     found = serious_violations(page)
     assert not found, "\n".join(found)
+
+
+def test_a_lab_comparison_is_accessible(page):
+    """axe on the Prompt Lab with its cards shown (the 'lab compared' state)."""
+    open_tab(page, "Prompt Lab")
+    page.click("#lab-compare")
+    page.wait_for_function("document.querySelectorAll('#lab-cards .lab-card').length == 2",
+                           timeout=60_000)
+    page.locator("#lab-cards summary").first.click()
+    shot(page, "prompt-lab-compared")
+    found = serious_violations(page)
+    assert not found, "\n".join(found)

@@ -38,13 +38,14 @@ def card(cell) -> str:
     tokens_in, tokens_out = a.tokens.get("input", 0), a.tokens.get("output", 0)
     stats = (f"{a.timings.get('generate_s', 0.0):.2f} s{batch} · {tokens_in} tokens in, "
              f"{tokens_out} out · abstained: {'yes' if a.abstained else 'no'}")
-    reasoning = (f"<details><summary>Whole reply</summary><pre>{escape(a.reasoning)}</pre></details>"
-                 if a.reasoning else "")
+    # a <pre> scrolls: tabindex lets a keyboard reach it (axe's scrollable-region-focusable)
+    reasoning = (f"<details><summary>Whole reply</summary><pre tabindex='0'>{escape(a.reasoning)}"
+                 "</pre></details>" if a.reasoning else "")
     prompt = ""
     if a.prompt:
         dropped = (f" · dropped to fit: {escape('; '.join(cell.dropped))}" if cell.dropped else "")
         prompt = (f"<details><summary>Rendered prompt: {tokens_in} tokens of a "
-                  f"{cell.window}-token window{dropped}</summary><pre>{escape(a.prompt)}</pre>"
+                  f"{cell.window}-token window{dropped}</summary><pre tabindex='0'>{escape(a.prompt)}</pre>"
                   "</details>")
     return (f'<div class="lab-card"><div class="lab-head">{head}</div>'
             f'<div class="lab-answer">{escape(a.answer)}</div>'
