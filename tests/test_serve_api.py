@@ -481,3 +481,10 @@ def test_a_key_on_the_command_line_is_warned_about(fake_env, monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
     result = CliRunner().invoke(cli, ["serve-api", "--model", "fake", "--api-key", "k"])
     assert result.exit_code == 0 and "COURSELAB_API_KEY" in result.output
+
+
+def test_a_full_model_queue_is_a_503_the_client_may_retry():
+    from assistant.api.openai_server import _status
+    from assistant.models.scheduler import ModelBusyError
+
+    assert _status(ModelBusyError("smollm2 is busy; try again")) == (503, "model_busy")

@@ -199,9 +199,8 @@ class ModelPool:
     def _share_weights(model, source) -> None:
         """The assistant's model reuses the bare model's loaded weights (no second load)."""
         same = getattr(model, "model_name", None) == getattr(source, "model_name", "")
-        if same and hasattr(source, "_loaded") and hasattr(model, "_loaded"):
-            # subtle: same weights, same lock: generation stays one at a time per model
-            model._loaded, model._lock = source.load(), source._lock
+        if same and hasattr(source, "share") and hasattr(model, "share"):
+            model.share(source)  # same weights, lock and batcher: their requests share batches
         elif hasattr(model, "load"):
             model.load()
 

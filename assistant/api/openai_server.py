@@ -20,6 +20,7 @@ import uuid
 from assistant.api.backends import ContextLengthError, ModelPool, Reply
 from assistant.api.schema import MAX_BODY_BYTES, ChatRequest, error_body
 from assistant.errors import CourselabError, InputError, UnknownModelError
+from assistant.models.scheduler import ModelBusyError
 
 POLL_S = 0.25  # how often a waiting stream checks whether its client is still there
 _END = object()
@@ -82,6 +83,8 @@ def _status(exc: CourselabError) -> tuple[int, str | None]:
         return 404, "model_not_found"
     if isinstance(exc, ContextLengthError):
         return 400, "context_length_exceeded"
+    if isinstance(exc, ModelBusyError):
+        return 503, "model_busy"  # the model's queue is full: try again
     if isinstance(exc, InputError) or type(exc).__name__ in ("OptionsError", "TemplateError"):
         return 400, "invalid_request"
     return 500, None

@@ -200,6 +200,9 @@ class CourseAssistant:
         """The generation options of this template on this model (the cache key's part)."""
         base = self.model.options.model_dump(mode="json") if hasattr(self.model, "options") else {}
         extra = {} if seed is None else {"seed": seed}
+        precision = getattr(self.model, "precision", "auto")
+        if precision not in ("auto", None):  # an int8 answer is not an fp32 one: never share a key
+            extra["precision"] = precision
         return {**base, **self.template.generation, **extra}
 
     # --- answering ---------------------------------------------------------------------------

@@ -145,7 +145,10 @@ class Runner:
     def _model(self, name: str):
         from assistant.chain.factory import load_model
 
-        return self.models.get(name) or load_model(self.settings, name)
+        settings = self.settings
+        if self.suite.precision != "auto":  # the suite's precision wins over the default
+            settings = settings.model_copy(update={"precision": self.suite.precision})
+        return self.models.get(name) or load_model(settings, name)
 
     def _retrieve(self, retriever, pending: list, k: int) -> dict:
         """One retrieval per item for this setting, shared by every template and model."""
