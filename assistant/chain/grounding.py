@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.text import STOPWORDS, keywords, stem
+from assistant.text import STOPWORDS, keywords, named_terms, stem
 
 MAX_QUOTE_WORDS = 60
 MAX_QUOTE_SENTENCES = 2
@@ -138,13 +138,8 @@ def _bases(text: str) -> set[str]:
 
 
 def _names(text: str) -> list[str]:
-    """Capitalised words after the first and acronyms: names of models, people, companies."""
-    words = re.findall(r"[A-Za-z][A-Za-z0-9-]*", text)
-    out = []
-    for i, w in enumerate(words):
-        if len(w) > 1 and ((i > 0 and w[0].isupper()) or sum(c.isupper() for c in w) >= 2):
-            out.extend(p for p in w.split("-") if p)
-    return out
+    """Names of models, people, companies: the text's named terms, hyphenated ones split."""
+    return [part for w in named_terms(text) if len(w) > 1 for part in w.split("-") if part]
 
 
 def holds_kind(text: str, kind: str, exclude: list[str] = ()) -> bool:
