@@ -152,7 +152,7 @@ def holds_kind(text: str, kind: str, exclude: list[str] = ()) -> bool:
     if kind == "percent":
         return bool(_PERCENT.search(text))
     if kind == "name":
-        return any(stem(w.lower()) not in exclude for w in _names(f"x {text}"))
+        return any(_base(w) not in exclude for w in _names(f"x {text}"))
     return True
 
 
