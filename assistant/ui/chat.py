@@ -14,7 +14,7 @@ from assistant.errors import CourselabError, InputError
 from assistant.service import Service, Turn
 from assistant.ui.course_lab import demo_links
 from assistant.ui.history import HistoryStore, new_id, valid_id
-from assistant.ui.html import escape, short_section, snippet
+from assistant.ui.html import ANSWERS_AT_ONCE, escape, short_section, snippet
 
 EXAMPLES = [
     "What is self-attention?",
@@ -318,10 +318,12 @@ def chat_tab(service: Service, secret: str, history_dir: Path | None = None):
                 keep = gr.Button("Keep it", size="sm")
     ask_inputs = [question, turns, model, template, k]
     question.submit(h.respond, ask_inputs, [question, chatbot, turns],
-                    api_visibility="private", concurrency_id="answer") \
+                    api_visibility="private", concurrency_id="answer",
+                    concurrency_limit=ANSWERS_AT_ONCE) \
         .then(h.keep, [saved, turns], saved, api_visibility="private")
     examples.load_input_event.then(h.respond, ask_inputs, [question, chatbot, turns],
-                                   api_visibility="private", concurrency_id="answer") \
+                                   api_visibility="private", concurrency_id="answer",
+                                   concurrency_limit=ANSWERS_AT_ONCE) \
         .then(h.keep, [saved, turns], saved, api_visibility="private")
     chatbot.like(h.vote, [turns], None, api_visibility="private")
     clear.click(lambda: gr.Row(visible=True), None, confirm, api_visibility="private", queue=False)
@@ -329,7 +331,7 @@ def chat_tab(service: Service, secret: str, history_dir: Path | None = None):
     yes.click(h.clear, saved, [chatbot, turns, saved], api_visibility="private") \
         .then(lambda: gr.Row(visible=False), None, confirm, api_visibility="private", queue=False)
     chatbot.clear(lambda key: h.clear(key)[1:], saved, [turns, saved], api_visibility="private")
-    gr.api(h.ask, api_name="ask", concurrency_id="answer")
+    gr.api(h.ask, api_name="ask", concurrency_id="answer", concurrency_limit=ANSWERS_AT_ONCE)
     return chatbot, turns, saved, h, template
 
 

@@ -9,6 +9,9 @@ import html
 from assistant.text import plain_text
 
 SNIPPET_CHARS = 140
+# answers in flight at once across the app: concurrent questions to one local model then
+# share its decode batches (assistant.models.scheduler) instead of queueing one by one
+ANSWERS_AT_ONCE = 32
 
 
 _MARKDOWN = str.maketrans({"[": "&#91;", "]": "&#93;"})

@@ -14,7 +14,7 @@ import gradio as gr
 
 from assistant.errors import CourselabError
 from assistant.service import Service
-from assistant.ui.html import escape
+from assistant.ui.html import ANSWERS_AT_ONCE, escape
 
 LAB_CSS = """
 .lab-cards {display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 12px}
@@ -107,7 +107,7 @@ def lab_tab(service: Service, chat_template: gr.Dropdown):
                 gr.Dropdown(choices=names), gr.Dropdown(choices=names), False)
 
     run.click(compare, [question, templates, models, k], output, api_name="compare",
-              concurrency_id="answer")
+              concurrency_id="answer", concurrency_limit=ANSWERS_AT_ONCE)
     start.change(lambda n: service.template_text(n), start, editor, api_visibility="private")
     editor.change(check, editor, [verdict, save], api_visibility="private", queue=False)
     save.click(store, [editor, overwrite], [saved, templates, start, chat_template, overwrite],
