@@ -106,7 +106,9 @@ def test_search_endpoint_lists_hits_with_scores(client):
     table = client.predict("positional encoding", 3, api_name="/search")
     rows = table["data"]
     assert 1 <= len(rows) <= 3 and rows[0][0] == 1
-    assert all(float(r[1]) <= 1.0 for r in rows)
+    relevance = [float(r[1]) for r in rows]  # the score that ranks, shown beside the similarity
+    assert relevance == sorted(relevance, reverse=True)
+    assert all(-1.0 <= float(r[2]) <= 1.0 for r in rows)
 
 
 def test_uploads_index_incrementally_and_refuse_bad_files(app):

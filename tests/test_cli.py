@@ -34,7 +34,7 @@ def test_retrieve_json(run):
     result = run("retrieve", "What percentage of tokens does BERT mask?", "--k", "2", "--json")
     hits = json.loads(result.stdout)
     assert result.exit_code == 0 and len(hits) == 2
-    assert set(hits[0]) == {"rank", "score", "section", "text", "source", "chunk_id"}
+    assert set(hits[0]) == {"rank", "score", "section", "text", "source", "chunk_id", "relevance"}
     assert "15%" in hits[0]["text"]
 
 

@@ -47,7 +47,10 @@ def test_hybrid_hits_are_ranked_and_scored_by_cosine(index):
     assert [h.rank for h in hits] == [1, 2, 3]
     assert "15%" in hits[0].text
     assert all(-1.0 <= h.score <= 1.0 for h in hits)
-    assert set(hits[0].to_dict()) == {"rank", "score", "section", "text", "source", "chunk_id"}
+    assert set(hits[0].to_dict()) == {"rank", "score", "section", "text", "source", "chunk_id",
+                                      "relevance"}
+    relevance = [h.relevance for h in hits]  # the score that ranks: in rank order
+    assert relevance == sorted(relevance, reverse=True)
 
 
 def test_keyword_match_lifts_a_chunk_the_vectors_miss(index):

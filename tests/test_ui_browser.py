@@ -256,7 +256,7 @@ def test_corpus_search_has_a_button_and_a_readable_table(page):
     heads = [h.strip() for h in page.locator("#hits").get_by_role("columnheader").all_inner_texts()]
     assert heads and not any("\n" in h for h in heads), f"a header wraps: {heads}"
     if page.size == "laptop":
-        section = page.locator("#hits").get_by_role("columnheader").nth(2).bounding_box()["width"]
+        section = page.locator("#hits").get_by_role("columnheader").nth(3).bounding_box()["width"]
         table = page.locator("#hits").get_by_role("row").first.bounding_box()["width"]
         assert section < 0.4 * table, (section, table)
     shot(page, "corpus-search")

@@ -42,11 +42,12 @@ class Hit:
     """One retrieved chunk, as shown to users and serialised by `--json`."""
 
     rank: int
-    score: float
+    score: float  # cosine similarity to the question
     section: str
     text: str
     source: str
     chunk_id: str
+    relevance: float | None = None  # the score that ranks (cosine + keywords + section)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,11 +80,11 @@ class CourseRetriever(BaseRetriever):
         vector = self.index.embedder.embed_query(query)
         dense = self.index.query(vector, max(self.candidates, k))
         if self.mode == "dense":
-            ranked = dense[:k]
+            ranked = [(c, c.score) for c in dense[:k]]
         else:
             ranked = self._fuse(kw, query, vector, dense)[:k]
-        hits = [Hit(i + 1, round(c.score, 4), c.section, c.text, c.source, c.chunk_id)
-                for i, c in enumerate(ranked)]
+        hits = [Hit(i + 1, round(c.score, 4), c.section, c.text, c.source, c.chunk_id, round(r, 4))
+                for i, (c, r) in enumerate(ranked)]
         return hits, vector
 
     def _fuse(self, kw: Keywords, query: str, vector: list[float], dense: list) -> list:
@@ -101,7 +102,7 @@ class CourseRetriever(BaseRetriever):
             section = by_id[cid].section
             best[section] = max(best.get(section, -math.inf), score)
         total = {cid: s + SECTION_WEIGHT * best[by_id[cid].section] for cid, s in fused.items()}
-        return [by_id[cid] for cid in sorted(total, key=lambda cid: -total[cid])]
+        return [(by_id[cid], total[cid]) for cid in sorted(total, key=lambda cid: -total[cid])]
 
     def _keyword_scores(self, kw: Keywords, query: str) -> dict[str, float]:
         """BM25 scores of the best candidates, divided by the best score (so 1.0 at most)."""

@@ -18,11 +18,11 @@ def corpus_tab(service: Service):
                            elem_id="search")
         k = gr.Slider(1, 20, value=5, step=1, label="Hits", scale=1)
         go = gr.Button("Search", variant="primary", scale=0, min_width=100, elem_id="search-go")
-    gr.Markdown("<sub>Hits in ranking order: similarity to the question plus shared keywords "
-                "and section, so a lower similarity can rank higher.</sub>")
-    hits = gr.Dataframe(headers=["#", "similarity", "section", "text", "source"], datatype="str",
-                        interactive=False, wrap=True, label="Hits", elem_id="hits",
-                        column_widths=["4%", "10%", "24%", "46%", "16%"])
+    gr.Markdown("<sub>Hits in ranking order by relevance: similarity to the question plus shared "
+                "keywords and section, so a lower similarity can rank higher.</sub>")
+    hits = gr.Dataframe(headers=["#", "relevance", "similarity", "section", "text", "source"],
+                        datatype="str", interactive=False, wrap=True, label="Hits", elem_id="hits",
+                        column_widths=["4%", "9%", "9%", "22%", "42%", "14%"])
     gr.Markdown("### Browse by section")
     section = gr.Dropdown([], label="Section", allow_custom_value=False)
     chunks = gr.Markdown()
@@ -43,7 +43,8 @@ def corpus_tab(service: Service):
             found = service.search(text, service.check_k(n))  # an API call skips the slider
         except CourselabError as e:
             raise gr.Error(str(e)) from None
-        return [[h.rank, f"{h.score:.3f}", short_section(h.section, []), snippet(h.text, 240),
+        return [[h.rank, f"{h.relevance:.3f}" if h.relevance is not None else "", f"{h.score:.3f}",
+                 short_section(h.section, []), snippet(h.text, 240),
                  h.source] for h in found]
 
     def section_names():
