@@ -142,18 +142,20 @@ def plot(summary: dict, folder: Path) -> list[Path]:
     names = list(cells[0]["metrics"]) if cells else []
     paths = []
     if names:
-        cols = min(3, len(names))
+        # two columns and large type: the Evals tab shows this about 1,000 px wide
+        cols = min(2, len(names))
         rows = -(-len(names) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 3.6 * rows), squeeze=False)
+        labels = _cell_labels(cells)
         for ax, name in zip(axes.flat, names):
             stats = [c["metrics"][name] for c in cells]
             means = [m["mean"] or 0 for m in stats]
             lows = [max(0, mean - (m["ci"][0] or 0)) for m, mean in zip(stats, means)]
             highs = [max(0, (m["ci"][1] or 0) - mean) for m, mean in zip(stats, means)]
             ax.bar(range(len(cells)), means, yerr=[lows, highs], capsize=4, color="#4c78a8")
-            ax.set_title(name)
-            ax.set_xticks(range(len(cells)), [c["template"] if c["template"] != "-" else c["cell"]
-                                              for c in cells], rotation=30, ha="right", fontsize=8)
+            ax.set_title(f"{name} (mean, 95% CI)", fontsize=13)
+            ax.tick_params(axis="y", labelsize=11)
+            ax.set_xticks(range(len(cells)), labels, rotation=20, ha="right", fontsize=11)
         for ax in list(axes.flat)[len(names):]:
             ax.axis("off")
         fig.tight_layout()
@@ -174,6 +176,13 @@ def plot(summary: dict, folder: Path) -> list[Path]:
         fig.tight_layout()
         paths.append(_save(fig, folder / "attribution.png", plt))
     return paths
+
+
+def _cell_labels(cells: list[dict]) -> list[str]:
+    """Short x labels: the template, with the model when the run compares models."""
+    models = {c["model"] for c in cells}
+    return [c["cell"] if c["template"] == "-" else
+            f"{c['template']} · {c['model']}" if len(models) > 1 else c["template"] for c in cells]
 
 
 def _save(fig, path: Path, plt) -> Path:
