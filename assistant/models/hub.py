@@ -53,8 +53,8 @@ def weights_present(source: str) -> bool:
 
 def not_present(source: str) -> ModelError:
     return ModelError(f"the weights of {source!r} are not on this machine and the hub cannot be "
-                      "reached (offline); connect to the internet once, or pass a local folder "
-                      "with hf:/path/to/model")
+                      "reached (offline); on a machine with internet, `courselab models pull NAME` "
+                      "fetches a registry model once, or pass a local folder with --model hf:FOLDER")
 
 
 def require(source: str) -> None:
