@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from tiny_models import loader_for, tiny_llama, tiny_t5, train_tokenizer
@@ -62,8 +64,13 @@ def test_batch_is_one_decode_batch(tokenizer, monkeypatch):
     loaded = model.load()
     calls = []
     original = loaded.model.forward
-    monkeypatch.setattr(loaded.model, "forward",
-                        lambda **kw: calls.append(kw["input_ids"].shape) or original(**kw))
+
+    @functools.wraps(original)  # keeps forward's signature, which the decode loop reads
+    def spy(**kw):
+        calls.append(kw["input_ids"].shape)
+        return original(**kw)
+
+    monkeypatch.setattr(loaded.model, "forward", spy)
     model.batch(PROMPTS)
     assert calls[0][0] == len(PROMPTS)  # one prefill of every prompt, then decode steps
     assert model.scheduler().batches == [len(PROMPTS)]
