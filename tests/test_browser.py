@@ -12,13 +12,11 @@ import shutil
 import time
 
 import pytest
+from browser import OUTPUT, chromium
 from conftest import DATA, ROOT, free_port
 from test_app import make_run
 
 pytestmark = pytest.mark.e2e
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-OUTPUT = ROOT / "test-output" / "browser"
 LAST_BOT = "#chat .message-row.bot-row:last-of-type, #chat .bot .message:last-of-type"
 
 
@@ -46,14 +44,10 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.on("dialog", lambda d: pytest.fail(f"a script ran: dialog {d.message!r}"))
         yield page
-        browser.close()
 
 
 def opened(page, url: str):

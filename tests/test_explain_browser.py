@@ -11,8 +11,8 @@ import shutil
 from urllib.parse import quote
 
 import pytest
+from browser import OUTPUT, chromium
 from conftest import ROOT, free_port
-from test_browser import CHROMIUM_ARGS, OUTPUT
 
 from assistant.explain import DEMOS, loaded
 
@@ -41,14 +41,10 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1300})
         page.on("dialog", lambda d: pytest.fail(f"a script ran: dialog {d.message!r}"))
         yield page
-        browser.close()
 
 
 def run_demo(page, key: str, timeout: float = 180_000) -> str:

@@ -12,13 +12,11 @@ import shutil
 import time
 
 import pytest
+from browser import OUTPUT, chromium
 from conftest import ROOT, free_port
 from test_app import make_run
 
 pytestmark = pytest.mark.e2e
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-OUTPUT = ROOT / "test-output" / "browser"
 AXE = ROOT / ".npm-tools" / "node_modules" / "axe-core" / "axe.min.js"  # `make axe`
 SIZES = {"laptop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 TABS = ["Chat", "Prompt Lab", "Corpus", "Evals", "Course lab"]
@@ -57,12 +55,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(params=list(SIZES))
