@@ -309,3 +309,47 @@ def test_the_evals_tab_can_show_a_promptfoo_run(settings, tmp_path):
     assert headers[0] == "metric" and len(headers) == 1 + 4 * 2  # one column per cell
     assert [r[0] for r in table][:3] == ["items", "errors", "pass"]
     assert "Question: What is self-attention?" in drill_down(rows, "test-1")
+
+
+def test_an_assertion_without_a_score_is_left_out_of_the_verdict():
+    from assistant.evaluation.promptfoo import Case
+    from assistant.evaluation.promptfoo_run import _verdict
+
+    case = Case(0, "", {}, [])
+    results = [{"score": 1.0, "pass": True, "reason": "", "assertion": {"type": "contains"}},
+               {"score": None, "pass": None, "reason": "", "assertion": {"type": "x"}}]
+    verdict = _verdict(case, results)
+    assert verdict["score"] == 1.0 and verdict["pass"] is True
+
+
+def test_a_provider_or_grader_that_breaks_is_an_error_for_its_row(config_dir, settings, tmp_path,
+                                                                   monkeypatch):
+    import yaml
+
+    from assistant.evaluation import promptfoo_run
+
+    path = config_dir / "promptfooconfig.yaml"
+    path.write_text(yaml.safe_dump({
+        "prompts": ["{{question}}"], "providers": ["fake"],
+        "defaultTest": {"options": {"provider": "fake"}},
+        "tests": [{"vars": {"question": "hello"}, "assert": [
+            {"type": "llm-rubric", "value": "is polite"}]}]}))
+
+    def broken(ident, graders, settings, suite):
+        raise RuntimeError("grader broke")
+
+    monkeypatch.setattr(promptfoo_run, "_grader", broken)
+    rows = _run(path, settings, tmp_path)
+    assert "grader broke" in rows[0]["error"]
+
+    real = promptfoo_run.caller
+
+    def failing(provider, settings):
+        def call(messages):
+            raise RuntimeError("provider broke")
+        return call
+
+    monkeypatch.setattr(promptfoo_run, "caller", failing)
+    rows = _run(path, settings, tmp_path)
+    assert "provider broke" in rows[0]["error"] and rows[0]["pass"] is False
+    monkeypatch.setattr(promptfoo_run, "caller", real)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -148,14 +149,20 @@ def run_promptfoo(suite: PromptfooSuite, settings, out: Path,
     jobs = [Job(i, j, case, r) for j in range(len(suite.providers))
             for i in range(len(suite.prompts)) for case in suite.tests for r in range(suite.repeat)]
     done = 0
+    lock = threading.Lock()  # the workers share `done` and `graders`
+
+    def grader(ident):
+        with lock:
+            return _grader(ident, graders, settings, suite)
 
     def one(job: Job) -> dict:
         nonlocal done
-        row = _evaluate(suite, job, callers[job.provider_idx], embed,
-                        lambda ident: _grader(ident, graders, settings, suite))
-        done += 1
+        row = _evaluate(suite, job, callers[job.provider_idx], embed, grader)
+        with lock:
+            done += 1
+            count = done
         if progress:
-            progress(done, len(jobs))
+            progress(count, len(jobs))
         return row
 
     with ThreadPoolExecutor(suite.max_concurrency) as pool:
@@ -172,6 +179,8 @@ def _evaluate(suite: PromptfooSuite, job: Job, call, embed, grader) -> dict:
         output = call(messages)
     except CourselabError as e:
         output = Output(error=str(e))
+    except Exception as e:  # noqa: BLE001 - one failed call is this row's error, not the run's
+        output = Output(error=f"{type(e).__name__}: {e}")
     row = {"item_id": f"test-{case.index + 1}", "config": f"{prompt.label} · {provider.label}"
            + (f" · r{job.repeat}" if suite.repeat > 1 else ""),
            "prompt_idx": job.prompt_idx, "provider_idx": job.provider_idx,
@@ -192,14 +201,17 @@ def _evaluate(suite: PromptfooSuite, job: Job, call, embed, grader) -> dict:
                     output.latency_s, embed=embed)
     results = []
     for a in case.asserts:
-        if a.type.removeprefix("not-") == "llm-rubric":
-            judge = grader(a.provider)
-            sample.judge = lambda s, a=a, judge=judge: judge(
-                [("user", JUDGE.format(rubric=a.value, output=s.answer))]).text
         try:
+            if a.type.removeprefix("not-") == "llm-rubric":
+                judge = grader(a.provider)
+                sample.judge = lambda s, a=a, judge=judge: judge(
+                    [("user", JUDGE.format(rubric=a.value, output=s.answer))]).text
             result = assertion(a.type, sample, a.value, a.threshold)
         except CourselabError as e:
             result = {"score": None, "pass": None, "reason": str(e), "error": True}
+        except Exception as e:  # noqa: BLE001 - an assertion that broke is this row's error
+            result = {"score": None, "pass": None, "reason": f"{type(e).__name__}: {e}",
+                      "error": True}
         results.append({**result, "assertion": a.to_dict()})
     verdict = _verdict(case, results)
     metrics = {"pass": {"score": float(verdict["pass"]), "pass": verdict["pass"], "reason": ""},
@@ -230,12 +242,15 @@ def _verdict(case: Case, results: list[dict]) -> dict:
     if errors:
         return {"pass": False, "score": 0.0, "assertions": results, "named_scores": {},
                 "error": f"assertion error: {errors[0]}"}
-    weights = [r["assertion"].get("weight", 1.0) for r in results]
+    # an assertion without a score (e.g. context-faithfulness on an empty output) is left out
+    scored = [r for r in results if r.get("score") is not None]
+    weights = [r["assertion"].get("weight", 1.0) for r in scored]
     total = sum(weights)
-    score = sum(w * r["score"] for w, r in zip(weights, results)) / total if total else 1.0
-    passed = all(r["pass"] for r in results) if case.threshold is None else score >= case.threshold
+    score = sum(w * r["score"] for w, r in zip(weights, scored)) / total if total else 1.0
+    passed = (all(r["pass"] for r in scored) if case.threshold is None
+              else score >= case.threshold)
     named: dict[str, list] = {}
-    for w, r in zip(weights, results):
+    for w, r in zip(weights, scored):
         if r["assertion"].get("metric"):
             named.setdefault(r["assertion"]["metric"], []).append((w, r["score"]))
     named_scores = {m: sum(w * s for w, s in v) / (sum(w for w, _ in v) or 1) for m, v in named.items()}
