@@ -353,3 +353,14 @@ def test_a_provider_or_grader_that_breaks_is_an_error_for_its_row(config_dir, se
     rows = _run(path, settings, tmp_path)
     assert "provider broke" in rows[0]["error"] and rows[0]["pass"] is False
     monkeypatch.setattr(promptfoo_run, "caller", real)
+
+
+def test_a_local_provider_loads_in_the_settings_precision(settings, monkeypatch):
+    import assistant.models as models
+    from assistant.evaluation.promptfoo import parse_provider
+    from assistant.evaluation.promptfoo_run import LocalModel
+
+    seen = []
+    monkeypatch.setattr(models, "get_model", lambda *a, **kw: seen.append(kw))
+    LocalModel(parse_provider("fake", 0, "x"), settings.model_copy(update={"precision": "bf16"}))
+    assert seen[0]["precision"] == "bf16"

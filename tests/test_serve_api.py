@@ -488,3 +488,28 @@ def test_a_full_model_queue_is_a_503_the_client_may_retry():
     from assistant.models.scheduler import ModelBusyError
 
     assert _status(ModelBusyError("smollm2 is busy; try again")) == (503, "model_busy")
+
+
+@pytest.mark.parametrize("error, status", [("generation failed: boom", 500),
+                                           ("smollm2 is busy: 9 requests are waiting", 503)])
+def test_an_answer_that_failed_is_an_error_not_an_empty_reply(settings, error, status):
+    from types import SimpleNamespace
+
+    answer = SimpleNamespace(answer="", lead="", abstained=False, error=error,
+                             tokens={"input": 0, "output": 0}, to_dict=lambda: {"error": error})
+    assistant = SimpleNamespace(answer=lambda q: answer, model=SimpleNamespace(options=None),
+                                template=SimpleNamespace(generation={}))
+    client = _client(_pool(settings, build_assistant=lambda s, m, t: assistant))
+    body = _is_openai_error(_ask(client, model="courselab/default"), status)
+    assert error in body["message"]
+
+
+def test_served_models_load_in_the_settings_precision(settings, monkeypatch):
+    import assistant.models as models
+    from assistant.api.backends import _registry_model
+
+    seen = []
+    monkeypatch.setattr(models, "get_model", lambda *a, **kw: seen.append(kw))
+    _registry_model(settings.model_copy(update={"precision": "fp32"}), "fake")
+    _registry_model(settings.model_copy(update={"precision": "auto"}), "fake")
+    assert seen[0]["precision"] == "fp32" and "precision" not in seen[1]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.errors import InputError, UnknownModelError
+from assistant.errors import InputError, ModelError, UnknownModelError
 
 ASSISTANT_PREFIX = "courselab/"
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -111,6 +111,11 @@ class CourseModel:
         check_question(request.question())
 
     def _reply(self, answer) -> Reply:
+        error = getattr(answer, "error", None)
+        if error:  # a failed generation is an error, not an empty 200
+            from assistant.models.scheduler import ModelBusyError
+
+            raise (ModelBusyError if " is busy" in str(error) else ModelError)(str(error))
         tokens = answer.tokens or {}
         text = getattr(answer, "lead", None) or answer.answer
         finish = "stop" if answer.abstained else _finish(tokens.get("output", 0), self._limit())
@@ -208,7 +213,9 @@ class ModelPool:
 def _registry_model(settings, name: str):
     from assistant.models import get_model
 
-    return get_model(name, settings.cache_dir, device=settings.device)
+    # "auto" is get_model's own default: only a chosen precision is passed on
+    kwargs = {"precision": settings.precision} if settings.precision != "auto" else {}
+    return get_model(name, settings.cache_dir, device=settings.device, **kwargs)
 
 
 def _course_assistant(settings, model_name: str, template: str):

@@ -85,7 +85,10 @@ class LocalModel:
             opts["max_new_tokens"] = opts.pop("max_tokens")
         if isinstance(opts.get("stop"), str):
             opts["stop"] = [opts["stop"]]
-        self.model = get_model(provider.model, settings.cache_dir, opts, device=settings.device)
+        # "auto" is get_model's own default: only a chosen precision is passed on
+        kwargs = {"precision": settings.precision} if settings.precision != "auto" else {}
+        self.model = get_model(provider.model, settings.cache_dir, opts, device=settings.device,
+                               **kwargs)
 
     def __call__(self, messages: list[tuple[str, str]]) -> Output:
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
