@@ -11,6 +11,7 @@ from tiny_models import loader_for, tiny_llama, train_tokenizer
 
 from assistant.models.hf import Generation, HFChatModel
 from assistant.models.options import parse_options
+from assistant.errors import ModelError
 from assistant.models.scheduler import ModelBusyError
 
 PROMPTS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI please.",
@@ -143,6 +144,7 @@ def test_a_failing_batch_fails_each_of_its_requests_without_hanging():
         raise RuntimeError("out of memory")
 
     jobs = fake_jobs(2)
-    with pytest.raises(RuntimeError, match="out of memory"):
+    # a ModelError (a CourselabError), so callers record it per row instead of crashing
+    with pytest.raises(ModelError, match="generation failed on model: RuntimeError: out of memory"):
         Scheduler(run, window_s=0).complete(jobs)
     assert all(j.done.is_set() for j in jobs)

@@ -513,3 +513,17 @@ def test_served_models_load_in_the_settings_precision(settings, monkeypatch):
     _registry_model(settings.model_copy(update={"precision": "fp32"}), "fake")
     _registry_model(settings.model_copy(update={"precision": "auto"}), "fake")
     assert seen[0]["precision"] == "fp32" and "precision" not in seen[1]
+
+
+@pytest.mark.parametrize("value, sent", [(1e-300, 0.0), (0.005, 0.0), (0.0, 0.0), (0.7, 0.7)])
+def test_a_tiny_temperature_is_greedy(value, sent):
+    from assistant.api.schema import ChatRequest
+
+    request = ChatRequest(model="fake", messages=[{"role": "user", "content": "hi"}],
+                          temperature=value)
+    assert request.options()["temperature"] == sent
+
+
+def test_a_tiny_temperature_is_answered(settings):
+    client = _client(_pool(settings))
+    assert _ask(client, temperature=1e-300).status_code == 200

@@ -17,6 +17,7 @@ MAX_STOP = 4  # OpenAI's own limit
 MAX_STOP_CHARS = 64
 MAX_SEED = 2**32 - 1
 MAX_NEW_TOKENS = 4096
+MIN_TEMPERATURE = 1e-2  # below it, a temperature is greedy decoding (0)
 
 
 def error_body(message: str, kind: str = "invalid_request_error", code: str | None = None,
@@ -66,6 +67,12 @@ class ChatRequest(BaseModel):
     stream: bool = False
     k: int | None = Field(None, ge=1, le=20, description="passages to retrieve (assistant models)")
     retrieval_mode: Literal["hybrid", "dense"] | None = None
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, value):
+        # subtle: a tiny temperature (1e-300) overflows the logits' division: it means greedy
+        return 0.0 if value is not None and value < MIN_TEMPERATURE else value
 
     @field_validator("stop")
     @classmethod

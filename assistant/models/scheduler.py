@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from assistant.errors import ModelError
+from assistant.errors import CourselabError, ModelError
 from assistant.models.decode import Job
 
 log = logging.getLogger("courselab")
@@ -101,6 +101,10 @@ class Scheduler:
                 self.batches = (self.batches + [len(batch)])[-1000:]
             except Exception as e:  # every caller of the batch hears of it, nothing hangs
                 log.debug("batch failed: %s", e)
+                if not isinstance(e, CourselabError):  # callers record a CourselabError per row
+                    wrapped = ModelError(f"generation failed on {self.name}: {type(e).__name__}: {e}")
+                    wrapped.__cause__ = e
+                    e = wrapped
                 for job in batch:
                     job.error = e
             finally:
