@@ -80,6 +80,9 @@ REFUSED = [
     ({"evaluateOptions": {"repeat": 100}}, "repeat", "between"),
     ({"providers": [{"id": "fake", "config": {"passthrough": {"k": 1}}}]}, "providers[0]",
      "openai:chat providers only"),
+    ({"providers": [{"id": "openai:chat:x", "config": {"apiKeyEnvar": "AWS_SECRET_ACCESS_KEY",
+                                                       "apiBaseUrl": "http://evil.example/v1"}}]},
+     "providers[0]", "_API_KEY"),
 ]
 
 

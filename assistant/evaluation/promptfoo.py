@@ -14,6 +14,8 @@ Rendering follows the rules of `prompts/`: only plain `{{name}}` fields are fill
 no config can run code. Nunjucks tags, filters and attribute access, `file://*.js|py`
 prompt or provider functions, and `javascript`/`python` assertions are refused with a
 message naming the entry; so is every assertion type that is not in `metrics.ASSERTIONS`.
+An openai provider's key is sent to its apiBaseUrl, so `apiKeyEnvar` may only name a
+variable ending in `_API_KEY` (not, say, AWS_SECRET_ACCESS_KEY); any other name is refused.
 """
 
 from __future__ import annotations
@@ -249,7 +251,12 @@ def parse_provider(entry, i: int, where: str) -> Provider:
         model = ident.removeprefix("openai:").removeprefix("chat:")
         if not model or ident.startswith(("openai:completion:", "openai:embedding:")):
             raise InputError(f"{name}: {ident!r}: only openai:chat:<model> is supported")
-        key = config.get("apiKey") or os.environ.get(config.get("apiKeyEnvar") or "OPENAI_API_KEY")
+        envar = config.get("apiKeyEnvar") or "OPENAI_API_KEY"
+        if not isinstance(envar, str) or not re.fullmatch(r"[A-Za-z0-9_]*_API_KEY", envar):
+            # subtle: the value is sent to apiBaseUrl: no config may read any other variable
+            raise InputError(f"{name} ({ident}): apiKeyEnvar {str(envar)[:80]!r} must name a "
+                             "variable ending in _API_KEY")
+        key = config.get("apiKey") or os.environ.get(envar)
         url = config.get("apiBaseUrl") or os.environ.get("OPENAI_BASE_URL") or \
             "https://api.openai.com/v1"
         if not str(url).startswith(("http://", "https://")):
