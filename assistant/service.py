@@ -82,10 +82,10 @@ class Service:
             if hasattr(model, "load"):
                 model.load()
             self._status = "ready"
-        except CourselabError as e:
-            self.error = str(e)
+        except Exception as e:  # any failure, not only ours: never "Ready" with nothing loaded
+            self.error = str(e) if isinstance(e, CourselabError) else f"{type(e).__name__}: {e}"
             self._status = "failed"
-            log.error("courselab: %s", e)
+            log.error("courselab: %s", self.error)
         finally:
             self._ready.set()
 
@@ -267,13 +267,16 @@ class Service:
         if self.settings.chroma_url:
             raise InputError("this app reads a shared Chroma server; add files where it is indexed")
         with self._corpus_lock:
-            retriever = self._retriever
+            retriever = self.retriever()
             written = add_files(files, self.settings.corpus_dir)
             try:
                 report = sync_index(retriever.index, self.settings, progress=progress)
-            except CourselabError:
+            except Exception:  # all or nothing, whatever failed: the corpus as it was
                 remove_files(written)
-                sync_index(retriever.index, self.settings)
+                try:
+                    sync_index(retriever.index, self.settings)
+                except Exception as e:  # the next start completes it; the first error matters
+                    log.error("courselab: restoring the index after a failed upload: %s", e)
                 raise
             retriever.refresh()
         names = ", ".join(p.name for p in written)
@@ -295,10 +298,12 @@ class Service:
             raise InputError("this app reads a shared Chroma server; remove files where it is "
                              "indexed")
         with self._corpus_lock:
-            retriever = self._retriever
+            retriever = self.retriever()
             remove_upload(name, self.settings.corpus_dir)
-            report = sync_index(retriever.index, self.settings)
-            retriever.refresh()
+            try:
+                report = sync_index(retriever.index, self.settings)
+            finally:
+                retriever.refresh()  # the keyword index follows what the vector index holds
         return f"removed {name}: {report.summary()}"
 
     # --- prompt lab ----------------------------------------------------------------------

@@ -151,3 +151,12 @@ def test_the_operator_allows_more_models_with_allow_model(fake_env, monkeypatch)
     assert service.check_model("openai:m@http://127.0.0.1:9/v1")
     with pytest.raises(InputError):
         service.check_model("openai:other@http://127.0.0.1:9/v1")
+
+
+def test_a_long_conversation_in_any_script_survives_a_reload(tmp_path):
+    store = HistoryStore(tmp_path, max_turns=100)
+    key = new_id()
+    turns = [{"question": f"q{n}", "answer": "— " * 9000} for n in range(50)]  # 3 bytes a dash
+    store.save(key, turns)
+    kept = store.load(key)
+    assert kept and kept[-1]["question"] == "q49"  # the newest turns that fit, never nothing

@@ -139,3 +139,31 @@ def test_search_and_compare_bound_k_too(service):
                  lambda: service.compare("What is attention?", ["default"], ["fake"], 100_000)):
         with pytest.raises(InputError, match="k must be"):
             call()
+
+
+def test_a_start_that_fails_in_any_way_is_never_ready(settings, monkeypatch):
+    s = Service(settings)
+    monkeypatch.setattr(s, "retriever", lambda: (_ for _ in ()).throw(RuntimeError("disk on fire")))
+    s.load()
+    assert not s.ready and "disk on fire" in s.error and s.status() == "failed"
+
+
+def test_an_upload_whose_indexing_fails_in_any_way_leaves_the_corpus_as_it_was(service, corpus_dir,
+                                                                               monkeypatch):
+    import assistant.chain.factory as factory
+
+    before = sorted(p.name for p in corpus_dir.iterdir() if not p.name.startswith("."))
+    real = factory.sync_index
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("chroma fell over")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(factory, "sync_index", broken)
+    with pytest.raises(RuntimeError):
+        service.add_files([("notes.md", b"# Notes\n\nSome text about attention.")])
+    assert sorted(p.name for p in corpus_dir.iterdir() if not p.name.startswith(".")) == before
+    assert service.uploaded_files() == []

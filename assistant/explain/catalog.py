@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlencode
 
 from assistant.corpus.chunks import corpus_files, sections
 from assistant.errors import CourselabError
 from assistant.text import plain_text
 
-_IMG_SRC = re.compile(r"<img\b[^>]*?\bsrc=\"(?:[^\"/]*/)*([^\"/.]+)\.[A-Za-z]{2,5}\"[^>]*>",
-                      re.IGNORECASE)
+# bounded, so linear on any upload ('<img <img <img ...'); the figure's name is the file's stem
+_IMG_SRC = re.compile(r"<img\b[^<>]{0,2000}?\bsrc=\"([^\"<>]{1,300})\"[^<>]{0,2000}>", re.IGNORECASE)
 _MARK = "\x00figure:"
 PREFILL_CHARS = 300
 
@@ -74,7 +74,8 @@ def _scan(files: tuple[tuple[str, int], ...]) -> dict[str, tuple[str, ...]]:
     found: dict[str, list[str]] = {}
     for name, _ in files:
         # subtle: chunks.sections() drops <img> tags; a marker line keeps their place
-        text = _IMG_SRC.sub(lambda m: f"\n{_MARK}{m.group(1)}\n", Path(name).read_text())
+        text = _IMG_SRC.sub(lambda m: f"\n{_MARK}{PurePosixPath(m.group(1)).stem}\n",
+                            Path(name).read_text())
         for path, lines in sections(text):
             for line in lines:
                 if line.startswith(_MARK):

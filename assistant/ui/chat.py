@@ -23,7 +23,6 @@ EXAMPLES = [
     "What is generative AI used for?",
 ]
 MAX_TURNS = 100  # kept in the browser; older turns are dropped first
-SNIPPET_CHARS = 140
 # an answer still being written, or an error, is nothing to vote on: this marker hides the
 # message's vote buttons (CSS :has, below)
 NO_VOTE = '<span class="cl-novote"></span>'
@@ -110,10 +109,15 @@ def _marked_span(q: dict) -> str:
 
 
 def mark_unsupported(answer_html: str, claims: list[str]) -> str:
-    """Each unsupported claim highlighted in the (escaped) answer."""
+    """Each unsupported claim highlighted in the escaped answer, as a whole word and never
+    inside a character reference ('&amp;', '&#91;2&#93;').
+
+    >>> mark_unsupported(escape("a & b [2] amp 2"), ["amp", "2"])
+    'a &amp; b &#91;2&#93; <mark>amp</mark> <mark>2</mark>'
+    """
     for claim in claims:
-        safe = escape(claim)
-        answer_html = answer_html.replace(safe, f"<mark>{safe}</mark>", 1)
+        pattern = r"(?<![&#\w;])" + re.escape(escape(claim)) + r"(?![\w&])"
+        answer_html = re.sub(pattern, lambda m: f"<mark>{m.group(0)}</mark>", answer_html, count=1)
     return answer_html
 
 
@@ -130,7 +134,8 @@ def render_card(turn: dict, number: int = 0) -> str:
         if support:
             claims = support.get("unsupported") or []
             why = f" (not in the course: {escape(', '.join(claims))})" if claims else ""
-            marked = mark_unsupported(answer, claims)
+            marked = link_citations(mark_unsupported(escape(turn["answer"]), claims),
+                                    turn.get("sources", []), number)
             return (f"{quote}\n\n⚠️ The model's answer was not supported by the course{why}; "
                     f"the course's own words are above.\n\n<details><summary>The model's answer"
                     f"</summary>\n\n{marked}\n\n</details>")

@@ -97,10 +97,12 @@ class HistoryStore:
         return [t for t in turns if isinstance(t, dict) and "question" in t][-self.max_turns:]
 
     def save(self, key: str, turns: list[dict]) -> None:
-        text = json.dumps(list(turns)[-self.max_turns:], ensure_ascii=False)
-        while len(text) > MAX_FILE_BYTES and turns:  # keep the newest turns that fit
-            turns = list(turns)[1:]
-            text = json.dumps(turns[-self.max_turns:], ensure_ascii=False)
+        turns = list(turns)[-self.max_turns:]
+        data = json.dumps(turns, ensure_ascii=False).encode("utf-8")
+        while len(data) > MAX_FILE_BYTES and turns:  # keep the newest turns that fit, in bytes
+            turns = turns[1:]
+            data = json.dumps(turns, ensure_ascii=False).encode("utf-8")
+        text = data.decode("utf-8")
         with self._lock:
             write_private(self._path(key), text)
             self._evict()
