@@ -83,6 +83,17 @@ def test_resume_notices_changed_corpus_and_templates(settings, tmp_path):
         runfolder.check_inputs(out, settings, suite)
 
 
+def test_resume_under_another_precision_or_device_is_refused(settings, tmp_path):
+    suite = make_suite({"datasets": [QA], "templates": ["default"], "models": ["fake"]})
+    out = tmp_path / "run"
+    runfolder.check_inputs(out, settings.model_copy(update={"precision": "fp32"}), suite)
+    with pytest.raises(InputError, match="weights changed"):
+        runfolder.check_inputs(out, settings.model_copy(update={"precision": "int8"}), suite)
+    with pytest.raises(InputError, match="weights changed"):
+        runfolder.check_inputs(out, settings.model_copy(update={"precision": "fp32",
+                                                                "device": "cuda:1"}), suite)
+
+
 def test_datasets_with_the_same_stem_get_distinct_names():
     names = runfolder.dataset_names(["x/qa.jsonl", "y/qa.jsonl", "y/qa.csv", "z/other.jsonl"])
     assert len(set(names.values())) == 4 and names["z/other.jsonl"] == "other"

@@ -124,7 +124,8 @@ def _digest(paths: list[Path], root: Path | None = None) -> str:
 
 def fingerprint(settings, suite) -> dict:
     """What the rows of a run depend on besides the suite: corpus, index settings, template
-    and dataset contents. A resume is allowed only while it is the same."""
+    and dataset contents, local models' precision and device. A resume is allowed only
+    while it is the same."""
     from assistant.corpus.chunks import corpus_files
 
     corpus = Path(settings.corpus_dir)
@@ -145,6 +146,8 @@ def fingerprint(settings, suite) -> dict:
                   "chroma_url": settings.chroma_url, "min_score": settings.min_score},
         "templates": templates,
         "datasets": {str(p): _digest([Path(p)]) for p in suite.datasets},
+        # local models' weights: a resume under another precision or device would mix rows
+        "weights": {"precision": settings.precision, "device": settings.device},
     }
 
 
@@ -157,6 +160,8 @@ def check_inputs(out: Path, settings, suite) -> dict:
             before = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             before = None
+        if isinstance(before, dict) and "weights" not in before:
+            before = {**before, "weights": current["weights"]}  # a run recorded before weights
         if before != current:
             changed = [k for k in current if not isinstance(before, dict) or before.get(k)
                        != current[k]]
