@@ -82,7 +82,19 @@ def test_regex_and_judge():
     assert METRICS["regex"].evaluate(Sample(ROW, "It has 110M."), {"pattern": r"\d+M"})["score"] == 1.0
     with pytest.raises(MetricError, match="args.pattern"):
         METRICS["regex"].evaluate(Sample(ROW, "x"), {})
+    assert METRICS["regex"].evaluate(Sample(ROW, "BERT"), {"pattern": "bert"})["score"] == 1.0
+    with pytest.raises(MetricError, match="invalid regex"):
+        METRICS["regex"].evaluate(Sample(ROW, "x"), {"pattern": "("})
     graded = METRICS["judge"].evaluate(Sample(ROW, "x", judge=lambda s: "Grade: 4 of 5"))
     assert graded["score"] == 0.75
     with pytest.raises(MetricError, match="no grade"):
         METRICS["judge"].evaluate(Sample(ROW, "x", judge=lambda s: "I like it"))
+
+
+def test_a_catastrophic_suite_regex_is_an_error_within_a_bound():
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(MetricError, match="took over"):
+        METRICS["regex"].evaluate(Sample(ROW, "a" * 3000 + "!"), {"pattern": "^(a|aa)+$"})
+    assert time.perf_counter() - started < 30  # unbounded before the time limit

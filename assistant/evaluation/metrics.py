@@ -132,7 +132,14 @@ def regex(s: Sample, args: dict):
     pattern = args.get("pattern")
     if not pattern:
         raise MetricError("the regex metric needs args.pattern")
-    found = re.search(pattern, s.answer, re.IGNORECASE)
+    import regex as re2
+
+    try:  # subtle: a time limit, as pf_regex: a catastrophic pattern must not hang the run
+        found = re2.search(pattern, s.answer, re2.IGNORECASE, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError:
+        raise MetricError(f"regex {pattern[:60]!r} took over {REGEX_TIMEOUT_S} s") from None
+    except re2.error as e:
+        raise MetricError(f"invalid regex {pattern[:60]!r}: {e}") from None
     return float(bool(found)), f"matches {pattern!r}" if found else f"no match for {pattern!r}"
 
 
