@@ -159,7 +159,7 @@ class TurnLog:
     def __init__(self, size: int = 1000):
         self.size = size
         self._turns: OrderedDict[str, dict] = OrderedDict()
-        self._votes: dict[tuple[str, str], dict] = {}
+        self._votes: dict[str, dict] = {}  # turn id -> the row its vote wrote
         self._lock = threading.Lock()
 
     def remember(self, record: dict) -> str:
@@ -169,8 +169,7 @@ class TurnLog:
             self._turns[turn_id] = json.loads(json.dumps(record))  # a copy no caller can change
             while len(self._turns) > self.size:
                 old, _ = self._turns.popitem(last=False)
-                for vote in VOTES:
-                    self._votes.pop((old, vote), None)
+                self._votes.pop(old, None)
         return turn_id
 
     def get(self, turn_id: object) -> dict:
@@ -188,14 +187,16 @@ class TurnLog:
         record = self.get(turn_id)
         if record.get("error"):
             raise InputError("there is no answer to vote on here")
-        with self._lock:
-            done = self._votes.get((turn_id, vote))
-        if done is not None:
-            return done
         row = feedback_row(record, vote)
-        append_feedback(path, row)
-        with self._lock:
-            self._votes[(turn_id, vote)] = row
+        with self._lock:  # one vote an answer: the check and the write are one step
+            done = self._votes.get(turn_id)
+            if done is not None and done["metadata"]["vote"] == vote:
+                return done  # the same vote twice: one row
+            if done is not None:
+                raise InputError(f"this answer already has a vote ({done['metadata']['vote']}) "
+                                 "in the feedback file")
+            append_feedback(path, row)
+            self._votes[turn_id] = row
         return row
 
 

@@ -155,6 +155,9 @@ def test_a_vote_writes_the_servers_record_not_the_browsers(tmp_path):
     assert row["reference"] == TURN["answer"]
     assert log.vote(turn_id, "up", path) == row  # the same vote twice: one row
     assert len(read_rows(path)) == 1
+    with pytest.raises(InputError, match=r"already has a vote \(up\)"):  # never both up and down
+        log.vote(turn_id, "down", path)
+    assert len(read_rows(path)) == 1
     for bad in ("", "x" * 500, {**TURN, "answer": "forged"}, "unknown-turn-id-123"):
         with pytest.raises(InputError):
             log.vote(bad, "up", path)

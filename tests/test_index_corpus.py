@@ -219,3 +219,23 @@ def test_unreadable_corpus_file_and_unwritable_index_folder_are_one_line(setting
     monkeypatch.setattr(index_module.os, "open", denied)
     with pytest.raises(IndexStoreError, match="cannot use the index folder .*Permission denied"):
         CourseIndex(HashEmbedder(), path=tmp_path / "ro").count()
+
+
+def test_corpus_remove_while_another_process_holds_the_index_removes_nothing(tmp_path, fake_env):
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+    from assistant.corpus.uploads import add_files, uploaded_names
+
+    add_files([("notes.md", b"# Notes\n\nAttention notes.")], fake_env)
+    folder = tmp_path / "index"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(root=str(ROOT), path=str(folder))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        done = CliRunner().invoke(cli, ["corpus", "remove", "notes.md"])
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+    assert done.exit_code == 2 and "in use by another courselab process" in done.stderr
+    assert (fake_env / "notes.md").exists() and uploaded_names(fake_env) == ["notes.md"]

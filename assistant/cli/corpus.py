@@ -31,6 +31,8 @@ def remove_command(ctx, name: str) -> None:
     from assistant.corpus.uploads import remove_upload
 
     settings = _settings(ctx)
+    index = open_index(settings)
+    index.count()  # takes the index first: with the app running, nothing is removed
     remove_upload(name, settings.corpus_dir)
-    report = sync_index(open_index(settings), settings)
+    report = sync_index(index, settings)
     click.echo(f"removed {name}: {report.summary()}")

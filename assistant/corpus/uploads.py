@@ -81,10 +81,10 @@ def add_files(files: list[tuple[str, bytes]], corpus_dir: Path,
         raise InputError(f"the corpus would grow to {total:,} bytes; the limit is {max_total:,} "
                          "(remove an added file first)")
     uploads = [check_upload(name, data, corpus_dir, max_bytes) for name, data in files]
-    # listed before writing: a kill in between leaves a removable file, never an orphan
-    _write_manifest(corpus_dir, uploaded_names(corpus_dir) + [u.name for u in uploads])
     written: list[Path] = []
     try:
+        # listed before writing: a kill in between leaves a removable file, never an orphan
+        _write_manifest(corpus_dir, uploaded_names(corpus_dir) + [u.name for u in uploads])
         for upload in uploads:
             written.append(_write_atomic(Path(corpus_dir) / upload.name, upload.text))
     except OSError as e:

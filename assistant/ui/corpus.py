@@ -54,7 +54,10 @@ def corpus_tab(service: Service):
             return gr.Dropdown(choices=[])
 
     def browse(name):
-        parts = service.sections().get(name or "", [])
+        try:
+            parts = service.sections().get(name or "", [])
+        except CourselabError as e:  # e.g. still starting
+            raise gr.Error(str(e)) from None
         text = "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
         return demo_links(name or "", service.settings.corpus_dir) + text
 
