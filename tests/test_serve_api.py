@@ -527,3 +527,17 @@ def test_a_tiny_temperature_is_greedy(value, sent):
 def test_a_tiny_temperature_is_answered(settings):
     client = _client(_pool(settings))
     assert _ask(client, temperature=1e-300).status_code == 200
+
+
+def test_serve_api_refuses_the_extractive_baseline_at_startup(fake_env, monkeypatch):
+    import uvicorn
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(app))
+    result = CliRunner().invoke(cli, ["serve-api", "--model", "extractive"])
+    assert result.exit_code == 2 and not started
+    assert "'extractive' only quotes the course" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -267,7 +267,9 @@ def serve_api(ctx, host, port, models_, api_key) -> None:
     settings = _settings(ctx)
     names = list(dict.fromkeys(models_)) or [settings.model]
     for name in names:
-        get_spec(name)  # unknown names fail before the server starts
+        if get_spec(name).kind == "extractive":  # unknown names fail before the server starts
+            raise InputError(f"serve-api serves models that generate; {name!r} only quotes the "
+                             "course: choose another --model")
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
