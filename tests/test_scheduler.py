@@ -9,9 +9,9 @@ import pytest
 from langchain_core.messages import HumanMessage
 from tiny_models import loader_for, tiny_llama, train_tokenizer
 
+from assistant.errors import ModelError
 from assistant.models.hf import Generation, HFChatModel
 from assistant.models.options import parse_options
-from assistant.errors import ModelError
 from assistant.models.scheduler import ModelBusyError
 
 PROMPTS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI please.",
