@@ -336,6 +336,8 @@ class HFChatModel(BaseChatModel):
                 yield piece
         finally:  # subtle: also on close(): a client that left leaves the batch at the next step
             job.cancel.set()
+        if isinstance(job.error, CourselabError):  # already says what failed (busy, generation)
+            raise job.error
         if job.error is not None:
             raise ModelError(f"generation failed: {job.error}") from job.error
         yield Generation("", len(job.ids), job.output_tokens)
