@@ -57,6 +57,19 @@ def test_ask_streams_then_lists_sources(run):
     assert "15%" in answer and "Masked Language Modeling" in sources
 
 
+def test_ask_prints_the_course_first_then_the_model_once(run):
+    out = run("ask", "What percentage of tokens does BERT mask?").stdout
+    course, model = out.split("Model: ", 1)
+    assert course.startswith("The course says (") and "15%" in course
+    extractive = run("ask", "What percentage of tokens does BERT mask?", "--model", "extractive").stdout
+    quote = extractive.split("\nSources:")[0]
+    assert "Model:" not in quote and "Not supported" not in quote
+    first = quote.splitlines()[1].strip()
+    assert quote.count(first) == 1  # the quote is not printed twice
+    near = run("ask", "How many layers does GPT have according to the course?").stdout
+    assert near.startswith("The course does not say") and "Model:" not in near
+
+
 def test_ask_json(run):
     result = run("ask", "What percentage of tokens does BERT mask?", "--json")
     data = json.loads(result.stdout)

@@ -126,15 +126,16 @@ def _stream_answer(assistant, question: str):
     whether the course supports them, and the sources."""
     from assistant.chain import Answer, Prepared
 
-    answer, streaming = None, False
+    answer, streaming, quoted = None, False, False
     for piece in assistant.stream(question):
         if isinstance(piece, Prepared):
-            for q in piece.quote if not piece.abstained else []:
+            quoted = not piece.abstained
+            for q in piece.quote if quoted else []:
                 click.echo(f"The course says ({q.section}):\n  {q.text}")
         elif isinstance(piece, Answer):
             answer = piece
-        elif piece:
-            if not streaming and assistant.generates and answer is None:
+        elif piece and (assistant.generates or not quoted):  # the quote is not printed twice
+            if not streaming and quoted:  # the model's words, under the course's
                 click.echo("Model: ", nl=False)
             streaming = True
             click.echo(piece, nl=False)
@@ -145,7 +146,12 @@ def _stream_answer(assistant, question: str):
 
 
 def _print_support(answer) -> None:
-    if answer.support is None or answer.lead_from != "quote":
+    """Why the course's words, not the model's, are what to read (when a model ran)."""
+    if answer.support is None or answer.lead_from != "quote" or not answer.prompt:
+        return
+    if answer.support.verdict == "supported":
+        click.echo("The model's answer does not say what the course says: read the course's "
+                   "words above.")
         return
     claims = ", ".join(answer.support.unsupported)
     click.echo(f"Not supported by the course ({answer.support.verdict}"
