@@ -205,6 +205,11 @@ class CourseAssistant:
             extra["precision"] = precision
         return {**base, **self.template.generation, **extra}
 
+    def bound(self, seed: int | None = None):
+        """The model with this template's generation options (and a seed) bound to it."""
+        options = {**self.template.generation, **({} if seed is None else {"seed": seed})}
+        return self.model.bind(**options) if options else self.model
+
     # --- answering ---------------------------------------------------------------------------
     def answer(self, question: str) -> Answer:
         return self.chain.invoke(question)
@@ -227,8 +232,7 @@ class CourseAssistant:
             yield answer
             return
         t0, first, text, usage = time.perf_counter(), None, "", None
-        bound = self.model.bind(**self.template.generation) if self.template.generation else self.model
-        for chunk in bound.stream(self.messages(prepared)):
+        for chunk in self.bound().stream(self.messages(prepared)):
             if chunk.content:
                 first = first or time.perf_counter() - t0
                 text += chunk.content
@@ -318,8 +322,7 @@ def answer_batch(jobs: list[tuple[CourseAssistant, Prepared]], seed: int | None 
 def _generate(jobs, members, seed, cache, replies, errors, timings) -> None:
     """One batched call for prompts that share a model and generation options."""
     assistant = jobs[members[0][0]][0]
-    options = {**assistant.template.generation, **({} if seed is None else {"seed": seed})}
-    model = assistant.model.bind(**options) if options else assistant.model
+    model = assistant.bound(seed)
     start = time.perf_counter()
     try:
         out = model.batch([jobs[n][0].messages(jobs[n][1]) for n, _ in members])

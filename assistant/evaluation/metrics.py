@@ -132,10 +132,17 @@ def regex(s: Sample, args: dict):
     pattern = args.get("pattern")
     if not pattern:
         raise MetricError("the regex metric needs args.pattern")
+    return _search(pattern, s.answer, ignore_case=True)
+
+
+def _search(pattern: str, text: str, ignore_case: bool = False):
+    """(1.0 or 0.0, reason): the pattern searched with a time limit (a catastrophic pattern
+    from a suite or config must not hang the run)."""
     import regex as re2
 
-    try:  # subtle: a time limit, as pf_regex: a catastrophic pattern must not hang the run
-        found = re2.search(pattern, s.answer, re2.IGNORECASE, timeout=REGEX_TIMEOUT_S)
+    try:
+        found = re2.search(pattern, text, re2.IGNORECASE if ignore_case else 0,
+                           timeout=REGEX_TIMEOUT_S)
     except TimeoutError:
         raise MetricError(f"regex {pattern[:60]!r} took over {REGEX_TIMEOUT_S} s") from None
     except re2.error as e:
@@ -312,16 +319,7 @@ def pf_starts_with(s: Sample, args: dict):
 
 def pf_regex(s: Sample, args: dict):
     """JavaScript-style pattern (no inline flags), run with a time limit."""
-    import regex as re2
-
-    pattern = _text(args)
-    try:
-        found = re2.search(pattern, s.answer, timeout=REGEX_TIMEOUT_S)
-    except TimeoutError:
-        raise MetricError(f"regex {pattern[:60]!r} took over {REGEX_TIMEOUT_S} s") from None
-    except re2.error as e:
-        raise MetricError(f"invalid regex {pattern[:60]!r}: {e}") from None
-    return float(bool(found)), f"matches {pattern!r}" if found else f"no match for {pattern!r}"
+    return _search(_text(args), s.answer)
 
 
 def pf_similar(s: Sample, args: dict):
