@@ -40,7 +40,10 @@ class Reply:
                 "total_tokens": self.prompt_tokens + self.completion_tokens}
 
 
-def _finish(output_tokens: int, limit: int) -> str:
+def _finish(output_tokens: int, limit: int, said: str | None = None) -> str:
+    """The model's own finish reason when it gives one, else guessed from the count."""
+    if said in ("stop", "length"):
+        return said
     return "length" if output_tokens >= limit else "stop"
 
 
@@ -73,22 +76,25 @@ class BareModel:
         reply = self.model.invoke(request.lc_messages(), **request.options())
         usage = reply.usage_metadata or {}
         out = usage.get("output_tokens", 0)
-        return Reply(str(reply.content), _finish(out, self._limit(request)),
+        said = (reply.response_metadata or {}).get("finish_reason")
+        return Reply(str(reply.content), _finish(out, self._limit(request), said),
                      usage.get("input_tokens", 0), out)
 
     def stream(self, request) -> Iterator[str | Reply]:
         """Text pieces, then the final Reply (closing the iterator stops generation)."""
         usage: dict = {}
+        said = None
         stream = self.model.stream(request.lc_messages(), **request.options())
         try:
             for chunk in stream:
                 usage = chunk.usage_metadata or usage
+                said = (getattr(chunk, "response_metadata", None) or {}).get("finish_reason", said)
                 if chunk.content:
                     yield str(chunk.content)
         finally:
             stream.close()
         out = usage.get("output_tokens", 0)
-        yield Reply("", _finish(out, self._limit(request)), usage.get("input_tokens", 0), out)
+        yield Reply("", _finish(out, self._limit(request), said), usage.get("input_tokens", 0), out)
 
 
 class CourseModel:

@@ -67,7 +67,17 @@ def create_app(pool: ModelPool, api_key: str | None = None, max_body_bytes: int 
         backend = await run_in_threadpool(pool.get, body.model, body.k, body.retrieval_mode)
         await run_in_threadpool(backend.check, body)
         if body.stream:
-            return StreamingResponse(_sse(backend, body, http), media_type="text/event-stream")
+            queue: asyncio.Queue = asyncio.Queue()
+            halt = threading.Event()
+            _produce(backend, body, queue, asyncio.get_running_loop(), halt)
+            # subtle: the first item is awaited before the 200 goes out, so a busy model (or
+            # any refusal before the first token) is an HTTP error, not an event in a stream
+            first = await _next(queue, http)
+            if isinstance(first, Exception):
+                halt.set()
+                raise first
+            return StreamingResponse(_sse(body, queue, http, halt, first),
+                                     media_type="text/event-stream")
         reply = await run_in_threadpool(backend.complete, body)
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
                 "created": int(time.time()), "model": body.model,
@@ -99,12 +109,12 @@ def _describe(errors) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-async def _sse(backend, body: ChatRequest, http):
+async def _sse(body: ChatRequest, queue: asyncio.Queue, http, halt: threading.Event, first):
     """Server-sent events in OpenAI's chunk format, ending with [DONE].
 
-    The backend runs in a thread; when the client goes away (or Starlette cancels
-    this generator) the thread is told to stop, which closes the model's stream and
-    so ends generation at the next token instead of at max_tokens.
+    The backend runs in a thread (`_produce`; `first` is its first item); when the client
+    goes away (or Starlette cancels this generator) the thread is told to stop, which
+    closes the model's stream and so ends generation at the next token, not at max_tokens.
     """
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
@@ -114,16 +124,11 @@ async def _sse(backend, body: ChatRequest, http):
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
         return f"data: {json.dumps(chunk)}\n\n"
 
-    queue: asyncio.Queue = asyncio.Queue()
-    halt = threading.Event()
-    _produce(backend, body, queue, asyncio.get_running_loop(), halt)
     try:
         yield event({"role": "assistant", "content": ""})
-        while True:
-            item = await _next(queue, http)
-            if item is _END or item is None:
-                break
-            if isinstance(item, Exception):
+        item = first
+        while item is not _END and item is not None:  # None: the client has left
+            if isinstance(item, Exception):  # failed after the first token
                 message = str(item) if isinstance(item, CourselabError) else "internal error"
                 yield f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
                 break
@@ -133,6 +138,7 @@ async def _sse(backend, body: ChatRequest, http):
                 yield event({}, item.finish_reason, {"usage": item.usage(), **item.extra})
             elif item:
                 yield event({"content": item})
+            item = await _next(queue, http)
         yield "data: [DONE]\n\n"
     finally:
         halt.set()

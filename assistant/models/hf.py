@@ -39,6 +39,13 @@ class Generation:
     text: str
     input_tokens: int
     output_tokens: int
+    finish: str = ""  # OpenAI's finish_reason ("stop", "length"); "": not known (generate path)
+
+
+def finish_reason(job: Job) -> str:
+    """Why a job ended, in OpenAI's words: an end token or stop string is 'stop' even on the
+    last allowed token; only running out of tokens is 'length'."""
+    return "length" if job.finish == "length" else "stop"
 
 
 def pick_device(requested: str | None = None) -> tuple[str, Any]:
@@ -209,7 +216,7 @@ class HFChatModel(BaseChatModel):
         if loaded.engine is not None:
             jobs = [self._job(p, opts) for p in prompts]
             self.scheduler().complete(jobs)
-            return [Generation(j.text, len(j.ids), j.output_tokens) for j in jobs]
+            return [Generation(j.text, len(j.ids), j.output_tokens, finish_reason(j)) for j in jobs]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
         enc = self._encode([prompts[i] for i in order])
         if opts.seed is not None:
@@ -240,8 +247,11 @@ class HFChatModel(BaseChatModel):
         usage = {"input_tokens": gen.input_tokens, "output_tokens": gen.output_tokens,
                  "total_tokens": gen.input_tokens + gen.output_tokens}
         return AIMessage(content=gen.text, usage_metadata=usage,
-                         response_metadata={"model_name": self.model_name,
-                                            "device": self.load().device})
+                         response_metadata=self._metadata(gen))
+
+    def _metadata(self, gen: Generation) -> dict:
+        meta = {"model_name": self.model_name, "device": self.load().device}
+        return {**meta, "finish_reason": gen.finish} if gen.finish else meta
 
     def batch(self, inputs: list, config: Any = None, *, return_exceptions: bool = False,
               **kwargs: Any) -> list:
@@ -268,8 +278,7 @@ class HFChatModel(BaseChatModel):
                          "total_tokens": piece.input_tokens + piece.output_tokens}
                 yield ChatGenerationChunk(message=AIMessageChunk(
                     content="", usage_metadata=usage, chunk_position="last",
-                    response_metadata={"model_name": self.model_name,
-                                       "device": self.load().device}))
+                    response_metadata=self._metadata(piece)))
                 return
             if run_manager:
                 run_manager.on_llm_new_token(piece)
@@ -340,7 +349,7 @@ class HFChatModel(BaseChatModel):
             raise job.error
         if job.error is not None:
             raise ModelError(f"generation failed: {job.error}") from job.error
-        yield Generation("", len(job.ids), job.output_tokens)
+        yield Generation("", len(job.ids), job.output_tokens, finish_reason(job))
 
 
 def _halt_criteria(halt: threading.Event):
