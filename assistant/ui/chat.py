@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -185,6 +186,7 @@ class ChatHandlers:
         self.service = service
         self.history = history or HistoryStore(Path(tempfile.mkdtemp(prefix="courselab-chat-")),
                                                MAX_TURNS)
+        self._turns_lock = threading.Lock()
 
     def messages(self, turns: list[dict]) -> list[dict]:
         return messages_of(turns, self.service.settings.corpus_dir)
@@ -193,7 +195,8 @@ class ChatHandlers:
         question = (question or "").strip()
         if not question:
             raise gr.Error("Type a question first.")
-        turns = list(turns or [])
+        shared = turns if isinstance(turns, list) else []  # the session's own list (gr.State)
+        turns = list(shared)
         pending = self.messages(turns) + [{"role": "user", "content": escape(question)},
                                         {"role": "assistant", "content": "…"}]
         yield "", pending, gr.skip()
@@ -218,8 +221,14 @@ class ChatHandlers:
                     yield gr.skip(), pending, gr.skip()
         except CourselabError as e:
             turn = Turn(question, question, template=template, error=str(e))
-        turns = (turns + [turn.to_dict()])[-MAX_TURNS:]
-        yield gr.skip(), self.messages(turns), turns
+        # subtle: the session's list, not the copy taken at the start: a second question the
+        # same browser asked meanwhile (an example clicked while typing) added its turn there,
+        # and a copy would drop it when this answer's state is written back
+        with self._turns_lock:
+            shared.append(turn.to_dict())
+            del shared[:-MAX_TURNS]
+            kept = list(shared)
+        yield gr.skip(), self.messages(kept), shared
 
     def vote(self, data: gr.LikeData, turns):
         index = data.index if isinstance(data.index, int) else data.index[0]
