@@ -1,4 +1,4 @@
-"""Courselab's decode loop for causal models: one batch, per-sequence stopping, streaming.
+"""Courselab's decode loop for causal models: continuous batching, per-sequence stopping, streaming.
 
 `model.generate` with a `TextIteratorStreamer`, `stop_strings` and a logits processor
 costs per token: a streamer thread, a decode of the whole answer inside transformers,
@@ -6,14 +6,25 @@ a tokenizer walk for the stop strings. This loop does what the answer path needs
 nothing more: a KV-cached forward per step, the few logits rules in use, one
 incremental decode per sequence that serves both streaming and stop strings, and rows
 that finish (end token, stop string, length, a client that left) leave the batch at
-once (the cache shrinks with them), so a long answer never holds short ones back.
+once (the cache shrinks with them, and their caller hears at once), so a long answer
+never holds short ones back.
 
-Greedy rows give the same tokens batched (left padding, masked) as alone.
+Continuous batching: each prompt is prefilled on its own (no padding) in fixed chunks,
+and joins the running batch at the next step (its cache left-padded into the batch's);
+requests that arrive while a batch decodes join it (`more`), a few chunks of prompt
+per decode step, so a long prompt never stalls the answers being written. The turns
+before a chat prompt's last one (the system prompt) are a prefix whose cache is kept
+and reused by the next prompts that share it.
+
+Greedy rows give the same tokens batched as alone: a prompt's prefill is the same
+computation whatever else runs (its chunk boundaries depend on its tokens only, never
+on the cache or the batch), and decoding masks the padding.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +110,45 @@ class Job:
         if self.emit is not None and piece:
             self.emit(piece)
 
+    def close(self) -> None:
+        """Tell the caller the job is over (once): as soon as its row leaves the batch."""
+        if not self.done.is_set():
+            self.done.set()
+            if self.on_done is not None:
+                self.on_done()
+
+
+def fit_prompt(ids: list[int], max_new_tokens: int, window: int) -> tuple[list[int], int]:
+    """A prompt and token limit that fit the model's window, before the job joins a batch.
+
+    The answer keeps at most half the window; a prompt longer than the rest keeps its
+    first quarter (the instructions) and its end (the question, the turn marker) and
+    loses its middle. fit_prompt(list(range(10)), 4, 8) -> ([0, 7, 8, 9], 4)
+    """
+    window = max(2, int(window))
+    max_new = max(1, min(int(max_new_tokens), window // 2))
+    room = window - max_new
+    if len(ids) <= room:
+        return list(ids), max_new
+    head = room // 4
+    return list(ids[:head]) + list(ids[len(ids) - (room - head):]), max_new
+
+
+def turn_prefix(ids: list[int], special: set[int]) -> int:
+    """Where the last turn of a chat prompt starts: the turns before it (the system prompt,
+    earlier turns) are a prefix the next prompts are likely to share. 0: no such split.
+
+    A chat prompt's turns begin with the same special token (SmolLM2's <|im_start|>), its
+    first or second token; the last one opens the answer, the one before the question.
+    """
+    for marker in ids[:2]:
+        if marker not in special:
+            continue
+        at = [i for i, t in enumerate(ids) if t == marker]
+        if len(at) >= 3:
+            return at[-2]
+    return 0
+
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:
     ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -142,6 +192,8 @@ def apply_no_repeat(scores, generated, size: int, keys=None):
         return scores
     if keys is None:
         keys = torch.arange(scores.shape[1], device=scores.device)
+    if bool((generated < 0).any()):  # -1: before the first token of a row that joined late
+        keys = torch.cat([keys, keys.new_tensor([int(keys.max()) + 1])])  # a word of its own
     seq = keys[generated]
     windows = seq.unfold(1, size, 1)  # (batch, n_windows, size)
     prefix = seq[:, seq.shape[1] - size + 1:]  # the last size-1 words
@@ -162,8 +214,17 @@ class Engine:
     model: Any
     tokenizer: Any
     device: str
+    chunk: int = 128  # prompt tokens per prefill forward; a few per decode step while rows decode
+    prefill_per_step: int = 256  # prompt tokens prefilled between two decode steps
+    min_prefix: int = 16  # shorter shared prefixes are not worth a cache entry
+    prefix_tokens: int = 8192  # tokens of prefix cache kept (least recently used go first)
     _keys: Any = None
     _eos: set[int] | None = None
+    _special: set[int] | None = None
+    _mergeable: bool | None = None
+    _prefixes: OrderedDict = field(default_factory=OrderedDict)  # prefix ids -> [(k, v)] per layer
+    stats: dict = field(default_factory=lambda: {"prefill_tokens": 0, "prefix_hits": 0,
+                                                 "reused_tokens": 0, "joined": 0, "steps": 0})
 
     def keys(self, size: int):
         if self._keys is None or self._keys.shape[0] < size:
@@ -186,8 +247,23 @@ class Engine:
         return self.tokenizer.decode(ids, skip_special_tokens=True,
                                      clean_up_tokenization_spaces=False)
 
-    def run(self, jobs: list[Job]) -> None:
-        """Complete every job (greedy, or sampled with the first job's settings)."""
+    def new_cache(self):
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def mergeable(self) -> bool:
+        """Plain per-layer caches (no sliding window): rows can be padded and joined."""
+        if self._mergeable is None:
+            from transformers.cache_utils import DynamicLayer
+
+            layers = getattr(self.new_cache(), "layers", None)
+            self._mergeable = bool(layers) and all(type(x) is DynamicLayer for x in layers)
+        return self._mergeable
+
+    def run(self, jobs: list[Job], more: Callable[[], list[Job]] | None = None) -> None:
+        """Complete every job (greedy, or sampled with the first job's settings); `more()`
+        hands over compatible requests that arrived meanwhile, to join at the next step."""
         import torch
 
         jobs = [j for j in jobs if not j.cancel.is_set()]
@@ -195,8 +271,98 @@ class Engine:
             return
         opts = jobs[0].opts
         with torch.inference_mode():
-            self._run(jobs, opts, torch)
+            if self.mergeable():
+                self._continuous(jobs, opts, more, torch)
+            else:  # e.g. sliding-window layers: one padded prefill, no joining
+                self._run(jobs, opts, torch)
 
+    # --- prefill: one prompt, fixed chunks, shared prefixes --------------------------------
+    def _split(self, ids: list[int]) -> int:
+        if self._special is None:
+            self._special = {int(i) for i in getattr(self.tokenizer, "all_special_ids", [])}
+        at = turn_prefix(ids, self._special)
+        return at if self.min_prefix <= at < len(ids) else 0
+
+    def _cached_prefix(self, prefix: tuple):
+        kv = self._prefixes.get(prefix)
+        if kv is not None:
+            self._prefixes.move_to_end(prefix)
+        return kv
+
+    def _keep_prefix(self, prefix: tuple, cache) -> None:
+        self._prefixes[prefix] = [(x.keys, x.values) for x in cache.layers]
+        while sum(len(p) for p in self._prefixes) > self.prefix_tokens and len(self._prefixes) > 1:
+            self._prefixes.popitem(last=False)
+
+    def _prefill_steps(self, job: Job, torch):
+        """A generator: one chunk forward per next(), yielding the tokens it took; the last
+        yields (tokens, logits, cache)."""
+        ids, dev = job.ids, self.device
+        split = self._split(ids)
+        cache, pos = self.new_cache(), 0
+        kv = self._cached_prefix(tuple(ids[:split])) if split else None
+        if kv is not None:
+            for layer, (k, v) in zip(cache.layers, kv):
+                layer.lazy_initialization(k, v)
+                layer.keys, layer.values = k, v  # never written in place: update concatenates
+            pos = split
+            self.stats["prefix_hits"] += 1
+            self.stats["reused_tokens"] += split
+        # chunk boundaries depend on the prompt only: [0, split) then [split, n), in chunks
+        bounds = [b for b in range(0, split, self.chunk)] + list(range(split, len(ids), self.chunk))
+        bounds = [b for b in bounds if b >= pos] + [len(ids)]
+        arg = self.cache_arg()
+        logits = None
+        for start, end in zip(bounds, bounds[1:]):
+            x = torch.tensor([ids[start:end]], dtype=torch.long, device=dev)
+            positions = torch.arange(start, end, device=dev)[None]
+            mask = torch.ones((1, end), dtype=torch.long, device=dev)
+            logits = self.model(input_ids=x, attention_mask=mask, position_ids=positions,
+                                use_cache=True, logits_to_keep=1, **{arg: cache}).logits[:, -1]
+            self.stats["prefill_tokens"] += end - start
+            if end == split:
+                self._keep_prefix(tuple(ids[:split]), cache)
+            if end < len(ids):
+                yield end - start
+        yield end - start, logits, cache
+
+    # --- the continuous loop ------------------------------------------------------------
+    def _continuous(self, jobs: list[Job], opts: GenerationOptions, more, torch) -> None:
+        if opts.seed is not None and opts.temperature > 0:
+            torch.manual_seed(opts.seed)
+        rows = _Rows(self, opts, torch)
+        pending = [(job, self._prefill_steps(job, torch)) for job in jobs]
+        while True:
+            if more is not None and rows.jobs:  # newcomers join a batch that is decoding
+                arrived = more()
+                self.stats["joined"] += len(arrived)
+                pending += [(job, self._prefill_steps(job, torch)) for job in arrived]
+            budget = self.prefill_per_step
+            while pending and (budget > 0 or not rows.jobs):
+                job, steps = pending[0]
+                if job.cancel.is_set():
+                    job.finish = "cancelled"
+                    job.close()
+                    pending.pop(0)
+                    continue
+                out = next(steps)
+                if isinstance(out, int):
+                    budget -= out
+                    continue
+                pending.pop(0)
+                budget -= out[0]
+                rows.add(job, *out[1:])
+            if not rows.jobs:
+                if pending:
+                    continue
+                if more is not None and (arrived := more()):
+                    pending += [(job, self._prefill_steps(job, torch)) for job in arrived]
+                    continue
+                return
+            rows.step()
+            self.stats["steps"] += 1
+
+    # --- one padded prefill, no joining (caches that cannot be merged) ---------------------
     def _run(self, jobs: list[Job], opts: GenerationOptions, torch) -> None:
         from transformers import DynamicCache
 
@@ -212,68 +378,141 @@ class Engine:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         if opts.seed is not None and opts.temperature > 0:
             torch.manual_seed(opts.seed)
-        cache = {self.cache_arg(): DynamicCache(config=self.model.config)}
+        cache = DynamicCache(config=self.model.config)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                            use_cache=True, logits_to_keep=1, **cache).logits[:, -1]
-        last = positions[:, -1]
-        eos = torch.tensor(sorted(self.eos()), dtype=torch.long, device=dev)
-        keys = self.keys(logits.shape[-1]) if opts.no_repeat_ngram_size else None
-        seen = None
-        if opts.repetition_penalty != 1.0:
-            seen = torch.zeros(logits.shape, dtype=torch.bool, device=dev)
-            for row, job in enumerate(jobs):
-                seen[row, torch.tensor(job.ids, device=dev)] = True
-        min_new = torch.tensor([min(j.opts.min_new_tokens, j.opts.max_new_tokens) for j in jobs],
-                               device=dev)
-        generated = torch.empty((len(jobs), 0), dtype=torch.long, device=dev)
-        active = list(jobs)
-        step = 0
-        while active:
-            scores = logits.float()
-            if seen is not None:
-                picked = torch.where(scores < 0, scores * opts.repetition_penalty,
-                                     scores / opts.repetition_penalty)
-                scores = torch.where(seen, picked, scores)
-            if bool((min_new > step).any()) and eos.numel():
-                early = (min_new > step)[:, None] & torch.zeros_like(scores, dtype=torch.bool
-                                                                     ).index_fill_(1, eos, True)
-                scores = scores.masked_fill(early, float("-inf"))
-            if opts.no_repeat_ngram_size:
-                scores = apply_no_repeat(scores, generated, opts.no_repeat_ngram_size, keys)
-            if opts.temperature > 0:
-                nxt = _sample(scores, opts.temperature, opts.top_p, torch)
-            else:
-                nxt = scores.argmax(-1)
-            step += 1
-            generated = torch.cat([generated, nxt[:, None]], 1)
-            if seen is not None:
-                seen[torch.arange(len(active), device=dev), nxt] = True
-            tokens = nxt.tolist()
-            stay = []
-            for row, (job, token) in enumerate(zip(active, tokens)):
-                if job.cancel.is_set():
-                    job.finish = "cancelled"
-                    continue
-                if token in self._eos and step > job.opts.min_new_tokens:
-                    job.output_tokens += 1
-                    job.end(self.decode_text)
-                    continue
-                at_end = step >= job.opts.max_new_tokens
-                if not job.add(token, self.decode_text, at_end):
-                    stay.append(row)
-            if len(stay) < len(active):
-                if not stay:
-                    return
-                keep = torch.tensor(stay, dtype=torch.long, device=dev)
-                next(iter(cache.values())).batch_select_indices(keep)
-                active = [active[r] for r in stay]
-                mask, last, generated, nxt, min_new = (mask[keep], last[keep], generated[keep],
-                                                       nxt[keep], min_new[keep])
-                seen = seen[keep] if seen is not None else None
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], 1)
-            last = last + 1
-            logits = self.model(input_ids=nxt[:, None], attention_mask=mask,
-                                position_ids=last[:, None], use_cache=True, **cache).logits[:, -1]
+                            use_cache=True, logits_to_keep=1, **{self.cache_arg(): cache}
+                            ).logits[:, -1]
+        rows = _Rows(self, opts, torch)
+        rows.start(jobs, logits, cache, mask, positions[:, -1])
+        while rows.jobs:
+            rows.step()
+
+
+class _Rows:
+    """The sequences decoding together: their cache (left-padded to one length), attention
+    mask, positions, next-token logits and the state of the logits rules, row by row."""
+
+    def __init__(self, engine: Engine, opts: GenerationOptions, torch):
+        self.engine, self.opts, self.torch, self.dev = engine, opts, torch, engine.device
+        self.jobs: list[Job] = []
+        self.cache = None
+        self.arg = engine.cache_arg()
+        self.eos = torch.tensor(sorted(engine.eos()), dtype=torch.long, device=self.dev)
+        self.mask = self.last = self.logits = self.generated = self.seen = None
+        self.steps: list[int] = []
+
+    def start(self, jobs, logits, cache, mask, last) -> None:
+        """Rows prefilled together (the padded path)."""
+        self.jobs, self.cache, self.mask, self.last, self.logits = (list(jobs), cache, mask,
+                                                                   last, logits)
+        self.steps = [0] * len(jobs)
+        self.generated = self.torch.empty((len(jobs), 0), dtype=self.torch.long, device=self.dev)
+        self.seen = self._seen(jobs, logits.shape[-1])
+
+    def _seen(self, jobs, vocab):
+        if self.opts.repetition_penalty == 1.0:
+            return None
+        seen = self.torch.zeros((len(jobs), vocab), dtype=self.torch.bool, device=self.dev)
+        for row, job in enumerate(jobs):
+            seen[row, self.torch.tensor(job.ids, device=self.dev)] = True
+        return seen
+
+    def add(self, job: Job, logits, cache) -> None:
+        """A prefilled prompt joins: both caches left-padded to the longer, then stacked."""
+        torch = self.torch
+        length = len(job.ids)
+        mask = torch.ones((1, length), dtype=torch.long, device=self.dev)
+        last = torch.tensor([length - 1], dtype=torch.long, device=self.dev)
+        if not self.jobs:
+            self.start([job], logits, cache, mask, last)
+            return
+        width = max(self.mask.shape[1], length)
+        pad_rows, pad_new = width - self.mask.shape[1], width - length
+        for mine, theirs in zip(self.cache.layers, cache.layers):
+            mine.keys = torch.cat([_pad_left(mine.keys, pad_rows, torch),
+                                   _pad_left(theirs.keys, pad_new, torch)], 0)
+            mine.values = torch.cat([_pad_left(mine.values, pad_rows, torch),
+                                     _pad_left(theirs.values, pad_new, torch)], 0)
+        self.mask = torch.cat([torch.nn.functional.pad(self.mask, (pad_rows, 0)),
+                               torch.nn.functional.pad(mask, (pad_new, 0))], 0)
+        self.last = torch.cat([self.last, last])
+        self.logits = torch.cat([self.logits, logits])
+        gen = torch.full((1, self.generated.shape[1]), -1, dtype=torch.long, device=self.dev)
+        self.generated = torch.cat([self.generated, gen])
+        if self.seen is not None:
+            self.seen = torch.cat([self.seen, self._seen([job], logits.shape[-1])])
+        self.jobs.append(job)
+        self.steps.append(0)
+
+    def step(self) -> None:
+        """Pick each row's next token, let finished rows leave, run one decode forward."""
+        torch, opts, engine = self.torch, self.opts, self.engine
+        scores = self.logits.float()
+        if self.seen is not None:
+            picked = torch.where(scores < 0, scores * opts.repetition_penalty,
+                                 scores / opts.repetition_penalty)
+            scores = torch.where(self.seen, picked, scores)
+        early = torch.tensor([min(j.opts.min_new_tokens, j.opts.max_new_tokens) > n
+                              for j, n in zip(self.jobs, self.steps)], device=self.dev)
+        if bool(early.any()) and self.eos.numel():
+            banned = early[:, None] & torch.zeros_like(scores, dtype=torch.bool
+                                                       ).index_fill_(1, self.eos, True)
+            scores = scores.masked_fill(banned, float("-inf"))
+        if opts.no_repeat_ngram_size:
+            keys = engine.keys(scores.shape[-1])
+            scores = apply_no_repeat(scores, self.generated, opts.no_repeat_ngram_size, keys)
+        nxt = _sample(scores, opts.temperature, opts.top_p, torch) if opts.temperature > 0 \
+            else scores.argmax(-1)
+        self.generated = torch.cat([self.generated, nxt[:, None]], 1)
+        if self.seen is not None:
+            self.seen[torch.arange(len(self.jobs), device=self.dev), nxt] = True
+        stay = []
+        for row, (job, token) in enumerate(zip(self.jobs, nxt.tolist())):
+            self.steps[row] += 1
+            n = self.steps[row]
+            if job.cancel.is_set():
+                job.finish = "cancelled"
+            elif token in engine.eos() and n > job.opts.min_new_tokens:
+                job.output_tokens += 1
+                job.end(engine.decode_text)
+            elif not job.add(token, engine.decode_text, n >= job.opts.max_new_tokens):
+                stay.append(row)
+                continue
+            job.close()  # its caller has the whole answer now, whatever the others still do
+        if len(stay) < len(self.jobs):
+            self._keep(stay)
+            nxt = nxt[torch.tensor(stay, dtype=torch.long, device=self.dev)] if stay else nxt[:0]
+        if not self.jobs:
+            return
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.jobs), 1))], 1)
+        self.last = self.last + 1
+        self.logits = engine.model(input_ids=nxt[:, None], attention_mask=self.mask,
+                                   position_ids=self.last[:, None], use_cache=True,
+                                   **{self.arg: self.cache}).logits[:, -1]
+
+    def _keep(self, stay: list[int]) -> None:
+        torch = self.torch
+        self.jobs = [self.jobs[r] for r in stay]
+        self.steps = [self.steps[r] for r in stay]
+        if not stay:
+            return
+        keep = torch.tensor(stay, dtype=torch.long, device=self.dev)
+        self.cache.batch_select_indices(keep)
+        self.mask, self.last, self.generated = self.mask[keep], self.last[keep], self.generated[keep]
+        self.seen = self.seen[keep] if self.seen is not None else None
+        # columns no remaining row attends to (the padding of a longer row that left) go
+        start = int(self.mask.any(0).nonzero()[0]) if self.engine.mergeable() else 0
+        if start:
+            self.mask = self.mask[:, start:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+        while self.generated.shape[1] and bool((self.generated[:, 0] < 0).all()):
+            self.generated = self.generated[:, 1:]
+
+
+def _pad_left(x, n: int, torch):
+    """(batch, heads, length, dim) with n zero positions before the first."""
+    return torch.nn.functional.pad(x, (0, 0, n, 0)) if n else x
 
 
 def _sample(scores, temperature: float, top_p: float, torch):

@@ -328,10 +328,18 @@ class HFChatModel(BaseChatModel):
         return tuple(opts.stop) + (("\n",) if self.line_answer else ())
 
     def _job(self, prompt: str, opts: GenerationOptions, emit=None) -> Job:
+        """A decode job whose prompt and token limit fit the model's window (decode.fit_prompt),
+        so no request can hold a batch with a prompt the model cannot take."""
+        from assistant.models.decode import fit_prompt
+
         tok = self.load().tokenizer
         special = not getattr(tok, "chat_template", None)
         ids = tok(prompt, add_special_tokens=special)["input_ids"]
-        return Job(list(ids), opts, self._stops(opts), emit)
+        ids, limit = fit_prompt(ids, opts.max_new_tokens, self.input_window())
+        if limit != opts.max_new_tokens:
+            opts = opts.model_copy(update={"max_new_tokens": limit,
+                                           "min_new_tokens": min(opts.min_new_tokens, limit)})
+        return Job(ids, opts, self._stops(opts), emit)
 
     def _stream_job(self, job: Job) -> Iterator[str | Generation]:
         import queue

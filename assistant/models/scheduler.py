@@ -4,13 +4,18 @@ Every caller of an `HFChatModel` (the chat, `ask`, the CLI's --batch, the lab, t
 runner, serve-api) submits jobs here. One worker thread per model runs batches: the
 oldest waiting job leads the next batch, and every waiting job with compatible options
 (greedy with the same logits rules) joins it, up to `max_batch`, after a short window
-for late arrivals. Each job keeps its own stop strings, limits and stream; a finished
-or cancelled job leaves the batch at the next step. Past `max_queue` waiting jobs a
-request fails at once with "busy, try again" rather than waiting without bound.
+for late arrivals. While a batch decodes, requests that arrive join it at the next step
+when `run` takes a `more` argument (continuous batching: decode.Engine), as long as they
+are compatible and at the head of the queue: an incompatible request is never passed
+over, it leads the next batch. Each job keeps its own stop strings, limits and stream; a
+finished or cancelled job leaves the batch at the next step and its caller hears at
+once. Past `max_queue` waiting jobs a request fails at once with "busy, try again"
+rather than waiting without bound.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -46,7 +51,11 @@ class Scheduler:
         self._queue: list[Job] = []
         self._cv = threading.Condition()
         self._worker: threading.Thread | None = None
-        self.batches: list[int] = []  # sizes of recent batches (tests, benchmarks)
+        self.batches: list[int] = []  # sizes of recent batches, joiners included (tests, benchmarks)
+        try:
+            self.joins = "more" in inspect.signature(run).parameters
+        except (TypeError, ValueError):  # a callable without a signature
+            self.joins = False
 
     def waiting(self) -> int:
         with self._cv:
@@ -92,12 +101,31 @@ class Scheduler:
             self._queue = [j for j in self._queue if id(j) not in chosen]
             return batch
 
+    def _more(self, batch: list[Job]) -> Callable[[], list[Job]]:
+        """What a running batch calls between steps: the compatible jobs at the head of the
+        queue, up to max_batch unfinished in the batch (they are added to `batch`)."""
+        key = batch_key(batch[0])
+
+        def more() -> list[Job]:
+            with self._cv:
+                room = self.max_batch - sum(not j.done.is_set() for j in batch)
+                taken: list[Job] = []
+                while self._queue and len(taken) < room and batch_key(self._queue[0]) == key:
+                    taken.append(self._queue.pop(0))
+                batch.extend(taken)
+                return taken
+
+        return more
+
     def _loop(self) -> None:
         while True:
             batch = self._take()
             try:
                 with self.lock:
-                    self.run(batch)
+                    if self.joins:
+                        self.run(batch, more=self._more(batch))
+                    else:
+                        self.run(batch)
                 self.batches = (self.batches + [len(batch)])[-1000:]
             except Exception as e:  # every caller of the batch hears of it, nothing hangs
                 log.debug("batch failed: %s", e)
@@ -106,9 +134,8 @@ class Scheduler:
                     wrapped.__cause__ = e
                     e = wrapped
                 for job in batch:
-                    job.error = e
+                    if not job.done.is_set():  # a job that already finished keeps its answer
+                        job.error = e
             finally:
-                for job in batch:
-                    job.done.set()
-                    if job.on_done is not None:
-                        job.on_done()
+                for job in list(batch):
+                    job.close()

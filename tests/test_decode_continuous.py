@@ -1,0 +1,183 @@
+"""Continuous batching in the decode loop: requests join a batch that is decoding, a
+shared prompt prefix is prefilled once, long prompts are prefilled in chunks between
+decode steps, finished rows are handed back at once; every greedy answer is the one the
+request gets alone (fp32)."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+from tiny_models import loader_for, tiny_llama, train_tokenizer
+
+from assistant.models.decode import Job, fit_prompt, turn_prefix
+from assistant.models.hf import HFChatModel
+from assistant.models.options import parse_options
+
+SYSTEM = "You are a course assistant. Answer briefly from the notes, citing the sections."
+QUESTIONS = ["What is attention?", "BERT masks tokens. Why?", "Name a model by OpenAI please.",
+             "Explain positional encodings.", "What does GPT stand for?"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer()
+
+
+def model_for(tokenizer, **engine):
+    model = HFChatModel(model_name="tiny", kind="causal", device="cpu", precision="fp32",
+                        options={"max_new_tokens": 12}, batch_window_ms=0,
+                        loader=loader_for(tiny_llama(tokenizer), tokenizer))
+    for name, value in engine.items():
+        setattr(model.load().engine, name, value)
+    return model
+
+
+def prompt(model, question, system=True):
+    return model.render(([SystemMessage(SYSTEM)] if system else []) + [HumanMessage(question)])
+
+
+def alone(tokenizer, question, opts, system=True, **engine):
+    """The answer on a fresh model (cold: nothing cached, nothing else running)."""
+    model = model_for(tokenizer, **engine)
+    job = model._job(prompt(model, question, system), opts)
+    model.scheduler().complete([job])
+    return job.text, job.output_tokens
+
+
+def test_a_request_arriving_while_a_batch_decodes_joins_it_and_gets_its_answer_alone(tokenizer):
+    long = parse_options({"max_new_tokens": 60, "min_new_tokens": 60, "no_repeat_ngram_size": 3})
+    short = parse_options({"max_new_tokens": 10, "no_repeat_ngram_size": 3})
+    want = [alone(tokenizer, QUESTIONS[0], long), alone(tokenizer, QUESTIONS[1], short),
+            alone(tokenizer, QUESTIONS[2], short, system=False)]
+    model = model_for(tokenizer)
+    engine = model.load().engine
+    first = model._job(prompt(model, QUESTIONS[0]), long)
+    started = threading.Event()
+    first.emit = lambda piece: started.set()
+    model.scheduler().submit([first])
+    assert started.wait(30)  # the first answer is being written
+    late = [model._job(prompt(model, QUESTIONS[1]), short),
+            model._job(prompt(model, QUESTIONS[2], system=False), short)]
+    model.scheduler().complete(late)
+    assert not first.done.is_set(), "the late requests waited for the running batch to end"
+    assert first.done.wait(60)
+    assert engine.stats["joined"] == 2  # they joined the running batch, not a later one
+    assert [(j.text, j.output_tokens) for j in [first, *late]] == want
+
+
+def test_a_finished_row_is_handed_back_while_the_others_decode(tokenizer):
+    model = model_for(tokenizer)
+    long = model._job(prompt(model, QUESTIONS[0]),
+                      parse_options({"max_new_tokens": 80, "min_new_tokens": 80}))
+    short = model._job(prompt(model, QUESTIONS[1]),
+                       parse_options({"max_new_tokens": 3, "min_new_tokens": 3}))
+    model.scheduler().submit([long, short])
+    assert short.done.wait(30) and short.output_tokens == 3
+    assert not long.done.is_set()  # the short answer did not wait for the long one
+    assert long.done.wait(60) and long.output_tokens == 80
+
+
+def test_a_shared_system_prompt_is_prefilled_once_and_answers_do_not_change(tokenizer):
+    opts = parse_options({"max_new_tokens": 12, "no_repeat_ngram_size": 3})
+    want = [alone(tokenizer, q, opts) for q in QUESTIONS]
+    model = model_for(tokenizer)
+    engine = model.load().engine
+    split = turn_prefix(engine.tokenizer(prompt(model, QUESTIONS[0]))["input_ids"],
+                        set(engine.tokenizer.all_special_ids))
+    assert split >= engine.min_prefix  # the system turn is the prefix
+    jobs = [model._job(prompt(model, q), opts) for q in QUESTIONS]
+    model.scheduler().complete(jobs)
+    assert [(j.text, j.output_tokens) for j in jobs] == want
+    assert engine.stats["prefix_hits"] == len(QUESTIONS) - 1  # computed once, reused 4 times
+    assert engine.stats["reused_tokens"] == (len(QUESTIONS) - 1) * split
+    again = model._job(prompt(model, QUESTIONS[3]), opts)  # a later request reuses it too
+    model.scheduler().complete([again])
+    assert (again.text, again.output_tokens) == want[3]
+    assert engine.stats["prefix_hits"] == len(QUESTIONS)
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_between_decode_steps(tokenizer, monkeypatch):
+    """One huge request cannot stall the answers being written: its prompt is prefilled a
+    chunk per decode step, and its own answer is the one it gets alone."""
+    small = {"chunk": 8, "prefill_per_step": 8}
+    opts = parse_options({"max_new_tokens": 40, "min_new_tokens": 40})
+    question = " ".join(QUESTIONS * 3)
+    want = [alone(tokenizer, QUESTIONS[0], opts, **small), alone(tokenizer, question, opts, **small)]
+    model = model_for(tokenizer, **small)
+    calls: list[int] = []
+    forward = model.load().model.forward
+
+    @functools.wraps(forward)  # keeps forward's signature (the cache argument's name)
+    def spy(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[1])  # 1: a decode step; more: a prompt chunk
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.load().model, "forward", spy)
+    first = model._job(prompt(model, QUESTIONS[0]), opts)
+    started = threading.Event()
+    first.emit = lambda piece: started.set()
+    model.scheduler().submit([first])
+    assert started.wait(30)
+    calls.clear()
+    huge = model._job(prompt(model, question), opts)
+    assert len(huge.ids) > 5 * 8
+    model.scheduler().complete([huge])
+    assert first.done.wait(60)
+    chunks = [i for i, n in enumerate(calls) if n > 1]
+    assert len(chunks) >= 5 and all(n <= 8 for n in calls)
+    decoded_between = sum(1 for n in calls[chunks[0]:chunks[-1]] if n == 1)
+    assert decoded_between >= len(chunks) - 1  # a decode step after every chunk
+    assert [(first.text, first.output_tokens), (huge.text, huge.output_tokens)] == want
+
+
+def test_an_oversized_prompt_is_fitted_to_the_window_before_it_joins(tokenizer):
+    model = model_for(tokenizer)
+    model.context_window = 64
+    opts = parse_options({"max_new_tokens": 20})
+    job = model._job(prompt(model, " ".join(QUESTIONS * 20)), opts)
+    assert len(job.ids) + job.opts.max_new_tokens <= 64
+    end = model.load().tokenizer("<s>assistant:", add_special_tokens=False)["input_ids"]
+    assert job.ids[-len(end):] == end  # the turn marker the answer follows is kept
+    model.scheduler().complete([job])
+    assert job.output_tokens >= 1
+    huge_limit = model._job(prompt(model, QUESTIONS[0]), parse_options({"max_new_tokens": 4000}))
+    assert huge_limit.opts.max_new_tokens == 32  # at most half the window
+
+
+def test_fit_prompt_keeps_the_head_and_the_end():
+    assert fit_prompt(list(range(10)), 4, 8) == ([0, 7, 8, 9], 4)
+    assert fit_prompt(list(range(5)), 4, 16) == (list(range(5)), 4)
+    assert fit_prompt(list(range(100)), 1000, 64)[1] == 32
+    ids, new = fit_prompt(list(range(1000)), 16, 64)
+    assert len(ids) == 48 and ids[:12] == list(range(12)) and ids[-1] == 999 and new == 16
+
+
+def test_the_prefix_is_the_turns_before_the_last_question():
+    s, a, b = 1, 7, 8
+    assert turn_prefix([s, a, a, s, b, b, s, a], {s}) == 3
+    assert turn_prefix([s, a, s, b], {s}) == 0  # no system turn: nothing shared
+    assert turn_prefix([a, b, a, b, a], {s}) == 0  # plain text: no split
+    assert turn_prefix([9, s, a, s, b, s], {s, 9}) == 3  # a begin-of-text token first
+
+
+def test_cancelled_jobs_leave_and_the_rest_match_alone(tokenizer):
+    opts = parse_options({"max_new_tokens": 15})
+    want = alone(tokenizer, QUESTIONS[4], opts)
+    model = model_for(tokenizer)
+    gone = model._job(prompt(model, QUESTIONS[3]), opts)
+    gone.cancel.set()
+    stay = model._job(prompt(model, QUESTIONS[4]), opts)
+    model.scheduler().complete([gone, stay])
+    assert (stay.text, stay.output_tokens) == want and gone.done.is_set()
+
+
+def test_jobs_are_plain_data():
+    job = Job([1, 2], parse_options({"max_new_tokens": 2}))
+    calls = []
+    job.on_done = lambda: calls.append(1)
+    job.close()
+    job.close()
+    assert calls == [1] and job.done.is_set()  # told once
