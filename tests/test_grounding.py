@@ -11,10 +11,13 @@ from assistant.chain import Prepared
 from assistant.chain.factory import build_assistant
 from assistant.chain.grounding import (
     MAX_QUOTE_WORDS,
+    QUOTE_FEATURES,
+    QUOTE_WEIGHTS,
     asked,
     check_support,
     choose_quote,
     missing_fact,
+    sentence_features,
 )
 from assistant.retrieval import Hit
 
@@ -90,6 +93,42 @@ def test_a_sentence_that_refers_back_brings_the_one_before():
              (hit, "And these weights are called attention weights.")]
     quote = choose_quote("What are attention weights?", cands, [0.1, 0.6])
     assert [q.text[:10] for q in quote] == ["The contex", "And these "]
+
+
+def test_a_heading_fragment_does_not_beat_the_sentence_that_answers():
+    hit = Hit(1, 0.5, "Autoencoding Models", "", "c.md", "e1")
+    cands = [(hit, "Autoencoding models correspond to the encoder part of the transformer."),
+             (hit, "By Google - Autoencoding Language Model")]
+    quote = choose_quote("Which part of the transformer do autoencoding models correspond to?",
+                         cands, [0.6, 0.65])
+    assert quote[0].text.startswith("Autoencoding models correspond")
+
+
+def test_rare_question_words_weigh_more_than_common_ones():
+    hit = Hit(1, 0.5, "GANs", "", "c.md", "g1")
+    cands = [(hit, "Models are trained on data with a loss for many tasks."),
+             (hit, "The discriminator learns to tell real samples from fake ones.")]
+    question = "What does the discriminator do to the models' data?"
+    idf = {"discriminator": 4.0, "model": 0.2, "data": 0.2}
+    plain = choose_quote(question, cands, [0.5, 0.45])
+    weighted = choose_quote(question, cands, [0.5, 0.45], idf)
+    assert plain[0].text.startswith("Models") and weighted[0].text.startswith("The discriminator")
+
+
+def test_the_best_sentence_brings_its_neighbour_before_a_sentence_from_elsewhere():
+    first = Hit(1, 0.6, "Stable Diffusion", "", "c.md", "s1")
+    second = Hit(2, 0.4, "GANs", "", "c.md", "s2")
+    cands = [(first, "Stable diffusion refines a noise input over many steps."),
+             (first, "It is particularly effective for high-resolution images."),
+             (second, "GANs generate samples from random noise in one step.")]
+    quote = choose_quote("How does stable diffusion generate from noise?", cands, [0.5, 0.3, 0.35])
+    assert [q.chunk_id for q in quote] == ["s1", "s1"]
+    assert "high-resolution" in quote[1].text
+
+
+def test_the_ranker_weighs_every_feature_it_computes():
+    features = sentence_features(asked("How many layers?"), "It has 12 layers.", 0.5, 0)
+    assert len(features) == len(QUOTE_FEATURES) == len(QUOTE_WEIGHTS)
 
 
 @pytest.mark.parametrize("answer, verdict, unsupported", [

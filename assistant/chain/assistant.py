@@ -130,7 +130,7 @@ def retrieve(retriever, question: str, k: int = 4, min_score: float = 0.2,
     passages, best = compress(candidates, scores, hits, max_sentences)
     unknown = retriever.unknown_terms(question)
     off_topic = not passages or best < min_score or bool(unknown)
-    quote = choose_quote(question, candidates, scores)
+    quote = choose_quote(question, candidates, scores, retriever.term_idf())
     missing = None if off_topic else missing_fact(question, candidates)
     return Prepared(question, hits, passages, best, unknown, off_topic or missing is not None,
                     start, time.perf_counter() - start, quote=[] if off_topic else quote,

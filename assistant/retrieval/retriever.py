@@ -120,6 +120,11 @@ class CourseRetriever(BaseRetriever):
         return [w for w in named_terms(question)
                 if not all(p.rstrip("s") in vocabulary for p in re.findall(r"[a-z0-9]+", w.lower()))]
 
+    def term_idf(self) -> dict[str, float]:
+        """BM25's idf of each course word (stemmed, as `keywords` gives them): rare words weigh more."""
+        bm25 = self._snapshot().bm25
+        return bm25.idf if bm25 is not None else {}
+
     def _snapshot(self) -> Keywords:
         kw = self._keywords
         if kw is None:
