@@ -1,13 +1,16 @@
 """A classroom at once: N students ask the local model at the same moment.
 
-Runs both ways in one process on the real model (no network: the clients are threads
+Runs every way in one process on the real model (no network: the clients are threads
 streaming from the model, as the app's and serve-api's request threads do):
-serialised (max_batch 1: one answer after another, today's lock) vs batched (the
-dynamic batcher). Prints, per way and class size: time to first token and to the full
-answer (p50, max), throughput, and the last answer's time over one answer alone.
-Bounded: at most 64 clients and 128 tokens each.
+serialised (max_batch 1: one answer after another, the lock before batching), padded
+(the first batcher: one left-padded prefill of the whole batch, no shared prefix, no
+joining) and continuous (decode.Engine: each prompt prefilled alone, the shared system
+prompt's cache reused, late requests join at the next step). Prints, per way and class
+size: time to first token and to the full answer (p50, max), throughput, and the times
+over one answer alone (a lone student's request on the warm app: continuous engine,
+system prompt cached). Bounded: at most 64 clients and 128 tokens each.
 
-    .venv/bin/python evals/bench_classroom.py --clients 8 16 --new-tokens 32
+    .venv/bin/python evals/bench_classroom.py --clients 8 16 --new-tokens 32 --precision fp32
 """
 
 from __future__ import annotations
@@ -66,10 +69,27 @@ def summary(name: str, results, alone: float) -> dict:
     return row
 
 
+def twin(source, max_batch: int = 64, engine=None):
+    """A model on `source`'s loaded weights with its own queue (and engine, when given)."""
+    import dataclasses
+
+    from assistant.config import Settings
+    from assistant.models import get_model
+
+    model = get_model(source.model_name, Settings().cache_dir, device=source.device,
+                      precision=source.precision)
+    model.max_batch = max_batch
+    loaded = source.load()
+    model._loaded = dataclasses.replace(loaded, engine=engine) if engine else loaded
+    model._lock = source._lock
+    return model
+
+
 def main() -> None:
     from assistant.config import Settings
     from assistant.models import get_model
     from assistant.models.bench import ANSWER_OPTIONS, course_prompts
+    from assistant.models.decode import Engine
     from assistant.models.options import parse_options
 
     parser = argparse.ArgumentParser()
@@ -78,34 +98,44 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--device")
+    parser.add_argument("--ways", nargs="+", default=["serialised", "padded", "continuous"],
+                        choices=["serialised", "padded", "continuous"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if any(not 1 <= n <= 64 for n in args.clients) or not 1 <= args.new_tokens <= 128:
         parser.error("1-64 clients and 1-128 new tokens")
     settings = Settings()
     batched = get_model(args.model, settings.cache_dir, device=args.device, precision=args.precision)
-    serial = get_model(args.model, settings.cache_dir, device=args.device, precision=args.precision)
-    serial.max_batch = 1
-    serial._loaded, serial._lock = batched.load(), batched._lock  # same weights, own queue
     loaded = batched.load()
+    serial = twin(batched, max_batch=1)  # same weights and engine, one request at a time
+    old = Engine(loaded.model, loaded.tokenizer, loaded.device, _mergeable=False)
+    models = {"serialised": serial, "padded": twin(batched, engine=old), "continuous": batched}
     # fixed length: every answer costs the same number of decode steps both ways
     opts = parse_options({"stop": ANSWER_OPTIONS["stop"], "max_new_tokens": args.new_tokens,
                           "min_new_tokens": args.new_tokens, "no_repeat_ngram_size": 4})
     prompts = [batched.render(m) for m in course_prompts(max(args.clients))]
-    ask_all(batched, prompts[:2], opts)  # warm-up
+    for way in args.ways:  # warm-up (and the continuous engine's system-prompt cache)
+        ask_all(models[way], prompts[:2], opts)
     alone = min(ask_all(serial, prompts[:1], opts)[0][1] for _ in range(2))
     print(f"{args.model} on {loaded.device} ({loaded.precision}), {args.new_tokens} tokens per "
           f"answer; one answer alone: {alone:.2f} s", flush=True)
     rows = []
     for n in args.clients:
-        rows.append(summary("serialised", ask_all(serial, prompts[:n], opts), alone))
-        rows.append(summary("batched", ask_all(batched, prompts[:n], opts), alone))
-        sooner = rows[-2]["answer_max_s"] / rows[-1]["answer_max_s"]
-        gain = rows[-1]["tokens_per_s"] / rows[-2]["tokens_per_s"]
-        print(f"  batched vs serialised: last answer {sooner:.2f}x sooner, throughput {gain:.2f}x",
-              flush=True)
+        mine = {way: summary(way, ask_all(models[way], prompts[:n], opts), alone)
+                for way in args.ways}
+        rows.extend(mine.values())
+        first = mine[args.ways[0]]
+        for way in args.ways[1:]:
+            sooner = first["answer_max_s"] / mine[way]["answer_max_s"]
+            gain = mine[way]["tokens_per_s"] / first["tokens_per_s"]
+            print(f"  {way} vs {args.ways[0]}: last answer {sooner:.2f}x sooner, "
+                  f"throughput {gain:.2f}x", flush=True)
+    stats = loaded.engine.stats
+    print(f"continuous engine: {stats['prefill_tokens']} prompt tokens prefilled, "
+          f"{stats['reused_tokens']} reused from {stats['prefix_hits']} shared-prefix hits, "
+          f"{stats['joined']} requests joined a running batch", flush=True)
     if args.json:
-        print(json.dumps({"alone_s": alone, "rows": rows}, indent=2))
+        print(json.dumps({"alone_s": alone, "rows": rows, "engine": stats}, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,16 +9,16 @@ that finish (end token, stop string, length, a client that left) leave the batch
 once (the cache shrinks with them, and their caller hears at once), so a long answer
 never holds short ones back.
 
-Continuous batching: each prompt is prefilled on its own (no padding) in fixed chunks,
-and joins the running batch at the next step (its cache left-padded into the batch's);
-requests that arrive while a batch decodes join it (`more`), a few chunks of prompt
-per decode step, so a long prompt never stalls the answers being written. The turns
-before a chat prompt's last one (the system prompt) are a prefix whose cache is kept
-and reused by the next prompts that share it.
+Continuous batching: requests that arrive while a batch decodes join it at the next
+step (`more`): their prompts are prefilled and their caches left-padded into the
+batch's. Short prompts that wait together are prefilled in one forward (padded between
+their shared prefix and each suffix); a long one alone, in fixed chunks, a few per
+decode step, so a long prompt never stalls the answers being written. The turns before
+a chat prompt's last one (the system prompt) are a prefix computed once and kept: the
+next prompts that share it prefill only their own part.
 
-Greedy rows give the same tokens batched as alone: a prompt's prefill is the same
-computation whatever else runs (its chunk boundaries depend on its tokens only, never
-on the cache or the batch), and decoding masks the padding.
+Greedy rows give the same tokens batched as alone in fp32 (padding is masked; the
+tests compare every path with the request alone).
 """
 
 from __future__ import annotations
@@ -326,37 +326,115 @@ class Engine:
                 yield end - start
         yield end - start, logits, cache
 
+    # --- prefill of short prompts: a group in one padded forward after their prefix -------
+    def _need(self, job: Job) -> int:
+        """Prompt tokens a job still needs prefilled (its cached prefix not counted)."""
+        split = self._split(job.ids)
+        cached = split and tuple(job.ids[:split]) in self._prefixes
+        return len(job.ids) - (split if cached else 0)
+
+    def _short(self, job: Job) -> bool:
+        """Prefilled with others in one forward (else alone, chunk by chunk)."""
+        split = self._split(job.ids)
+        cached = split and tuple(job.ids[:split]) in self._prefixes
+        return max(0 if cached else split, len(job.ids) - split) <= self.chunk
+
+    def _prefill_group(self, jobs: list[Job], torch):
+        """(jobs, logits, cache, mask, last) per shared prefix: the prefix computed once alone
+        (and kept), then every suffix in one forward, padded between prefix and suffix."""
+        dev, arg = self.device, self.cache_arg()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        groups: OrderedDict = OrderedDict()
+        for job in jobs:
+            split = self._split(job.ids)
+            groups.setdefault(tuple(job.ids[:split]), []).append(job)
+        for prefix, members in groups.items():
+            p = len(prefix)
+            kv = self._cached_prefix(prefix) if p else None
+            if p and kv is None:  # the first prompt with this prefix: computed alone, kept
+                cache = self.new_cache()
+                self.model(input_ids=torch.tensor([list(prefix)], dtype=torch.long, device=dev),
+                           attention_mask=torch.ones((1, p), dtype=torch.long, device=dev),
+                           position_ids=torch.arange(p, device=dev)[None], use_cache=True,
+                           logits_to_keep=1, **{arg: cache})
+                self.stats["prefill_tokens"] += p
+                self._keep_prefix(prefix, cache)
+                kv = self._prefixes[prefix]
+                reusing = len(members) - 1  # the others in the group reuse it already
+            else:
+                reusing = len(members) if p else 0
+            self.stats["prefix_hits"] += reusing
+            self.stats["reused_tokens"] += p * reusing
+            g = len(members)
+            width = max(len(j.ids) - p for j in members)
+            ids = torch.full((g, width), pad, dtype=torch.long)
+            mask = torch.zeros((g, p + width), dtype=torch.long)
+            mask[:, :p] = 1
+            positions = torch.full((g, width), p, dtype=torch.long)
+            for row, job in enumerate(members):
+                n = len(job.ids) - p
+                ids[row, width - n:] = torch.tensor(job.ids[p:], dtype=torch.long)
+                mask[row, p + width - n:] = 1
+                positions[row, width - n:] = torch.arange(p, p + n)
+            ids, mask, positions = ids.to(dev), mask.to(dev), positions.to(dev)
+            cache = self.new_cache()
+            if p:
+                for layer, (k, v) in zip(cache.layers, kv):
+                    layer.lazy_initialization(k, v)
+                    layer.keys, layer.values = k.expand(g, -1, -1, -1), v.expand(g, -1, -1, -1)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                use_cache=True, logits_to_keep=1, **{arg: cache}).logits[:, -1]
+            self.stats["prefill_tokens"] += sum(len(j.ids) - p for j in members)
+            last = torch.tensor([len(j.ids) - 1 for j in members], dtype=torch.long, device=dev)
+            yield members, logits, cache, mask, last
+
     # --- the continuous loop ------------------------------------------------------------
     def _continuous(self, jobs: list[Job], opts: GenerationOptions, more, torch) -> None:
         if opts.seed is not None and opts.temperature > 0:
             torch.manual_seed(opts.seed)
         rows = _Rows(self, opts, torch)
-        pending = [(job, self._prefill_steps(job, torch)) for job in jobs]
+        pending, long = list(jobs), None  # long: (job, its chunk-by-chunk prefill)
         while True:
             if more is not None and rows.jobs:  # newcomers join a batch that is decoding
                 arrived = more()
                 self.stats["joined"] += len(arrived)
-                pending += [(job, self._prefill_steps(job, torch)) for job in arrived]
-            budget = self.prefill_per_step
-            while pending and (budget > 0 or not rows.jobs):
-                job, steps = pending[0]
-                if job.cancel.is_set():
+                pending += arrived
+            # prefill: everything when nothing decodes, else about prefill_per_step tokens
+            budget = self.prefill_per_step if rows.jobs else None
+            while (pending or long) and (budget is None or budget > 0):
+                for job in [j for j in pending if j.cancel.is_set()]:
                     job.finish = "cancelled"
                     job.close()
-                    pending.pop(0)
-                    continue
-                out = next(steps)
-                if isinstance(out, int):
-                    budget -= out
-                    continue
-                pending.pop(0)
-                budget -= out[0]
-                rows.add(job, *out[1:])
+                    pending.remove(job)
+                if long is None and pending and not self._short(pending[0]):
+                    long = (pending[0], self._prefill_steps(pending.pop(0), torch))
+                if long is not None:  # one chunk of a long prompt per round
+                    out = next(long[1])
+                    if isinstance(out, int):
+                        budget = None if budget is None else budget - out
+                    else:
+                        budget = None if budget is None else budget - out[0]
+                        length = len(long[0].ids)
+                        rows.add([long[0]], out[1], out[2],
+                                 torch.ones((1, length), dtype=torch.long, device=self.device),
+                                 torch.tensor([length - 1], dtype=torch.long, device=self.device))
+                        long = None
+                group, used = [], 0
+                while pending and self._short(pending[0]) and (
+                        budget is None or not group or used + self._need(pending[0]) <= budget):
+                    used += self._need(pending[0])
+                    group.append(pending.pop(0))
+                if group:
+                    for prefilled in self._prefill_group(group, torch):
+                        rows.add(*prefilled)
+                    budget = None if budget is None else budget - used
+                elif long is None and not (pending and not self._short(pending[0])):
+                    break
             if not rows.jobs:
-                if pending:
+                if pending or long:
                     continue
                 if more is not None and (arrived := more()):
-                    pending += [(job, self._prefill_steps(job, torch)) for job in arrived]
+                    pending += arrived
                     continue
                 return
             rows.step()
@@ -417,17 +495,14 @@ class _Rows:
             seen[row, self.torch.tensor(job.ids, device=self.dev)] = True
         return seen
 
-    def add(self, job: Job, logits, cache) -> None:
-        """A prefilled prompt joins: both caches left-padded to the longer, then stacked."""
+    def add(self, jobs: list[Job], logits, cache, mask, last) -> None:
+        """Prefilled prompts join: both caches left-padded to the longer, then stacked."""
         torch = self.torch
-        length = len(job.ids)
-        mask = torch.ones((1, length), dtype=torch.long, device=self.dev)
-        last = torch.tensor([length - 1], dtype=torch.long, device=self.dev)
         if not self.jobs:
-            self.start([job], logits, cache, mask, last)
+            self.start(jobs, logits, cache, mask, last)
             return
-        width = max(self.mask.shape[1], length)
-        pad_rows, pad_new = width - self.mask.shape[1], width - length
+        width = max(self.mask.shape[1], mask.shape[1])
+        pad_rows, pad_new = width - self.mask.shape[1], width - mask.shape[1]
         for mine, theirs in zip(self.cache.layers, cache.layers):
             mine.keys = torch.cat([_pad_left(mine.keys, pad_rows, torch),
                                    _pad_left(theirs.keys, pad_new, torch)], 0)
@@ -437,12 +512,13 @@ class _Rows:
                                torch.nn.functional.pad(mask, (pad_new, 0))], 0)
         self.last = torch.cat([self.last, last])
         self.logits = torch.cat([self.logits, logits])
-        gen = torch.full((1, self.generated.shape[1]), -1, dtype=torch.long, device=self.dev)
+        gen = torch.full((len(jobs), self.generated.shape[1]), -1, dtype=torch.long,
+                         device=self.dev)
         self.generated = torch.cat([self.generated, gen])
         if self.seen is not None:
-            self.seen = torch.cat([self.seen, self._seen([job], logits.shape[-1])])
-        self.jobs.append(job)
-        self.steps.append(0)
+            self.seen = torch.cat([self.seen, self._seen(jobs, logits.shape[-1])])
+        self.jobs.extend(jobs)
+        self.steps.extend([0] * len(jobs))
 
     def step(self) -> None:
         """Pick each row's next token, let finished rows leave, run one decode forward."""

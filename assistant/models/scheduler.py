@@ -113,6 +113,8 @@ class Scheduler:
                 while self._queue and len(taken) < room and batch_key(self._queue[0]) == key:
                     taken.append(self._queue.pop(0))
                 batch.extend(taken)
+                if taken and self.batches:
+                    self.batches[-1] = len(batch)
                 return taken
 
         return more
@@ -120,13 +122,13 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             batch = self._take()
+            self.batches = (self.batches + [len(batch)])[-1000:]  # callers may read it at once
             try:
                 with self.lock:
                     if self.joins:
                         self.run(batch, more=self._more(batch))
                     else:
                         self.run(batch)
-                self.batches = (self.batches + [len(batch)])[-1000:]
             except Exception as e:  # every caller of the batch hears of it, nothing hangs
                 log.debug("batch failed: %s", e)
                 if not isinstance(e, CourselabError):  # callers record a CourselabError per row
