@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 from assistant.chain import Prepared
 from assistant.chain.factory import build_assistant
 from assistant.chain.grounding import (
+    LEAD_AGREEMENT,
     MAX_QUOTE_WORDS,
     QUOTE_FEATURES,
     QUOTE_WEIGHTS,
+    Quote,
+    agreement,
     asked,
     check_support,
     choose_quote,
@@ -124,6 +127,16 @@ def test_the_best_sentence_brings_its_neighbour_before_a_sentence_from_elsewhere
     quote = choose_quote("How does stable diffusion generate from noise?", cands, [0.5, 0.3, 0.35])
     assert [q.chunk_id for q in quote] == ["s1", "s1"]
     assert "high-resolution" in quote[1].text
+
+
+def test_an_answer_that_copies_the_first_sentence_but_not_the_fact_after_it_does_not_agree():
+    quote = [Quote("The core of the Seq2Seq model is the encoder-decoder architecture.", "", "s"),
+             Quote("Both encoder and decoder used RNN/LSTM cells.", "", "s")]
+    question = "What kind of cells did the encoder and decoder use in seq2seq models?"
+    copied = "The core of the Seq2Seq model is the encoder-decoder architecture."
+    assert agreement(copied, quote, question) < LEAD_AGREEMENT
+    said = "They used RNN/LSTM cells; the core is the architecture."
+    assert agreement(said, quote, question) >= LEAD_AGREEMENT
 
 
 def test_the_ranker_weighs_every_feature_it_computes():
