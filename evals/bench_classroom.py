@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def ask_all(model, prompts, opts) -> list[tuple[float, float, int]]:
-    """Every prompt streamed from its own thread at once: (first token s, done s, tokens)."""
+def ask_all(model, prompts, opts, stagger: float = 0.0) -> list[tuple[float, float, int]]:
+    """Every prompt streamed from its own thread, client i asking `stagger` * i seconds after
+    the first (0: all at once): (first token s, done s, tokens), timed from its own ask."""
     from assistant.models.hf import Generation
 
     results: list = [None] * len(prompts)
@@ -36,6 +37,7 @@ def ask_all(model, prompts, opts) -> list[tuple[float, float, int]]:
 
     def client(i):
         gate.wait()
+        time.sleep(stagger * i)
         start = time.perf_counter()
         first, tokens = None, 0
         for piece in model.stream_text(prompts[i], opts):
@@ -98,12 +100,24 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--device")
+    parser.add_argument("--threads", type=int, help="torch CPU threads [torch's default]: on a "
+                        "machine other processes share, 1 avoids OpenMP threads waiting on each other")
     parser.add_argument("--ways", nargs="+", default=["serialised", "padded", "continuous"],
                         choices=["serialised", "padded", "continuous"])
+    parser.add_argument("--stagger", type=float, default=0.0,
+                        help="seconds between two clients' questions [0: all at once]")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if any(not 1 <= n <= 64 for n in args.clients) or not 1 <= args.new_tokens <= 128:
         parser.error("1-64 clients and 1-128 new tokens")
+    if not 0 <= args.stagger <= 10:
+        parser.error("--stagger 0-10 seconds")
+    if args.threads is not None:
+        if not 1 <= args.threads <= 256:
+            parser.error("--threads 1-256")
+        import torch
+
+        torch.set_num_threads(args.threads)
     settings = Settings()
     batched = get_model(args.model, settings.cache_dir, device=args.device, precision=args.precision)
     loaded = batched.load()
@@ -117,11 +131,15 @@ def main() -> None:
     for way in args.ways:  # warm-up (and the continuous engine's system-prompt cache)
         ask_all(models[way], prompts[:2], opts)
     alone = min(ask_all(serial, prompts[:1], opts)[0][1] for _ in range(2))
-    print(f"{args.model} on {loaded.device} ({loaded.precision}), {args.new_tokens} tokens per "
-          f"answer; one answer alone: {alone:.2f} s", flush=True)
+    import torch
+
+    print(f"{args.model} on {loaded.device} ({loaded.precision}, {torch.get_num_threads()} "
+          f"threads), {args.new_tokens} tokens per answer; one answer alone: {alone:.2f} s; "
+          + (f"a client asks every {args.stagger:g} s" if args.stagger else "all ask at once"),
+          flush=True)
     rows = []
     for n in args.clients:
-        mine = {way: summary(way, ask_all(models[way], prompts[:n], opts), alone)
+        mine = {way: summary(way, ask_all(models[way], prompts[:n], opts, args.stagger), alone)
                 for way in args.ways}
         rows.extend(mine.values())
         first = mine[args.ways[0]]

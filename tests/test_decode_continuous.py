@@ -80,11 +80,21 @@ def test_a_finished_row_is_handed_back_while_the_others_decode(tokenizer):
     assert long.done.wait(60) and long.output_tokens == 80
 
 
-def test_a_shared_system_prompt_is_prefilled_once_and_answers_do_not_change(tokenizer):
+def test_a_shared_system_prompt_is_prefilled_once_and_answers_do_not_change(tokenizer,
+                                                                             monkeypatch):
     opts = parse_options({"max_new_tokens": 12, "no_repeat_ngram_size": 3})
     want = [alone(tokenizer, q, opts) for q in QUESTIONS]
     model = model_for(tokenizer)
     engine = model.load().engine
+    calls: list[tuple] = []
+    forward = engine.model.forward
+
+    @functools.wraps(forward)
+    def spy(*args, **kwargs):
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(engine.model, "forward", spy)
     split = turn_prefix(engine.tokenizer(prompt(model, QUESTIONS[0]))["input_ids"],
                         set(engine.tokenizer.all_special_ids))
     assert split >= engine.min_prefix  # the system turn is the prefix
@@ -93,6 +103,9 @@ def test_a_shared_system_prompt_is_prefilled_once_and_answers_do_not_change(toke
     assert [(j.text, j.output_tokens) for j in jobs] == want
     assert engine.stats["prefix_hits"] == len(QUESTIONS) - 1  # computed once, reused 4 times
     assert engine.stats["reused_tokens"] == (len(QUESTIONS) - 1) * split
+    prefills = [c for c in calls if c[1] > 1]
+    assert prefills[0] == (1, split) and len(prefills) == 2  # the prefix, then every suffix
+    assert prefills[1][0] == len(QUESTIONS)  # in one forward
     again = model._job(prompt(model, QUESTIONS[3]), opts)  # a later request reuses it too
     model.scheduler().complete([again])
     assert (again.text, again.output_tokens) == want[3]
