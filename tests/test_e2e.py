@@ -23,8 +23,9 @@ COURSE = ROOT / "corpus"
 def real_settings(tmp_path_factory):
     from assistant.config import Settings
 
+    # fp32: a batch must equal one at a time (the default bf16 is not batch-invariant on CPUs)
     return Settings(corpus_dir=COURSE, index_dir=tmp_path_factory.mktemp("index"),
-                    cache_dir=CACHE)
+                    cache_dir=CACHE, precision="fp32")
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def test_gemma_loads_from_its_package_and_answers_one_line():
     assert "".join(pieces).strip() == reply.content
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_smollm2_in_each_precision_answers(precision):
     from assistant.models import get_model
 

@@ -9,15 +9,49 @@ from tiny_models import loader_for, tiny_llama, train_tokenizer
 from assistant.errors import OptionsError
 from assistant.models import get_model
 from assistant.models.hf import HFChatModel
-from assistant.models.precision import check_precision, resolve
+from assistant.models.precision import AUTO_CPU, check_precision, resolve
 
 
-@pytest.mark.parametrize("device, auto", [("cpu", "fp32"), ("cuda", "bf16"), ("cuda:1", "bf16"),
-                                          ("mps", "fp32")])
-def test_auto_picks_per_device(device, auto):
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """Pretend the CPU does (True) or does not (False) multiply bf16 natively."""
+    from assistant.models import precision
+
+    def set_to(native: bool):
+        monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
+    return set_to
+
+
+@pytest.mark.parametrize("device, native, auto", [
+    ("cpu", True, AUTO_CPU), ("cpu", False, "fp32"), ("cuda", False, "bf16"),
+    ("cuda:1", True, "bf16"), ("mps", True, "fp32")])
+def test_auto_picks_per_device(bf16_cpu, device, native, auto):
+    bf16_cpu(native)
     assert resolve("auto", device) == auto
     assert resolve(None, device) == auto
     assert resolve("fp32", device) == "fp32"
+
+
+def test_a_cpu_without_native_bf16_keeps_fp32_even_if_auto_says_bf16(bf16_cpu, monkeypatch):
+    from assistant.models import precision
+
+    monkeypatch.setattr(precision, "AUTO_CPU", "bf16")
+    bf16_cpu(False)
+    assert resolve("auto", "cpu") == "fp32"
+    bf16_cpu(True)
+    assert resolve("auto", "cpu") == "bf16" and resolve("fp32", "cpu") == "fp32"
+
+
+@pytest.mark.parametrize("flags, native", [("fpu avx2 avx512f avx512_bf16 avx512_vnni", True),
+                                           ("fpu amx_bf16 amx_tile", True),
+                                           ("fpu avx2 avx512f avx512_vnni", False)])
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    from assistant.models.precision import BF16_FLAGS, cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert bool(cpu_flags(str(info)) & BF16_FLAGS) is native
+    assert cpu_flags(str(tmp_path / "absent")) == set()  # not Linux: no claim
 
 
 def test_int8_is_a_cpu_kernel_so_a_gpu_gets_bf16():

@@ -155,6 +155,13 @@ class Decode:
                 f"{self.first_token_s:6.3f} s   ({self.new_tokens} tokens)")
 
 
+def _pool(runs: list[Decode]) -> Decode:
+    """One figure for several prompts: total tokens over total time, the mean first token."""
+    seconds = sum(r.new_tokens / max(r.tokens_per_s, 1e-9) for r in runs)
+    tokens = sum(r.new_tokens for r in runs)
+    return Decode(tokens / seconds, sum(r.first_token_s for r in runs) / len(runs), tokens)
+
+
 def anchor_decode(weights, tokenizer, prompts: list[str], tokens: int, device: str) -> Decode:
     """fp32 `generate`, batch 1, greedy, no streaming: what a user writes first."""
     import torch
@@ -213,8 +220,10 @@ def bench_decode(name: str, cache_dir: Path, n: int, tokens: int, device: str | 
     weights, tokenizer = model.loader(loaded.device, torch.float32)
     weights.eval()
     anchor_decode(weights, tokenizer, prompts[:1], 2, loaded.device)
-    ours = ours_decode(model, prompts, tokens)
-    base = anchor_decode(weights, tokenizer, prompts, tokens, loaded.device)
+    # interleaved, one prompt each in turn: on a shared machine a load spike hits both alike
+    runs = [(anchor_decode(weights, tokenizer, [p], tokens, loaded.device),
+             ours_decode(model, [p], tokens)) for p in prompts]
+    base, ours = (_pool([r[i] for r in runs]) for i in (0, 1))
     result = {"model": name, "device": loaded.device, "precision": loaded.precision,
               "prompts": n, "new_tokens": tokens, "threads": torch.get_num_threads(),
               "anchor": vars(base), "ours": vars(ours),
