@@ -100,3 +100,25 @@ def test_suite_key_precision_is_validated():
     assert make_suite({"datasets": ["x.jsonl"]}, where="s").precision == "auto"
     with pytest.raises(InputError, match="precision"):
         make_suite({"datasets": ["x.jsonl"], "precision": "fp8"}, where="s")
+
+
+def test_the_cache_tag_tells_precisions_apart(bf16_cpu):
+    from assistant.models.fake import FakeChatModel
+    from assistant.models.precision import cache_tag
+
+    tokenizer = train_tokenizer()
+
+    def tiny(precision):
+        return HFChatModel(model_name="tiny", kind="causal", device="cpu", precision=precision,
+                           loader=loader_for(tiny_llama(tokenizer), tokenizer))
+
+    bf16_cpu(True)
+    assert cache_tag(tiny("fp32")) == ""  # the key of caches written before: still valid
+    assert cache_tag(tiny("bf16")) == cache_tag(tiny("auto")) == "@bf16"
+    assert cache_tag(tiny("int8")) == "@int8"
+    bf16_cpu(False)
+    assert cache_tag(tiny("auto")) == ""
+    loaded = tiny("bf16")
+    loaded.load()
+    assert cache_tag(loaded) == "@bf16"  # from the loaded weights, without resolving again
+    assert cache_tag(FakeChatModel()) == ""

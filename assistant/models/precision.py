@@ -112,3 +112,24 @@ def quantize_int8(model: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def cache_tag(model: Any) -> str:
+    """What a cached answer of `model` depends on beyond its name and prompt: '@bf16' or '@int8'.
+
+    '' for fp32 (caches written before auto became bf16 hold fp32 answers and stay valid)
+    and for models without local weights (fake, extractive, remote). A generation cache
+    keyed on name + tag never serves one precision's answer for another.
+    """
+    precision = getattr(model, "precision", None)
+    if not isinstance(precision, str):
+        return ""
+    loaded = getattr(model, "_loaded", None)
+    if loaded is not None:
+        resolved = loaded.precision
+    else:
+        import torch
+
+        device = getattr(model, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
+        resolved = resolve(precision, device)  # as HFChatModel.load will (hf.pick_device)
+    return "" if resolved == "fp32" else f"@{resolved}"
