@@ -194,3 +194,17 @@ def test_jobs_are_plain_data():
     job.close()
     job.close()
     assert calls == [1] and job.done.is_set()  # told once
+
+
+def test_the_prefix_cache_is_bounded(tokenizer):
+    opts = parse_options({"max_new_tokens": 4})
+    model = model_for(tokenizer, prefix_tokens=60)
+    engine = model.load().engine
+    for system in ("Short system prompt.", "Another short one.", "A third system prompt."):
+        job = model._job(model.render([SystemMessage(system), HumanMessage(QUESTIONS[0])]), opts)
+        model.scheduler().complete([job])
+        assert sum(len(p) for p in engine._prefixes) <= 60  # least recently used went first
+    long = model._job(prompt(model, QUESTIONS[0]), opts)  # its prefix alone is over the bound
+    model.scheduler().complete([long])
+    assert long.output_tokens >= 1 and len(engine._prefixes) >= 1
+    assert all(len(p) <= 60 for p in engine._prefixes)

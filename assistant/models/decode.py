@@ -217,7 +217,7 @@ class Engine:
     chunk: int = 128  # prompt tokens per prefill forward; a few per decode step while rows decode
     prefill_per_step: int = 256  # prompt tokens prefilled between two decode steps
     min_prefix: int = 16  # shorter shared prefixes are not worth a cache entry
-    prefix_tokens: int = 8192  # tokens of prefix cache kept (least recently used go first)
+    prefix_tokens: int = 2048  # tokens of prefix cache kept (least recently used go first)
     _keys: Any = None
     _eos: set[int] | None = None
     _special: set[int] | None = None
@@ -304,6 +304,8 @@ class Engine:
         return kv
 
     def _keep_prefix(self, prefix: tuple, cache) -> None:
+        if len(prefix) > self.prefix_tokens:  # would push out every other prefix
+            return
         self._prefixes[prefix] = [(x.keys, x.values) for x in cache.layers]
         while sum(len(p) for p in self._prefixes) > self.prefix_tokens and len(self._prefixes) > 1:
             self._prefixes.popitem(last=False)
@@ -374,7 +376,7 @@ class Engine:
                            logits_to_keep=1, **{arg: cache})
                 self.stats["prefill_tokens"] += p
                 self._keep_prefix(prefix, cache)
-                kv = self._prefixes[prefix]
+                kv = [(x.keys, x.values) for x in cache.layers]
                 reusing = len(members) - 1  # the others in the group reuse it already
             else:
                 reusing = len(members) if p else 0
