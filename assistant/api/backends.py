@@ -124,7 +124,9 @@ class CourseModel:
             raise (ModelBusyError if " is busy" in str(error) else ModelError)(str(error))
         tokens = answer.tokens or {}
         text = getattr(answer, "lead", None) or answer.answer
-        finish = "stop" if answer.abstained else _finish(tokens.get("output", 0), self._limit())
+        # `finish`: the model's own reason, once the Answer carries it (else guessed from the count)
+        finish = "stop" if answer.abstained else _finish(tokens.get("output", 0), self._limit(),
+                                                         getattr(answer, "finish", None))
         card = {**answer.to_dict(), "question": getattr(answer, "question", None)}  # as searched
         return Reply(text, finish, tokens.get("input", 0), tokens.get("output", 0),
                      {"courselab": card})
