@@ -6,11 +6,11 @@ oldest waiting job leads the next batch, and every waiting job with compatible o
 (greedy with the same logits rules) joins it, up to `max_batch`, after a short window
 for late arrivals. While a batch decodes, requests that arrive join it at the next step
 when `run` takes a `more` argument (continuous batching: decode.Engine), as long as they
-are compatible and at the head of the queue: an incompatible request is never passed
-over, it leads the next batch. Each job keeps its own stop strings, limits and stream; a
-finished or cancelled job leaves the batch at the next step and its caller hears at
-once. Past `max_queue` waiting jobs a request fails at once with "busy, try again"
-rather than waiting without bound.
+are compatible and at the head of the queue: joining never passes over an incompatible
+request, which leads the next batch once this one drains. Each job keeps its own stop
+strings, limits and stream; a finished or cancelled job leaves the batch at the next
+step and its caller hears at once. Past `max_queue` waiting jobs a request fails at once
+with "busy, try again" rather than waiting without bound.
 """
 
 from __future__ import annotations
