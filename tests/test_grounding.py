@@ -181,6 +181,29 @@ def test_a_supported_answer_leads(assistant):
     assert {"text", "section", "chunk_id", "span"} <= set(card["quote"][0])
 
 
+def test_the_answer_carries_the_models_own_finish_reason_batched_and_streamed(assistant):
+    from assistant.models.fake import FakeChatModel
+
+    class Cut(FakeChatModel):  # a model that says it stopped at its token limit
+        def _generate(self, *args, **kwargs):
+            result = super()._generate(*args, **kwargs)
+            result.generations[0].message.response_metadata["finish_reason"] = "length"
+            return result
+
+        def _stream(self, *args, **kwargs):
+            for chunk in super()._stream(*args, **kwargs):
+                if chunk.message.chunk_position == "last":
+                    chunk.message.response_metadata["finish_reason"] = "length"
+                yield chunk
+
+    assistant.model = Cut()
+    question = "What percentage of tokens does BERT mask?"
+    assistant.model.enqueue("BERT masks 15% of the input tokens.", "BERT masks 15% of the input tokens.")
+    assert assistant.answer(question).finish == "length"
+    *_, streamed = assistant.stream(question)
+    assert streamed.finish == "length" and streamed.to_dict()["finish"] == "length"
+
+
 def test_a_supported_answer_that_does_not_say_what_the_course_says_does_not_lead(assistant):
     assistant.model.enqueue("BERT masks some input tokens.")  # true to the notes, but no 15%
     answer = assistant.answer("What percentage of tokens does BERT mask?")

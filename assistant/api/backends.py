@@ -124,7 +124,7 @@ class CourseModel:
             raise (ModelBusyError if " is busy" in str(error) else ModelError)(str(error))
         tokens = answer.tokens or {}
         text = getattr(answer, "lead", None) or answer.answer
-        # `finish`: the model's own reason, once the Answer carries it (else guessed from the count)
+        # the model's own finish reason; guessed from the count for a reply that has none (cached)
         finish = "stop" if answer.abstained else _finish(tokens.get("output", 0), self._limit(),
                                                          getattr(answer, "finish", None))
         card = {**answer.to_dict(), "question": getattr(answer, "question", None)}  # as searched

@@ -53,6 +53,7 @@ class Answer:
     template: str = ""
     cached: bool = False
     error: str | None = None
+    finish: str | None = None  # why the model stopped ("stop", "length"), when it says
 
     def to_dict(self) -> dict:
         return {"answer": self.answer, "lead": self.lead, "lead_from": self.lead_from,
@@ -63,7 +64,7 @@ class Answer:
                 "model": self.model, "template": self.template, "prompt": self.prompt,
                 "timings": self.timings, "tokens": self.tokens,
                 "budget": self.budget.to_dict() if self.budget else None,
-                "cached": self.cached, "error": self.error}
+                "cached": self.cached, "error": self.error, "finish": self.finish}
 
     def to_row(self) -> dict:
         """The fields an evaluation row keeps (the sources are kept as hits beside it)."""
@@ -231,18 +232,20 @@ class CourseAssistant:
             yield answer.answer
             yield answer
             return
-        t0, first, text, usage = time.perf_counter(), None, "", None
+        t0, first, text, usage, finish = time.perf_counter(), None, "", None, None
         for chunk in self.bound().stream(self.messages(prepared)):
             if chunk.content:
                 first = first or time.perf_counter() - t0
                 text += chunk.content
                 yield chunk.content
             usage = chunk.usage_metadata or usage
+            finish = (chunk.response_metadata or {}).get("finish_reason") or finish
         now = time.perf_counter()
         timings = {"generate_s": now - t0, "latency_s": now - t0}
         if first is not None:
             timings["first_token_s"] = first
-        yield self._finish(prepared, {"text": text, "tokens": _tokens(usage)}, timings)
+        yield self._finish(prepared, {"text": text, "tokens": _tokens(usage), "finish": finish},
+                           timings)
 
     def _finish(self, p: Prepared, reply: dict | None, timings: dict, error: str | None = None
                 ) -> Answer:
@@ -272,7 +275,8 @@ class CourseAssistant:
         return Answer(answer=final, abstained=False, prompt=self.render(p),
                       tokens=reply.get("tokens") or {"input": 0, "output": 0}, budget=p.budget,
                       reasoning=raw if final != raw else None, support=support, lead=lead,
-                      lead_from=lead_from, cached=bool(reply.get("cached")), **base)
+                      lead_from=lead_from, cached=bool(reply.get("cached")),
+                      finish=reply.get("finish"), **base)
 
 
 def abstention(p: Prepared) -> str:
@@ -332,7 +336,8 @@ def _generate(jobs, members, seed, cache, replies, errors, timings) -> None:
     wall = time.perf_counter() - start
     for (n, key), reply in zip(members, out):
         value = {"text": str(reply.content), "latency_s": round(wall / len(members), 4),
-                 "tokens": _tokens(reply.usage_metadata)}
+                 "tokens": _tokens(reply.usage_metadata),
+                 "finish": (reply.response_metadata or {}).get("finish_reason")}
         if cache is not None and key:
             cache.put(key, value)
         replies[n] = {**value, "cached": False}
