@@ -20,10 +20,11 @@ course suite (dev split, 30 questions) int8 held every key fact for 0.067 agains
 lm_head left in fp32, or only the MLP quantised, all still change the first
 greedy token of 2 of 3 course prompts (evals/bench_precision.py): SmolLM2's activation
 outliers defeat per-tensor activation scales. Keeping down_proj and lm_head in fp32 as
-well leaves int8 no faster than bf16 (1.57x vs 1.50x fp32) and still diverging early. torchao's int8 variants were slower than
-fp32 here. bf16 is not batch-invariant on CPU kernels (max logit difference 0.3-0.5), so
-a batched answer can differ slightly from the same question asked alone; only fp32
-gives every request exactly the answer it gets alone (--precision fp32).
+well leaves int8 no faster than bf16 (1.57x vs 1.50x fp32) and still diverging early.
+torchao's int8 variants were slower than fp32 here. bf16 is not batch-invariant on CPU
+kernels (max logit difference 0.3-0.5), so a batched answer can differ slightly from the
+same question asked alone; only fp32 gives every request exactly the answer it gets alone
+(--precision fp32).
 """
 
 from __future__ import annotations
