@@ -94,6 +94,34 @@ def test_resume_under_another_precision_or_device_is_refused(settings, tmp_path)
                                                                 "device": "cuda:1"}), suite)
 
 
+def test_a_run_records_what_auto_meant_so_a_new_meaning_does_not_resume_it(settings, tmp_path,
+                                                                          monkeypatch):
+    from assistant.models import precision
+
+    suite = make_suite({"datasets": [QA], "templates": ["default"], "models": ["fake"]})
+    out = tmp_path / "run"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)  # auto meant fp32 here
+    runfolder.check_inputs(out, settings.model_copy(update={"precision": "auto"}), suite)
+    runfolder.check_inputs(out, settings.model_copy(update={"precision": "fp32"}), suite)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # now auto is bf16
+    with pytest.raises(InputError, match="weights changed"):
+        runfolder.check_inputs(out, settings.model_copy(update={"precision": "auto"}), suite)
+
+
+def test_the_generation_cache_key_holds_the_precision():
+    from types import SimpleNamespace
+
+    from assistant.chain.assistant import _cache_key
+
+    def key(precision):
+        model = SimpleNamespace(precision=precision, _loaded=None, device="cpu")
+        return _cache_key(SimpleNamespace(model_name="m", model=model), {"max_new_tokens": 8}, "p")
+
+    assert key("bf16") != key("fp32") != key("int8")
+    assert key("fp32") == _cache_key(SimpleNamespace(model_name="m", model=object()),
+                                     {"max_new_tokens": 8}, "p")  # old fp32 entries stay valid
+
+
 def test_datasets_with_the_same_stem_get_distinct_names():
     names = runfolder.dataset_names(["x/qa.jsonl", "y/qa.jsonl", "y/qa.csv", "z/other.jsonl"])
     assert len(set(names.values())) == 4 and names["z/other.jsonl"] == "other"

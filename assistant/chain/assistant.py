@@ -351,5 +351,7 @@ def _cached_timing(reply: dict | None) -> dict:
 
 def _cache_key(assistant: CourseAssistant, options: dict, prompt: str) -> str:
     from assistant.chain.cache import cache_key
+    from assistant.models.precision import cache_tag
 
-    return cache_key(assistant.model_name, options, prompt)
+    # the precision is part of the key: a bf16 answer is never served for fp32, nor the reverse
+    return cache_key(assistant.model_name + cache_tag(assistant.model), options, prompt)

@@ -147,8 +147,17 @@ def fingerprint(settings, suite) -> dict:
         "templates": templates,
         "datasets": {str(p): _digest([Path(p)]) for p in suite.datasets},
         # local models' weights: a resume under another precision or device would mix rows
-        "weights": {"precision": settings.precision, "device": settings.device},
+        "weights": {"precision": _resolved_precision(settings), "device": settings.device},
     }
+
+
+def _resolved_precision(settings) -> str:
+    """The precision local models load in, not the setting: what 'auto' means changed (fp32,
+    then bf16 on CPUs with native bf16), so a run started before must not resume after."""
+    from assistant.models.precision import resolve
+
+    device = str(settings.device or "auto")
+    return resolve(settings.precision, device if device.startswith(("cuda", "mps")) else "cpu")
 
 
 def check_inputs(out: Path, settings, suite) -> dict:
