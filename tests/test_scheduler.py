@@ -148,3 +148,25 @@ def test_a_failing_batch_fails_each_of_its_requests_without_hanging():
     with pytest.raises(ModelError, match="generation failed on model: RuntimeError: out of memory"):
         Scheduler(run, window_s=0).complete(jobs)
     assert all(j.done.is_set() for j in jobs)
+
+
+def test_closing_cancels_the_running_batch_waits_for_it_and_runs_nothing_after():
+    from assistant.models.scheduler import Scheduler
+
+    steps, started = [], threading.Event()
+
+    def run(jobs):  # a decode loop: one step at a time until every row is cancelled
+        started.set()
+        while not all(j.cancel.is_set() for j in jobs):
+            steps.append(1)
+            threading.Event().wait(0.01)
+
+    scheduler = Scheduler(run, window_s=0)
+    running = fake_jobs(2)
+    scheduler.submit(running)
+    assert started.wait(10)
+    assert scheduler.close(timeout=10)  # returns once the batch has ended
+    assert all(j.cancel.is_set() and j.done.wait(5) for j in running)
+    later = fake_jobs(1)
+    scheduler.submit(later)  # e.g. a request racing the exit: refused, not run
+    assert later[0].done.wait(10) and "shutting down" in str(later[0].error)

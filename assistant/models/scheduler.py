@@ -15,16 +15,34 @@ with "busy, try again" rather than waiting without bound.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from assistant.errors import CourselabError, ModelError
 from assistant.models.decode import Job
 
 log = logging.getLogger("courselab")
+
+
+EXIT_WAIT_S = 10.0  # at exit, how long a running batch may take to notice it is cancelled
+_live: weakref.WeakSet = weakref.WeakSet()  # schedulers whose worker has started
+
+
+@atexit.register
+def _settle() -> None:
+    """Before the interpreter exits, cancel every batch and wait for its step to end.
+
+    Subtle: an answer is handed back as soon as its row finishes, while the worker may still
+    be inside a forward pass; a daemon thread in torch's native code while the interpreter
+    tears down aborts the process ("terminate called without an active exception").
+    """
+    for scheduler in list(_live):
+        scheduler.close(EXIT_WAIT_S)
 
 
 class ModelBusyError(ModelError):
@@ -51,6 +69,8 @@ class Scheduler:
         self._queue: list[Job] = []
         self._cv = threading.Condition()
         self._worker: threading.Thread | None = None
+        self._running: list[Job] = []
+        self._closed = False
         self.batches: list[int] = []  # sizes of recent batches, joiners included (tests, benchmarks)
         try:
             self.joins = "more" in inspect.signature(run).parameters
@@ -73,7 +93,20 @@ class Scheduler:
                 self._worker = threading.Thread(target=self._loop, daemon=True,
                                                 name=f"courselab-batcher-{self.name}")
                 self._worker.start()
+                _live.add(self)
             self._cv.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        """Cancel every waiting and running job and wait (at most `timeout` s) for the batch
+        that runs to end; False if it did not."""
+        with self._cv:
+            self._closed = True
+            for job in self._queue + self._running:
+                job.cancel.set()
+        if not self.lock.acquire(timeout=timeout):
+            return False
+        self.lock.release()
+        return True
 
     def complete(self, jobs: list[Job]) -> list[Job]:
         """Submit and wait for every job; the first error is raised."""
@@ -122,9 +155,12 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             batch = self._take()
+            self._running = batch
             self.batches = (self.batches + [len(batch)])[-1000:]  # callers may read it at once
             try:
                 with self.lock:
+                    if self._closed:  # the process is exiting: nothing more runs
+                        raise ModelError(f"{self.name} is shutting down")
                     if self.joins:
                         self.run(batch, more=self._more(batch))
                     else:
@@ -139,5 +175,6 @@ class Scheduler:
                     if not job.done.is_set():  # a job that already finished keeps its answer
                         job.error = e
             finally:
+                self._running = []
                 for job in list(batch):
                     job.close()
