@@ -146,8 +146,8 @@ class Scheduler:
                 while self._queue and len(taken) < room and batch_key(self._queue[0]) == key:
                     taken.append(self._queue.pop(0))
                 batch.extend(taken)
-                if taken and self.batches:
-                    self.batches[-1] = len(batch)
+                if taken:  # this batch's size, also when a reader cleared the list meanwhile
+                    self.batches = [*self.batches[:-1], len(batch)] if self.batches else [len(batch)]
                 return taken
 
         return more
