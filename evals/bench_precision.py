@@ -73,7 +73,7 @@ def variants():
     return {
         "fp32": (torch.float32, lambda m: m),
         "bf16": (torch.bfloat16, lambda m: m),
-        "int8 (courselab: torch.ao, per-tensor)": (torch.float32, quantize_int8),
+        "int8 (courselab: weight-only, lm_head bf16)": (torch.bfloat16, quantize_int8),
         "int8 per-channel": (torch.float32, _int8(True)),
         "int8 per-tensor, lm_head fp32": (torch.float32, _int8(False, lm_head)),
         "int8 per-channel, lm_head fp32": (torch.float32, _int8(True, lm_head)),

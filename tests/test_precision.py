@@ -75,7 +75,7 @@ def test_cli_rejects_an_unknown_precision_with_exit_2():
 
 @pytest.mark.parametrize("precision, linear", [("fp32", "torch.nn.modules.linear"),
                                                ("bf16", "torch.nn.modules.linear"),
-                                               ("int8", "torch.ao.nn.quantized.dynamic")])
+                                               ("int8", "assistant.models.int8")])
 def test_the_model_loads_in_the_precision_asked_for(precision, linear):
     import torch
 

@@ -12,15 +12,16 @@ none won), lead_key_facts 0.780 vs 0.780; 59/83 answers identical (39/60 of the 
 ones). Gemma 3 270M key_facts 0.220 vs 0.220, lead_key_facts 0.780 vs 0.763 (p=1.0);
 66/83 identical (46/60). Speed on 2 EPYC cores: see the README's speed table.
 
-int8 (torch.ao dynamic quantisation, per-tensor activation scales) is the fastest but
-turns greedy answers into loops ("The original sentence is: ...") and makes a request's
-answer depend on its batch neighbours (max logit difference 7.5 alone vs batched). On the
-course suite (dev split, 30 questions) int8 held every key fact for 0.067 against fp32's
-0.300 (9 losses, 2 wins, p=0.035; 0/30 identical answers). Per-channel weight scales,
-lm_head left in fp32, or only the MLP quantised, all still change the first
-greedy token of 2 of 3 course prompts (evals/bench_precision.py): SmolLM2's activation
-outliers defeat per-tensor activation scales. Keeping down_proj and lm_head in fp32 as
-well leaves int8 no faster than bf16 (1.57x vs 1.50x fp32) and still diverging early.
+int8 is weight-only (models/int8.py: int8 weights with per-channel scales on torch's
+`_weight_int8pack_mm`, bf16 activations, lm_head kept in bf16). Against fp32 on the same
+dev suite (30 Nov): SmolLM2 key_facts 0.220 vs 0.271 (p=0.25), lead_key_facts 0.814 vs
+0.814, 50/83 identical; Gemma key_facts 0.254 vs 0.220 (p=0.63), lead 0.797 vs 0.797,
+67/83 identical: no significant difference. It decodes fastest (2.0x fp32 streaming under
+load, 2.2x HF generate: evals/bench_w8.py) but its prefill is slower than bf16's (first
+token 0.37 s vs 0.11 s), so `auto` stays bf16 and int8 is the choice for long answers and
+evaluation runs. The int8 tried first, torch.ao's dynamic quantisation (per-tensor
+activation scales), turned greedy answers into loops (key_facts 0.067 vs 0.300 on 30 dev
+questions, p=0.035; 0/30 identical): SmolLM2's activation outliers defeat activation scales.
 torchao's int8 variants were slower than fp32 here. bf16 is not batch-invariant on CPU
 kernels (max logit difference 0.3-0.5), so a batched answer can differ slightly from the
 same question asked alone; only fp32 gives every request exactly the answer it gets alone
@@ -37,7 +38,7 @@ from assistant.errors import OptionsError
 
 log = logging.getLogger("courselab")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-AUTO_CPU = "bf16"  # on CPUs with native bf16; see the docstring: int8 loses quality
+AUTO_CPU = "bf16"  # on CPUs with native bf16; see the docstring for int8
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo flags of native bf16 matmuls
 
 
@@ -92,28 +93,23 @@ def resolve(precision: str | None, device: str) -> str:
 
 
 def load_dtype(resolved: str):
-    """The dtype the weights load in (int8 quantises an fp32 model)."""
+    """The dtype the weights load in (int8 quantises a bf16 model's linears)."""
     import torch
 
-    return torch.bfloat16 if resolved == "bf16" else torch.float32
+    return torch.bfloat16 if resolved in ("bf16", "int8") else torch.float32
 
 
 def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations per call).
+    """int8 weight-only: every nn.Linear but lm_head holds int8 weights with per-channel
+    scales, multiplied on torch's CPU kernel with bf16 activations (models/int8.py).
 
-    torch.ao's `quantize_dynamic` runs fbgemm's VNNI kernels on x86 CPUs (45 tokens/s
-    for SmolLM2 on 2 cores against 16 in fp32, issue 13). torchao 0.18 (the maintained
-    library) runs on this CPU, but its Int8DynamicActivationInt8Weight was slower than
-    fp32 here and Int8WeightOnly slower still, so the deprecated-but-working torch.ao path
-    is kept for int8. Its quality cost is in the module docstring: opt-in only.
+    Not torch.ao's dynamic quantisation (its per-tensor activation scales broke SmolLM2's
+    answers; see the module docstring) nor torchao's tensor subclasses (slower than fp32
+    in eager mode here): one plain module per linear calling the aten kernel directly.
     """
-    import warnings
+    from assistant.models import int8
 
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return int8.quantize(model)
 
 
 def cache_tag(model: Any) -> str:
