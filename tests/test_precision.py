@@ -122,3 +122,20 @@ def test_the_cache_tag_tells_precisions_apart(bf16_cpu):
     loaded.load()
     assert cache_tag(loaded) == "@bf16"  # from the loaded weights, without resolving again
     assert cache_tag(FakeChatModel()) == ""
+
+
+def test_int8_converts_only_linears_its_kernel_takes_and_keeps_their_outputs_close():
+    import torch
+
+    from assistant.models.int8 import Int8Linear, quantize
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 50),
+                                torch.nn.Linear(50, 32))  # 50 wide: the kernel would crash
+    x = torch.randn(3, 64)
+    expected = model(x)
+    quantize(model, keep=())
+    assert [type(m).__name__ for m in model] == ["Int8Linear", "ReLU", "Int8Linear", "Linear"]
+    assert isinstance(model[0], Int8Linear) and model[0].weight.dtype == torch.int8
+    got = model(x.to(torch.bfloat16)).float()
+    assert torch.allclose(got, expected, atol=0.1, rtol=0.05)
