@@ -200,7 +200,8 @@ def test_weights_named_metrics_and_test_thresholds(config_dir, settings, tmp_pat
     assert rows[1]["pass"] is True  # 0.25 >= the test's threshold 0.2
 
 
-def test_llm_rubric_uses_the_grader_as_the_judge_metric(config_dir, settings, tmp_path):
+def _rubric_config(config_dir):
+    """A promptfoo config with one llm-rubric test graded by the fake model."""
     import yaml
 
     path = config_dir / "promptfooconfig.yaml"
@@ -209,6 +210,11 @@ def test_llm_rubric_uses_the_grader_as_the_judge_metric(config_dir, settings, tm
         "defaultTest": {"options": {"provider": "fake"}},
         "tests": [{"vars": {"question": "hello"}, "assert": [
             {"type": "llm-rubric", "value": "is polite"}]}]}))
+    return path
+
+
+def test_llm_rubric_uses_the_grader_as_the_judge_metric(config_dir, settings, tmp_path):
+    path = _rubric_config(config_dir)
     rows = _run(path, settings, tmp_path)
     # the fake grader replies without a 1-5 grade: an error, never a silent pass or fail
     assert rows[0]["error"] and "grade" in rows[0]["error"]
@@ -327,16 +333,9 @@ def test_an_assertion_without_a_score_is_left_out_of_the_verdict():
 
 def test_a_provider_or_grader_that_breaks_is_an_error_for_its_row(config_dir, settings, tmp_path,
                                                                    monkeypatch):
-    import yaml
-
     from assistant.evaluation import promptfoo_run
 
-    path = config_dir / "promptfooconfig.yaml"
-    path.write_text(yaml.safe_dump({
-        "prompts": ["{{question}}"], "providers": ["fake"],
-        "defaultTest": {"options": {"provider": "fake"}},
-        "tests": [{"vars": {"question": "hello"}, "assert": [
-            {"type": "llm-rubric", "value": "is polite"}]}]}))
+    path = _rubric_config(config_dir)
 
     def broken(ident, graders, settings, suite):
         raise RuntimeError("grader broke")

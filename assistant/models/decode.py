@@ -222,7 +222,6 @@ class Engine:
     _eos: set[int] | None = None
     _special: set[int] | None = None
     _mergeable: bool | None = None
-    _dynamic: bool | None = None
     _prefixes: OrderedDict = field(default_factory=OrderedDict)  # prefix ids -> [(k, v)] per layer
     stats: dict = field(default_factory=lambda: {"prefill_tokens": 0, "prefix_hits": 0,
                                                  "reused_tokens": 0, "joined": 0, "steps": 0})
@@ -277,21 +276,8 @@ class Engine:
             else:  # e.g. sliding-window layers: one padded prefill, no joining
                 self._run(jobs, opts, torch)
 
-    def dynamic(self) -> bool:
-        """Dynamically quantised (int8): a forward's numbers depend on every token in it (one
-        activation scale), so a prompt is prefilled whole, never split at a prefix or chunked
-        (a split changed SmolLM2's int8 answer to 'What is the capital of France?')."""
-        if self._dynamic is None:
-            self._dynamic = any("quantized" in type(m).__module__ for m in self.model.modules())
-        return self._dynamic
-
-    def _chunk(self) -> int:
-        return 1 << 30 if self.dynamic() else self.chunk
-
     # --- prefill: one prompt, fixed chunks, shared prefixes --------------------------------
     def _split(self, ids: list[int]) -> int:
-        if self.dynamic():
-            return 0
         if self._special is None:
             self._special = {int(i) for i in getattr(self.tokenizer, "all_special_ids", [])}
         at = turn_prefix(ids, self._special)
@@ -325,7 +311,7 @@ class Engine:
             self.stats["prefix_hits"] += 1
             self.stats["reused_tokens"] += split
         # chunk boundaries depend on the prompt only: [0, split) then [split, n), in chunks
-        chunk = self._chunk()
+        chunk = self.chunk
         bounds = [b for b in range(0, split, chunk)] + list(range(split, len(ids), chunk))
         bounds = [b for b in bounds if b >= pos] + [len(ids)]
         arg = self.cache_arg()
@@ -344,17 +330,20 @@ class Engine:
         yield end - start, logits, cache
 
     # --- prefill of short prompts: a group in one padded forward after their prefix -------
+    def _split_cached(self, job: Job) -> tuple[int, bool]:
+        """Where the job's shared prefix ends, and whether that prefix is cached."""
+        split = self._split(job.ids)
+        return split, bool(split) and tuple(job.ids[:split]) in self._prefixes
+
     def _need(self, job: Job) -> int:
         """Prompt tokens a job still needs prefilled (its cached prefix not counted)."""
-        split = self._split(job.ids)
-        cached = split and tuple(job.ids[:split]) in self._prefixes
+        split, cached = self._split_cached(job)
         return len(job.ids) - (split if cached else 0)
 
     def _short(self, job: Job) -> bool:
         """Prefilled with others in one forward (else alone, chunk by chunk)."""
-        split = self._split(job.ids)
-        cached = split and tuple(job.ids[:split]) in self._prefixes
-        return max(0 if cached else split, len(job.ids) - split) <= self._chunk()
+        split, cached = self._split_cached(job)
+        return max(0 if cached else split, len(job.ids) - split) <= self.chunk
 
     def _prefill_group(self, jobs: list[Job], torch):
         """(jobs, logits, cache, mask, last) per shared prefix: the prefix computed once alone
