@@ -139,3 +139,24 @@ def test_int8_converts_only_linears_its_kernel_takes_and_keeps_their_outputs_clo
     assert isinstance(model[0], Int8Linear) and model[0].weight.dtype == torch.int8
     got = model(x.to(torch.bfloat16)).float()
     assert torch.allclose(got, expected, atol=0.1, rtol=0.05)
+
+
+def test_int8_prompts_take_the_dequantised_path_and_agree_with_the_kernel_row_by_row():
+    """Many rows (a prompt) run bf16's matmul on the dequantised weight, few (a decode step)
+    the int8 kernel: both multiply the same int8 values, so row for row they agree."""
+    import torch
+
+    from assistant.models import int8
+
+    torch.manual_seed(0)
+    layer = int8.Int8Linear(torch.nn.Linear(64, 48))
+    x = torch.randn(int8.DENSE_ROWS + 4, 64, dtype=torch.bfloat16)
+    calls = []
+    kernel = torch._weight_int8pack_mm
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "_weight_int8pack_mm", lambda *a: calls.append(a[0].shape[0]) or kernel(*a))
+        many = layer(x).float()
+        few = torch.cat([layer(x[i:i + 4]) for i in range(0, x.shape[0], 4)]).float()
+    assert calls and all(n < int8.DENSE_ROWS for n in calls)  # only the small calls hit the kernel
+    assert len(calls) == x.shape[0] // 4
+    assert torch.allclose(many, few, atol=0.05, rtol=0.02)

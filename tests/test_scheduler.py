@@ -170,3 +170,45 @@ def test_closing_cancels_the_running_batch_waits_for_it_and_runs_nothing_after()
     later = fake_jobs(1)
     scheduler.submit(later)  # e.g. a request racing the exit: refused, not run
     assert later[0].done.wait(10) and "shutting down" in str(later[0].error)
+
+
+def test_the_worker_ends_when_the_queue_is_empty_and_a_new_one_takes_later_jobs():
+    """An idle worker would keep its OpenMP pool and slow other threads' torch work
+    (assistant/threads.py): it ends with its queue, and the next submit starts another."""
+    from assistant.models.scheduler import Scheduler
+
+    workers = []
+
+    def run(jobs):
+        workers.append(threading.current_thread())
+        for job in jobs:
+            job.text = "done"
+
+    scheduler = Scheduler(run, window_s=0)
+    first = scheduler.complete(fake_jobs(1))
+    workers[0].join(timeout=10)
+    assert not workers[0].is_alive() and scheduler._worker is None
+    second = scheduler.complete(fake_jobs(2))
+    assert [j.text for j in first + second] == ["done"] * 3
+    assert len(workers) == 2 and workers[1] is not workers[0]
+
+
+def test_at_exit_a_worker_that_is_ending_is_waited_for():
+    """A worker that drops the last reference to its model frees the model's tensors on its
+    way out; the exit hook joins it, so the interpreter never tears down under it."""
+    from assistant.models import scheduler as module
+
+    finishing = threading.Event()
+
+    def run(jobs):
+        for job in jobs:
+            job.close()  # the caller has its answer; the worker goes on a while
+        finishing.wait(0.3)
+
+    worker_jobs = fake_jobs(1)
+    module.Scheduler(run, window_s=0).submit(worker_jobs)
+    assert worker_jobs[0].done.wait(10)
+    alive = [w for w in module._workers if w.is_alive()]
+    assert alive
+    module._settle()
+    assert not any(w.is_alive() for w in alive)

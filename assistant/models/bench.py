@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.config import PROJECT_ROOT
+from assistant.threads import on_fresh_thread
 
 
 @dataclass
@@ -110,10 +111,12 @@ def bench_generate(name: str, cache_dir: Path, n: int, tokens: int, random_weigh
     """Run both paths, print a line each and the ratio; return the ratio."""
     from langchain_core.messages import HumanMessage
 
-    model, load_fp32 = chat_model(name, cache_dir, random_weights, device, precision)
+    # torch work off the main thread: an OpenMP pool left there slows the decoder (threads.py)
+    model, load_fp32 = on_fresh_thread(chat_model, name, cache_dir, random_weights, device,
+                                       precision)
     prompts = [model.render([HumanMessage(q)]) for q in questions(n)]
     ours = batched(model, prompts, tokens)
-    base = naive(load_fp32, model, prompts, tokens)
+    base = on_fresh_thread(naive, load_fp32, model, prompts, tokens)
     loaded = model.load()
     echo(f"{model.model_name} on {loaded.device}, {n} prompts, {tokens} new tokens each")
     echo(base.line("baseline (fp32, one at a time)"))
@@ -153,29 +156,6 @@ class Decode:
     def line(self, name: str) -> str:
         return (f"{name:<44}{self.tokens_per_s:8.1f} tokens/s   first token "
                 f"{self.first_token_s:6.3f} s   ({self.new_tokens} tokens)")
-
-
-def _in_thread(fn, *args):
-    """fn(*args) on a short-lived thread. Subtle: torch work on a second long-lived thread
-    (here the main one, beside the decode loop's worker) keeps a second OpenMP team that
-    slows ours: 26.3 -> 18.9 tokens/s on 2 cores (OMP_WAIT_POLICY=PASSIVE did not help);
-    a team whose thread has ended costs nothing. `ask` runs no torch work beside the loop."""
-    import threading
-
-    box: dict = {}
-
-    def run():
-        try:
-            box["result"] = fn(*args)
-        except BaseException as e:  # re-raised in the caller
-            box["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def _pool(runs: list[Decode]) -> Decode:
@@ -240,11 +220,12 @@ def bench_decode(name: str, cache_dir: Path, n: int, tokens: int, device: str | 
     loaded = model.load()
     prompts = [model.render(m) for m in course_prompts(n)]
     ours_decode(model, prompts[:1], 4)  # warm-up: kernels, the no-repeat word table
-    weights, tokenizer = model.loader(loaded.device, torch.float32)
+    # torch work off the main thread: an OpenMP pool left there slows the decoder (threads.py)
+    weights, tokenizer = on_fresh_thread(model.loader, loaded.device, torch.float32)
     weights.eval()
-    _in_thread(anchor_decode, weights, tokenizer, prompts[:1], 2, loaded.device)
+    on_fresh_thread(anchor_decode, weights, tokenizer, prompts[:1], 2, loaded.device)
     # interleaved, one prompt each in turn: on a shared machine a load spike hits both alike
-    runs = [(_in_thread(anchor_decode, weights, tokenizer, [p], tokens, loaded.device),
+    runs = [(on_fresh_thread(anchor_decode, weights, tokenizer, [p], tokens, loaded.device),
              ours_decode(model, [p], tokens)) for p in prompts]
     base, ours = (_pool([r[i] for r in runs]) for i in (0, 1))
     result = {"model": name, "device": loaded.device, "precision": loaded.precision,

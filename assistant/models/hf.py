@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from assistant.errors import CourselabError, ModelError
 from assistant.models.decode import Engine, Job, apply_no_repeat, cut_at_stop
 from assistant.models.options import GenerationOptions, parse_options
+from assistant.threads import on_fresh_thread
 
 
 @dataclass
@@ -104,10 +105,10 @@ class HFChatModel(BaseChatModel):
 
                 device, _ = pick_device(self.device)
                 precision = resolve(self.precision, device)
-                try:
-                    model, tokenizer = self.loader(device, load_dtype(precision))
+                try:  # on a thread that ends: no OpenMP pool left behind (assistant/threads.py)
+                    model, tokenizer = on_fresh_thread(self.loader, device, load_dtype(precision))
                     if precision == "int8":
-                        model = quantize_int8(model)
+                        model = on_fresh_thread(quantize_int8, model)
                 except CourselabError:
                     raise
                 except Exception as e:  # missing files, a bad folder, out of memory, ...
@@ -117,6 +118,10 @@ class HFChatModel(BaseChatModel):
                 if tokenizer.pad_token is None:
                     tokenizer.pad_token = tokenizer.eos_token
                 model = model.eval()
+                if self.kind == "causal" and device == "cpu":
+                    from assistant.models.attention import use_for
+
+                    use_for(model)  # decode steps' attention in two matmuls (models/attention.py)
                 engine = Engine(model, tokenizer, device) if self.kind == "causal" else None
                 self._loaded = Loaded(model, tokenizer, device, precision, engine)
             return self._loaded
@@ -222,9 +227,12 @@ class HFChatModel(BaseChatModel):
         if opts.seed is not None:
             torch.manual_seed(opts.seed)
         kwargs = self._generate_kwargs(opts, enc["input_ids"].shape[1])
-        try:
+        def generate():
             with self._lock, torch.inference_mode():
-                out = loaded.model.generate(**enc, **kwargs)
+                return loaded.model.generate(**enc, **kwargs)
+
+        try:
+            out = on_fresh_thread(generate)
         except RuntimeError as e:  # e.g. out of memory, a prompt longer than the model's positions
             raise ModelError(f"generation failed on {self.model_name!r}: {e}") from e
         if self.kind == "causal":

@@ -9,7 +9,7 @@ when `run` takes a `more` argument (continuous batching: decode.Engine), as long
 are compatible and at the head of the queue: joining never passes over an incompatible
 request, which leads the next batch once this one drains. Each job keeps its own stop
 strings, limits and stream; a finished or cancelled job leaves the batch at the next
-step and its caller hears at once. Past `max_queue` waiting jobs a request fails at once
+step and its caller hears at once. The worker ends when the queue is empty. Past `max_queue` waiting jobs a request fails at once
 with "busy, try again" rather than waiting without bound.
 """
 
@@ -31,6 +31,7 @@ log = logging.getLogger("courselab")
 
 EXIT_WAIT_S = 10.0  # at exit, how long a running batch may take to notice it is cancelled
 _live: weakref.WeakSet = weakref.WeakSet()  # schedulers whose worker has started
+_workers: weakref.WeakSet = weakref.WeakSet()  # worker threads (alive ones stay referenced)
 
 
 @atexit.register
@@ -43,6 +44,11 @@ def _settle() -> None:
     """
     for scheduler in list(_live):
         scheduler.close(EXIT_WAIT_S)
+    # a worker that ends may drop the last reference to its model, whose tensors it then
+    # frees on its way out: that too must end before the interpreter goes
+    for worker in list(_workers):
+        if worker is not threading.current_thread():
+            worker.join(EXIT_WAIT_S)
 
 
 class ModelBusyError(ModelError):
@@ -68,7 +74,7 @@ class Scheduler:
                                                                    max_queue, name)
         self._queue: list[Job] = []
         self._cv = threading.Condition()
-        self._worker: threading.Thread | None = None
+        self._worker: threading.Thread | None = None  # None: no worker (it ended or never started)
         self._running: list[Job] = []
         self._closed = False
         self.batches: list[int] = []  # sizes of recent batches, joiners included (tests, benchmarks)
@@ -93,6 +99,7 @@ class Scheduler:
                 self._worker = threading.Thread(target=self._loop, daemon=True,
                                                 name=f"courselab-batcher-{self.name}")
                 self._worker.start()
+                _workers.add(self._worker)
                 _live.add(self)
             self._cv.notify_all()
 
@@ -119,9 +126,13 @@ class Scheduler:
         return jobs
 
     def _take(self) -> list[Job]:
+        """The next batch; [] when nothing waits, and the worker ends (a new one starts at the
+        next submit). Subtle: a worker that outlived its work would keep its OpenMP pool and
+        slow every other thread's torch work (assistant/threads.py)."""
         with self._cv:
-            while not self._queue:
-                self._cv.wait()
+            if not self._queue:
+                self._worker = None  # under the lock: submit() sees it and starts a new worker
+                return []
             deadline = time.monotonic() + self.window_s
             while len(self._queue) < self.max_batch:
                 left = deadline - time.monotonic()
@@ -153,8 +164,7 @@ class Scheduler:
         return more
 
     def _loop(self) -> None:
-        while True:
-            batch = self._take()
+        while batch := self._take():
             self._running = batch
             self.batches = (self.batches + [len(batch)])[-1000:]  # callers may read it at once
             try:

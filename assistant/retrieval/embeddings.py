@@ -26,6 +26,7 @@ from pathlib import Path
 from langchain_core.embeddings import Embeddings
 
 from assistant.errors import ModelError
+from assistant.threads import on_fresh_thread
 
 log = logging.getLogger("courselab")
 DEFAULT_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -80,8 +81,8 @@ class Embedder(Embeddings):
             known = {t: self._memo[t] for t in texts if t in self._memo}
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
-            fresh = {t: np.asarray(v, dtype=np.float32)
-                     for t, v in zip(missing, self._encoder.encode(missing))}
+            vectors = on_fresh_thread(self._encode, missing)
+            fresh = {t: np.asarray(v, dtype=np.float32) for t, v in zip(missing, vectors)}
             known.update(fresh)
             with self._memo_lock:
                 self._memo.update(fresh)
@@ -90,7 +91,12 @@ class Embedder(Embeddings):
         return [known[t].tolist() for t in texts]
 
     def embed_query(self, text: str) -> list[float]:
-        return self._encoder.encode([text])[0]
+        return on_fresh_thread(self._encode, [text])[0]
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        """Run on a thread that ends (the encoder's first use included: loading or exporting
+        it runs torch), so no OpenMP pool outlives it to slow the decoder (assistant/threads.py)."""
+        return self._encoder.encode(texts)
 
     @cached_property
     def _encoder(self):
@@ -139,6 +145,8 @@ class OnnxEncoder:
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # its threads sleep between calls instead of spinning on the cores the decoder uses
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             str(onnx_file), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
