@@ -22,3 +22,4 @@ def test_bench_decode_json_runs_both_paths_and_gives_the_ratio(tmp_path):
     assert data["precision"] == "fp32" and data["device"] == "cpu"
     assert data["anchor"]["new_tokens"] == 6 and 0 < data["ours"]["new_tokens"] <= 6
     assert data["speedup"] > 0 and data["ours"]["first_token_s"] > 0
+    assert 0 <= data["drafts"]["accepted"] <= data["drafts"]["drafted"]

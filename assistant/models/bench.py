@@ -225,18 +225,24 @@ def bench_decode(name: str, cache_dir: Path, n: int, tokens: int, device: str | 
     weights.eval()
     on_fresh_thread(anchor_decode, weights, tokenizer, prompts[:1], 2, loaded.device)
     # interleaved, one prompt each in turn: on a shared machine a load spike hits both alike
+    stats = loaded.engine.stats if loaded.engine is not None else {}
+    before = {k: stats.get(k, 0) for k in ("drafted", "accepted")}
     runs = [(on_fresh_thread(anchor_decode, weights, tokenizer, [p], tokens, loaded.device),
              ours_decode(model, [p], tokens)) for p in prompts]
+    drafts = {k: stats.get(k, 0) - before[k] for k in before}
     base, ours = (_pool([r[i] for r in runs]) for i in (0, 1))
     result = {"model": name, "device": loaded.device, "precision": loaded.precision,
               "prompts": n, "new_tokens": tokens, "threads": torch.get_num_threads(),
               "anchor": vars(base), "ours": vars(ours),
               "speedup": ours.tokens_per_s / base.tokens_per_s,
-              "first_token_ratio": base.first_token_s / max(ours.first_token_s, 1e-9)}
+              "first_token_ratio": base.first_token_s / max(ours.first_token_s, 1e-9),
+              "drafts": drafts}
     if echo is not None:
         echo(f"{name} on {loaded.device}, {n} course prompts, {tokens} new tokens, batch 1, "
              f"{result['threads']} threads")
         echo(base.line("anchor: fp32 generate, no streaming"))
         echo(ours.line(f"courselab: streaming, {loaded.precision}"))
+        echo(f"prompt-lookup drafts: {drafts['accepted']} of {drafts['drafted']} drafted tokens "
+             f"kept, {drafts['accepted']} forwards saved")
         echo(f"decode speed-up: {result['speedup']:.2f}x")
     return result
