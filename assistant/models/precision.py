@@ -1,31 +1,30 @@
 """Numeric precision of a local model: auto, fp32, bf16 or int8.
 
-`auto` picks, per device, the fastest precision measured without a quality loss: bf16
-on CUDA; bf16 on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX flags), fp32 on
-other CPUs (torch emulates bf16 there, slower than fp32) and elsewhere.
+`auto` picks, per device, the fastest precision measured without a quality loss: bf16 on
+CUDA; int8 weight-only on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX flags);
+fp32 on other CPUs (torch emulates bf16 there, slower than fp32) and elsewhere.
 
-Evidence for bf16 on the CPU (issue 13; evals/suites/course_precision.yaml, the dev split:
-59 answerable + 24 unanswerable questions, default template; evals/bench_precision.py
---compare): no significant difference on either bundled model. SmolLM2-135M key_facts
-0.271 fp32 vs 0.220 bf16 (McNemar p=0.25, difference 95% CI [-0.119, 0.000]: 3 items lost,
-none won), lead_key_facts 0.780 vs 0.780; 59/83 answers identical (39/60 of the generated
-ones). Gemma 3 270M key_facts 0.220 vs 0.220, lead_key_facts 0.780 vs 0.763 (p=1.0);
-66/83 identical (46/60). Speed on 2 EPYC cores: see the README's speed table.
+int8 is weight-only (models/int8.py): int8 weights with a scale per output channel on torch's
+`_weight_int8pack_mm` for decode steps, the same weights dequantised into bf16's matmul for
+prompts (the kernel's time grows with the rows), bf16 activations, lm_head included.
+Evidence (issue 13; evals/suites/course_precision.yaml, the dev split: 59 answerable + 24
+unanswerable questions, default template; `--no-cache`; evals/bench_precision.py --compare),
+against fp32 on 30 Nov 2026, with the decode loop's prompt-lookup drafts on:
+SmolLM2-135M key_facts 0.220 vs 0.271 (McNemar p=0.25, 95% CI of the difference
+[-0.119, 0.000]), lead_key_facts 0.814 vs 0.814, abstention 0.988 vs 0.988, 46/83 answers
+identical, generation 32.1 vs 61.5 s; Gemma 3 270M key_facts 0.220 vs 0.220 (p=1.0),
+lead_key_facts 0.797 vs 0.797, 67/83 identical, 39.2 vs 83.6 s. (With lm_head left in
+bf16: SmolLM2 0.220, 48/83 identical; Gemma 0.254, 67/83.) No significant difference,
+and the same profile as bf16's (SmolLM2 0.220 vs 0.271, p=0.25; Gemma 0.220 vs 0.220). It
+decodes fastest: streaming 2.5x fp32 `generate` (`courselab bench decode`), first token
+0.15 s. The int8 tried first, torch.ao's dynamic quantisation (per-tensor activation
+scales), turned greedy answers into loops (key_facts 0.067 vs 0.300 on 30 dev questions,
+p=0.035; 0/30 identical): SmolLM2's activation outliers defeat activation scales. torchao's
+int8 variants were slower than fp32 here in eager mode.
 
-int8 is weight-only (models/int8.py: int8 weights with per-channel scales on torch's
-`_weight_int8pack_mm`, bf16 activations, lm_head kept in bf16). Against fp32 on the same
-dev suite (30 Nov): SmolLM2 key_facts 0.220 vs 0.271 (p=0.25), lead_key_facts 0.814 vs
-0.814, 50/83 identical; Gemma key_facts 0.254 vs 0.220 (p=0.63), lead 0.797 vs 0.797,
-67/83 identical: no significant difference. It decodes fastest (2.0x fp32 streaming under
-load, 2.2x HF generate: evals/bench_w8.py) but its prefill is slower than bf16's (first
-token 0.37 s vs 0.11 s), so `auto` stays bf16 and int8 is the choice for long answers and
-evaluation runs. The int8 tried first, torch.ao's dynamic quantisation (per-tensor
-activation scales), turned greedy answers into loops (key_facts 0.067 vs 0.300 on 30 dev
-questions, p=0.035; 0/30 identical): SmolLM2's activation outliers defeat activation scales.
-torchao's int8 variants were slower than fp32 here. bf16 is not batch-invariant on CPU
-kernels (max logit difference 0.3-0.5), so a batched answer can differ slightly from the
-same question asked alone; only fp32 gives every request exactly the answer it gets alone
-(--precision fp32).
+Neither bf16 nor int8 is batch-invariant on CPU kernels (a bf16 logit moves by 0.3-0.5), so
+a batched answer can differ slightly from the same question asked alone; only fp32 gives
+every request exactly the answer it gets alone (--precision fp32).
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from assistant.errors import OptionsError
 
 log = logging.getLogger("courselab")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-AUTO_CPU = "bf16"  # on CPUs with native bf16; see the docstring for int8
+AUTO_CPU = "int8"  # on CPUs with native bf16 (int8 runs bf16 activations); see the docstring
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo flags of native bf16 matmuls
 
 
@@ -83,7 +82,7 @@ def resolve(precision: str | None, device: str) -> str:
     """
     name = check_precision(precision)
     if device.startswith("cuda"):
-        # int8 dynamic quantisation is a CPU kernel; on a GPU bf16 is the fast path
+        # int8 weight-only runs a CPU kernel; on a GPU bf16 is the fast path
         return "bf16" if name in ("auto", "int8") else name
     if device.startswith("mps"):
         return "fp32" if name in ("auto", "int8") else name
@@ -100,7 +99,7 @@ def load_dtype(resolved: str):
 
 
 def quantize_int8(model: Any) -> Any:
-    """int8 weight-only: every nn.Linear but lm_head holds int8 weights with per-channel
+    """int8 weight-only: every nn.Linear the kernel takes holds int8 weights with per-channel
     scales, multiplied on torch's CPU kernel with bf16 activations (models/int8.py).
 
     Not torch.ao's dynamic quantisation (its per-tensor activation scales broke SmolLM2's
