@@ -161,27 +161,3 @@ def test_int8_prompts_take_the_dequantised_path_and_agree_with_the_kernel_row_by
     assert len(calls) == x.shape[0] // 4
     assert torch.allclose(many, few, atol=0.05, rtol=0.02)
 
-
-def test_the_int8_head_keeps_its_bf16_weight_for_several_rows_and_shares_tied_embeddings():
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from assistant.models.int8 import Int8Linear, quantize
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128,
-                                         num_hidden_layers=1, num_attention_heads=4,
-                                         num_key_value_heads=2, tie_word_embeddings=True))
-    quantize(model)
-    head = model.lm_head
-    assert isinstance(head, Int8Linear) and head.weight.dtype == torch.int8
-    assert head.dense.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # no copy
-    x = torch.randn(3, 64, dtype=torch.bfloat16)
-    calls = []
-    kernel = torch._weight_int8pack_mm
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(torch, "_weight_int8pack_mm", lambda *a: calls.append(a[0].shape[0]) or kernel(*a))
-        rows = head(x).float()  # several rows (drafts, a batch): bf16's matmul
-        one = torch.cat([head(x[i:i + 1]) for i in range(3)]).float()  # a decode step: the kernel
-    assert calls == [1, 1, 1]
-    assert torch.allclose(rows, one, atol=0.05, rtol=0.05)

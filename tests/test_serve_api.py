@@ -30,7 +30,8 @@ def served(tmp_path_factory):
     tiny_llama(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     name, port = f"hf:{folder}", free_port()
-    pool = ModelPool([name], Settings(cache_dir=folder, prompts_dir=folder))
+    # fp32: the precision in which a batched answer is exactly the answer alone (precision.py)
+    pool = ModelPool([name], Settings(cache_dir=folder, prompts_dir=folder, precision="fp32"))
     server = uvicorn.Server(uvicorn.Config(create_app(pool), host="127.0.0.1",
                                            port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -72,7 +73,7 @@ def test_unknown_served_model_is_a_404(served):
 
 def test_openai_backend_gives_the_local_greedy_answers(served):
     name, url, folder = served
-    local = get_model(name, folder, {"max_new_tokens": 8})
+    local = get_model(name, folder, {"max_new_tokens": 8}, precision="fp32")
     remote = get_model(f"openai:{name}@{url}", folder, {"max_new_tokens": 8})
     expected = [local.invoke(q).content for q in QUESTIONS]
     assert [remote.invoke(q).content for q in QUESTIONS] == expected

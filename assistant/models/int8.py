@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import torch
 
-# Linears left in bf16 by name: none. lm_head is int8 too: a decode step reads the whole
-# vocabulary, 3.7 -> 2.2 ms for SmolLM2's and 28.6 -> 15.7 ms for Gemma's 262k rows, and the
-# dev suite's answers kept their quality (precision.py's docstring). It also keeps its bf16
-# weight (the embeddings' own tensor where they are tied: no copy) for calls of several rows
-# (prompt-lookup drafts, batches), where the kernel's per-row cost would be 2-4x bf16's.
-KEEP: tuple[str, ...] = ()
-DENSE: tuple[str, ...] = ("lm_head",)
+# lm_head stays bf16. int8 would read its vocabulary faster at one row (3.7 -> 2.2 ms for
+# SmolLM2, 28.6 -> 15.7 ms for Gemma's 262k rows) but the kernel's cost grows with the rows
+# (a 5-token draft check: 11 ms), and switching to bf16 for several rows would make a token's
+# logits depend on what shares its forward: a draft or a batch could then change an answer.
+KEEP: tuple[str, ...] = ("lm_head",)
 # Subtle: the kernel crashes the process (a segfault, not an error) when the input width is
 # not a multiple of 16 (measured with torch 2.13: 8 and 50 crash; 16, 48, 576 work), so such
 # a linear stays in bf16.
@@ -29,12 +27,10 @@ DENSE_ROWS = 32
 
 
 class Int8Linear(torch.nn.Module):
-    """y = x W^T (+ b) with W int8 and a bf16 scale per output channel; with `dense`, the
-    bf16 weight too, for calls of more than one row."""
+    """y = x W^T (+ b) with W int8 and a bf16 scale per output channel."""
 
-    def __init__(self, linear: torch.nn.Linear, dense: bool = False):
+    def __init__(self, linear: torch.nn.Linear):
         super().__init__()
-        self.dense = linear.weight.detach().to(torch.bfloat16) if dense else None
         weight = linear.weight.detach().float()
         scale = weight.abs().amax(dim=1).clamp(min=1e-8) / 127
         self.register_buffer("weight", torch.round(weight / scale[:, None]).clamp(-127, 127)
@@ -46,9 +42,7 @@ class Int8Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        if self.dense is not None and flat.shape[0] > 1:
-            y = torch.nn.functional.linear(flat, self.dense)
-        elif flat.shape[0] >= DENSE_ROWS:
+        if flat.shape[0] >= DENSE_ROWS:
             y = torch.nn.functional.linear(flat, self.weight.to(torch.bfloat16)
                                            * self.scale[:, None])
         else:
@@ -58,15 +52,13 @@ class Int8Linear(torch.nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
 
-def quantize(model: torch.nn.Module, keep: tuple[str, ...] = KEEP,
-             dense: tuple[str, ...] = DENSE) -> torch.nn.Module:
-    """Swap every nn.Linear but `keep` for an Int8Linear (those in `dense` keeping their bf16
-    weight too), in place; the model runs in bf16."""
+def quantize(model: torch.nn.Module, keep: tuple[str, ...] = KEEP) -> torch.nn.Module:
+    """Swap every nn.Linear but `keep` for an Int8Linear, in place; the model runs in bf16."""
     model.to(torch.bfloat16)
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
             if (isinstance(child, torch.nn.Linear) and full not in keep
                     and child.in_features % ALIGN == 0):
-                setattr(module, child_name, Int8Linear(child, dense=full in dense))
+                setattr(module, child_name, Int8Linear(child))
     return model

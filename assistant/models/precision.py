@@ -6,15 +6,14 @@ fp32 on other CPUs (torch emulates bf16 there, slower than fp32) and elsewhere.
 
 int8 is weight-only (models/int8.py): int8 weights with a scale per output channel on torch's
 `_weight_int8pack_mm` for decode steps, the same weights dequantised into bf16's matmul for
-prompts (the kernel's time grows with the rows), bf16 activations, lm_head included.
+prompts (the kernel's time grows with the rows), bf16 activations, lm_head kept in bf16.
 Evidence (issue 13; evals/suites/course_precision.yaml, the dev split: 59 answerable + 24
 unanswerable questions, default template; `--no-cache`; evals/bench_precision.py --compare),
 against fp32 on 30 Nov 2026, with the decode loop's prompt-lookup drafts on:
 SmolLM2-135M key_facts 0.220 vs 0.271 (McNemar p=0.25, 95% CI of the difference
-[-0.119, 0.000]), lead_key_facts 0.814 vs 0.814, abstention 0.988 vs 0.988, 46/83 answers
-identical, generation 32.1 vs 61.5 s; Gemma 3 270M key_facts 0.220 vs 0.220 (p=1.0),
-lead_key_facts 0.797 vs 0.797, 67/83 identical, 39.2 vs 83.6 s. (With lm_head left in
-bf16: SmolLM2 0.220, 48/83 identical; Gemma 0.254, 67/83.) No significant difference,
+[-0.119, 0.000]), lead_key_facts 0.814 vs 0.814, abstention 0.988 vs 0.988, 48/83 answers
+identical, generation 30.0 vs 61.5 s; Gemma 3 270M key_facts 0.254 vs 0.220 (p=0.63),
+lead_key_facts 0.797 vs 0.797, 67/83 identical, 42.2 vs 83.6 s. No significant difference,
 and the same profile as bf16's (SmolLM2 0.220 vs 0.271, p=0.25; Gemma 0.220 vs 0.220). It
 decodes fastest: streaming 2.5x fp32 `generate` (`courselab bench decode`), first token
 0.15 s. The int8 tried first, torch.ao's dynamic quantisation (per-tensor activation
