@@ -572,7 +572,8 @@ class _Rows:
         if self.lookup is None or self.lookup.job is not job:
             self.lookup = Lookup(job, job.ids)
         self.lookup.catch_up()
-        return self.lookup.draft(self.engine.draft_tokens)
+        left = job.opts.max_new_tokens - self.steps[0]  # never past the answer's token limit
+        return self.lookup.draft(min(self.engine.draft_tokens, left))
 
     def _pick(self, logits):
         """Each row's next token from its logits, after the logits rules."""
