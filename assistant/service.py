@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from assistant.feedback import TurnLog
 
 log = logging.getLogger("courselab")
 
-MAX_LOADED_MODELS = 3  # the default model stays; the least recently used other one goes first
 MAX_K = 20  # passages per question from the app (each is embedded and shown)
 
 
@@ -56,10 +54,9 @@ class Service:
         self.default_template = template
         self._extra_models = list(allowed_models or [])  # more names the operator allows
         self._allowed: list[str] | None = None
-        self._models: OrderedDict[str, object] = OrderedDict()
         self._retriever = None
         self._ready = threading.Event()
-        self._lock = threading.Lock()  # the model cache and the retriever: held briefly
+        self._lock = threading.Lock()  # the retriever: held briefly
         self._corpus_lock = threading.Lock()  # one corpus change at a time; answers never wait
         self._status = "starting"
         self.turns = TurnLog()  # answers given, by id, for votes
@@ -167,19 +164,12 @@ class Service:
         return value
 
     def model(self, name: str):
-        """An allowed chat model, created once and shared by every session (a few at most)."""
-        self.check_model(name)
-        with self._lock:
-            if name not in self._models:
-                from assistant.chain.factory import load_model
+        """An allowed chat model, shared by every session and front end (chain/factory.py
+        keeps a few loaded; the default model is never unloaded)."""
+        from assistant.chain.factory import load_model
 
-                self._models[name] = load_model(self.settings, name)
-            self._models.move_to_end(name)
-            while len(self._models) > MAX_LOADED_MODELS:
-                oldest = next(n for n in self._models if n != self.default_model)
-                log.info("courselab: unloading %s (at most %d models)", oldest, MAX_LOADED_MODELS)
-                del self._models[oldest]  # freed when no answer in progress uses it
-            return self._models[name]
+        self.check_model(name)
+        return load_model(self.settings, name, pin=name == self.default_model)
 
     def templates(self) -> list[str]:
         names = sorted(p.stem for p in Path(self.settings.prompts_dir).glob("*.yaml"))

@@ -11,6 +11,7 @@ time per layer call of each, the ratio, and the largest difference between their
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import torch
@@ -46,11 +47,10 @@ def main() -> None:
         for batch, cached in ((1, 221), (1, 700), (8, 221), (8, 700)):
             q = torch.randn(batch, 9, 1, 64, dtype=torch.bfloat16)
             k, v = (torch.randn(batch, 3, cached, 64, dtype=torch.bfloat16) for _ in range(2))
-            theirs = per_call_us(lambda: sdpa_attention_forward(layer, q, k, v, None, scaling=0.125),
-                                 args.repeat)
-            ours = per_call_us(lambda: attention(layer, q, k, v, None, scaling=0.125), args.repeat)
-            diff = (sdpa_attention_forward(layer, q, k, v, None, scaling=0.125)[0].float()
-                    - attention(layer, q, k, v, None, scaling=0.125)[0].float()).abs().max()
+            theirs_fn = functools.partial(sdpa_attention_forward, layer, q, k, v, None, scaling=0.125)
+            ours_fn = functools.partial(attention, layer, q, k, v, None, scaling=0.125)
+            theirs, ours = per_call_us(theirs_fn, args.repeat), per_call_us(ours_fn, args.repeat)
+            diff = (theirs_fn()[0].float() - ours_fn()[0].float()).abs().max()
             print(f"batch {batch:2d}, {cached:4d} cached: sdpa {theirs:7.0f} us   courselab "
                   f"{ours:6.0f} us   {theirs / ours:5.2f}x   max difference {float(diff):.1e}")
 

@@ -10,7 +10,7 @@ import gradio as gr
 import pytest
 
 from assistant.errors import InputError
-from assistant.service import MAX_K, MAX_LOADED_MODELS, Service
+from assistant.service import MAX_K, Service
 
 
 @pytest.fixture
@@ -28,9 +28,11 @@ def service(settings):
     "smollm2-360m-instruct-typo",
 ])
 def test_models_the_operator_did_not_allow_are_refused(service, name):
+    import assistant.chain.factory as factory
+
     with pytest.raises(InputError, match="not offered by this app"):
         service.model(name)
-    assert name not in service._models
+    assert name not in {key[0] for key in factory._models}
 
 
 def test_fake_is_only_offered_when_configured(settings):
@@ -42,15 +44,23 @@ def test_fake_is_only_offered_when_configured(settings):
 
 
 def test_the_model_cache_is_bounded_and_keeps_the_default(settings, monkeypatch):
+    """One cache for the process (chain/factory.py): a Service adds none of its own, so
+    unloading a model frees it, and the app's default model is never the one unloaded."""
     import assistant.chain.factory as factory
+    import assistant.models as models
 
-    monkeypatch.setattr(factory, "load_model", lambda settings, name: object())
-    names = [f"m{i}" for i in range(5)]
+    monkeypatch.setattr(factory, "_models", type(factory._models)())
+    monkeypatch.setattr(factory, "_pinned", set())
+    monkeypatch.setattr(models, "get_model", lambda name, *a, **k: object())
+    names = [f"m{i}" for i in range(factory.MAX_LOADED_MODELS + 2)]
     s = Service(settings, allowed_models=names)
     default = s.model("fake")
+    first = s.model(names[0])
     for name in names:
         s.model(name)
-    assert len(s._models) == MAX_LOADED_MODELS and s.model("fake") is default
+    assert len(factory._models) == factory.MAX_LOADED_MODELS
+    assert s.model("fake") is default  # pinned: the same object, never reloaded
+    assert s.model(names[0]) is not first  # unloaded meanwhile: a fresh one
 
 
 @pytest.mark.parametrize("k", [0, -1, MAX_K + 1, 100_000, 2.5, "many", None, [4]])

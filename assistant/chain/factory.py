@@ -8,6 +8,7 @@ from the wrong course.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -79,16 +80,20 @@ def _why_sync(index: CourseIndex, settings: Settings) -> str:
 ANSWER_OPTIONS = {"max_new_tokens": 64, "stop": ["\n\n", "Question:"], "no_repeat_ngram_size": 4}
 
 
-MAX_LOADED_MODELS = 4  # local models kept in memory; the least recently used goes first
+log = logging.getLogger("courselab")
+MAX_LOADED_MODELS = 4  # models kept in memory; the least recently used unpinned one goes first
 _models: OrderedDict[tuple, object] = OrderedDict()
+_pinned: set[str] = set()  # names never unloaded (an app's default model)
 _models_lock = threading.Lock()
 
 
-def load_model(settings: Settings, name: str | None = None, options: dict | None = None):
+def load_model(settings: Settings, name: str | None = None, options: dict | None = None,
+               pin: bool = False):
     """A chat model with the answer options, on the settings' device and concurrency.
 
     One cache for the process: every front end asking for the same model with the same
-    options gets the same object, so its weights load once.
+    options gets the same object, so its weights load once. Past MAX_LOADED_MODELS the least
+    recently used goes (freed once no answer in progress holds it), never a pinned name.
     """
     from assistant.models import get_model
 
@@ -97,6 +102,8 @@ def load_model(settings: Settings, name: str | None = None, options: dict | None
     key = (name, settings.device, settings.precision, settings.concurrency,
            json.dumps(merged, sort_keys=True))
     with _models_lock:
+        if pin:
+            _pinned.add(name)
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
@@ -107,7 +114,11 @@ def load_model(settings: Settings, name: str | None = None, options: dict | None
             model.concurrency = settings.concurrency
         _models[key] = model
         while len(_models) > MAX_LOADED_MODELS:
-            _models.popitem(last=False)
+            oldest = next((k for k in _models if k[0] not in _pinned), None)
+            if oldest is None:
+                break
+            log.info("courselab: unloading %s (at most %d models)", oldest[0], MAX_LOADED_MODELS)
+            del _models[oldest]
         return model
 
 

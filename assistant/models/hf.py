@@ -121,7 +121,7 @@ class HFChatModel(BaseChatModel):
                 if self.kind == "causal" and device == "cpu":
                     from assistant.models.attention import use_for
 
-                    use_for(model)  # decode steps' attention in two matmuls (models/attention.py)
+                    use_for(model)  # sdpa with a mask for decode steps (models/attention.py)
                 engine = Engine(model, tokenizer, device) if self.kind == "causal" else None
                 self._loaded = Loaded(model, tokenizer, device, precision, engine)
             return self._loaded
@@ -227,7 +227,8 @@ class HFChatModel(BaseChatModel):
         if opts.seed is not None:
             torch.manual_seed(opts.seed)
         kwargs = self._generate_kwargs(opts, enc["input_ids"].shape[1])
-        def generate():
+
+        def generate():  # on a thread that ends (assistant/threads.py)
             with self._lock, torch.inference_mode():
                 return loaded.model.generate(**enc, **kwargs)
 

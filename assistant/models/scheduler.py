@@ -9,8 +9,9 @@ when `run` takes a `more` argument (continuous batching: decode.Engine), as long
 are compatible and at the head of the queue: joining never passes over an incompatible
 request, which leads the next batch once this one drains. Each job keeps its own stop
 strings, limits and stream; a finished or cancelled job leaves the batch at the next
-step and its caller hears at once. The worker ends when the queue is empty. Past `max_queue` waiting jobs a request fails at once
-with "busy, try again" rather than waiting without bound.
+step and its caller hears at once. The worker ends when the queue is empty. Past
+`max_queue` waiting jobs a request fails at once with "busy, try again" rather than
+waiting without bound.
 """
 
 from __future__ import annotations
