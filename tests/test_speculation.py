@@ -76,3 +76,38 @@ def test_lookup_drafts_from_the_latest_occurrence_and_prefers_longer_matches():
     look.push(3)  # 5 2 3 never occurred; 2 3 last came before 4
     assert look.draft(2) == [4, 5]
     assert Lookup(None, [1, 2, 3]).draft(4) == []  # 2 3 never occurred before
+
+
+def test_a_sliding_window_model_drafts_too_and_keeps_its_answers(tokenizer):
+    """Gemma 3's sliding-window layers forget what leaves the window; with drafts they keep it
+    until the rejected tail is cropped. Prompts longer than the window, greedy, fp32."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+                              head_dim=16, sliding_window=8, max_position_embeddings=512,
+                              layer_types=["sliding_attention", "full_attention"],
+                              pad_token_id=tokenizer.pad_token_id,
+                              eos_token_id=tokenizer.eos_token_id)
+    weights = Gemma3ForCausalLM(config).eval()
+
+    def run(draft_tokens):
+        model = HFChatModel(model_name="tiny-gemma", kind="causal", device="cpu",
+                            precision="fp32", batch_window_ms=0,
+                            loader=loader_for(weights, tokenizer))
+        engine = model.load().engine
+        engine.draft_tokens = draft_tokens
+        out = []
+        for question in QUESTIONS:
+            job = model._job(model.render([HumanMessage(question)]),
+                             parse_options({"max_new_tokens": 24, "min_new_tokens": 24}))
+            engine.run([job])
+            out.append(job._tokens)
+        return out, engine.stats
+
+    plain, _ = run(0)
+    drafted, stats = run(4)
+    assert drafted == plain
+    assert stats["accepted"] > 0

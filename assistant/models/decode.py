@@ -557,15 +557,29 @@ class _Rows:
             self.engine.stats["accepted"] += 1
             if self._advance(pick) is None:
                 return
-        if kept < len(draft):  # the cache forgets the draft's rejected tail
-            unused = len(draft) - kept
-            self.cache.crop(-unused)
+        unused = len(draft) - kept
+        self.cache.crop(-unused)  # the rejected tail goes (0: a sliding window trims back)
+        if unused:
             self.mask, self.last = self.mask[:, :-unused], self.last - unused
         self.logits = logits[:, kept]
 
     def _speculating(self) -> bool:
         return (self.engine.draft_tokens > 0 and len(self.jobs) == 1 and self.opts.temperature == 0
-                and self.seen is None and self.engine.mergeable())
+                and self.seen is None and self._croppable())
+
+    def _croppable(self) -> bool:
+        """Every cache layer can forget a rejected draft: plain layers, and sliding-window
+        ones (Gemma 3) once they keep what passes out of the window until the next crop."""
+        from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+        layers = getattr(self.cache, "layers", None) or []
+        for layer in layers:
+            if type(layer) is DynamicSlidingWindowLayer:
+                if not layer.record_past:
+                    layer.activate_past_recording()
+            elif type(layer) is not DynamicLayer:
+                return False
+        return bool(layers)
 
     def _draft(self) -> list[int]:
         job = self.jobs[0]
