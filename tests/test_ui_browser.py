@@ -46,7 +46,8 @@ def app(tmp_path_factory):
                       cache_dir=root / "cache", embedder="fake-hash", model="fake"),
              root / "runs" / "tiny-run")
     service = Service(settings)
-    service._models["fake"] = SlowFake()  # subtle: the cache is what load() and answers use
+    slow, model = SlowFake(), service.model
+    service.model = lambda name: slow if name == "fake" else model(name)  # load() and answers
     port = free_port()
     demo = launch(service, port=port, secret_dir=root)
     yield f"http://127.0.0.1:{port}/", settings

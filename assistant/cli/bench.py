@@ -14,6 +14,10 @@ def bench() -> None:
     """Benchmarks that run a baseline and courselab side by side."""
 
 
+DEVICE = click.option("--device", default=None,
+                      help="cpu, cuda, cuda:N or mps [default: the top-level --device, else auto]")
+
+
 @bench.command("generate")
 @click.option("--model", default="smollm2-135m-instruct", show_default=True, help="registry name")
 @click.option("--random-weights", is_flag=True,
@@ -22,14 +26,19 @@ def bench() -> None:
               help="how many prompts")
 @click.option("--new-tokens", default=32, show_default=True, type=click.IntRange(1, 1024),
               help="tokens generated per prompt (fixed, for a fair comparison)")
+@DEVICE
 @click.pass_context
-def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> None:
-    """Generation speed: a naive fp32 generate loop vs the batched path."""
+def bench_generate_command(ctx, model, random_weights, prompts, new_tokens, device) -> None:
+    """Generation speed: a naive fp32 generate loop vs the batched path.
+
+    On a GPU machine without weights: courselab bench generate --device cuda --random-weights
+    (and --model flan-t5-base).
+    """
     from assistant.models.bench import bench_generate
 
     settings = _settings(ctx)
     bench_generate(model, settings.cache_dir, prompts, new_tokens, random_weights,
-                   settings.device, echo=click.echo, precision=_precision(ctx))
+                   device or settings.device, echo=click.echo, precision=_precision(ctx))
 
 
 @bench.command("decode")
@@ -39,13 +48,14 @@ def bench_generate_command(ctx, model, random_weights, prompts, new_tokens) -> N
 @click.option("--new-tokens", default=64, show_default=True, type=click.IntRange(1, 1024),
               help="tokens generated per answer (fixed, for a fair comparison)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@DEVICE
 @click.pass_context
-def bench_decode_command(ctx, model, prompts, new_tokens, as_json) -> None:
+def bench_decode_command(ctx, model, prompts, new_tokens, as_json, device) -> None:
     """Streaming decode at batch 1: fp32 naive generate vs courselab's default path."""
     from assistant.models.bench import bench_decode
 
     settings = _settings(ctx)
-    result = bench_decode(model, settings.cache_dir, prompts, new_tokens, settings.device,
+    result = bench_decode(model, settings.cache_dir, prompts, new_tokens, device or settings.device,
                           _precision(ctx), echo=None if as_json else click.echo)
     if as_json:
         click.echo(json.dumps(result, indent=2))
