@@ -123,9 +123,10 @@ def load_model(settings: Settings, name: str | None = None, options: dict | None
 
 
 def clear_models() -> None:
-    """Forget every loaded model (tests; freeing memory)."""
+    """Forget every loaded model and pin (tests; freeing memory)."""
     with _models_lock:
         _models.clear()
+        _pinned.clear()
 
 
 def build_assistant(settings: Settings, model_name: str | None = None,
