@@ -14,7 +14,6 @@ that ends when the call returns. Starting one costs about 0.1 ms.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -43,12 +42,3 @@ def on_fresh_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         raise box["error"]
     return box["result"]
 
-
-def fresh_thread(fn: Callable[..., T]) -> Callable[..., T]:
-    """A decorator: every call of fn runs on_fresh_thread."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        return on_fresh_thread(fn, *args, **kwargs)
-
-    return wrapper

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from assistant.threads import fresh_thread, on_fresh_thread
+from assistant.threads import on_fresh_thread
 
 
 def os_threads() -> int:
@@ -21,15 +21,14 @@ def test_the_result_and_the_error_come_back_to_the_caller():
         on_fresh_thread(int, "bad input")
 
 
-def test_the_decorated_function_runs_on_a_thread_that_has_ended():
+def test_the_call_runs_on_a_thread_that_has_ended():
     seen = []
 
-    @fresh_thread
     def where():
         seen.append(threading.current_thread())
         return "ok"
 
-    assert where() == "ok"
+    assert on_fresh_thread(where) == "ok"
     assert seen[0] is not threading.current_thread() and not seen[0].is_alive()
 
 

@@ -153,7 +153,8 @@ def fingerprint(settings, suite) -> dict:
 
 def _resolved_precision(settings) -> str:
     """The precision local models load in, not the setting: what 'auto' means changed (fp32,
-    then bf16 on CPUs with native bf16), so a run started before must not resume after."""
+    then bf16, then int8 on CPUs with native bf16), so a run started before must not resume
+    after."""
     from assistant.models.precision import resolve
 
     device = str(settings.device or "auto")

@@ -17,7 +17,7 @@ import logging
 
 log = logging.getLogger("courselab")
 NAME = "courselab"
-SMALL_QUERY = 8  # queries per sequence up to which the matmul path runs
+SMALL_QUERY = 8  # queries per sequence (a decode step, a draft check) that get the explicit mask
 
 
 def attention(module, query, key, value, attention_mask, dropout: float = 0.0,

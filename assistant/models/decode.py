@@ -487,11 +487,13 @@ class _Rows:
         self.mask = self.last = self.logits = self.generated = self.seen = None
         self.steps: list[int] = []
         self.lookup: Lookup | None = None  # the lone row's draft index (step)
+        self.croppable: bool | None = None  # this batch's cache can forget a draft (step)
 
     def start(self, jobs, logits, cache, mask, last) -> None:
         """Rows prefilled together (the padded path)."""
         self.jobs, self.cache, self.mask, self.last, self.logits = (list(jobs), cache, mask,
                                                                    last, logits)
+        self.croppable = None
         self.steps = [0] * len(jobs)
         self.generated = self.torch.empty((len(jobs), 0), dtype=self.torch.long, device=self.dev)
         self.seen = self._seen(jobs, logits.shape[-1])
@@ -564,22 +566,12 @@ class _Rows:
         self.logits = logits[:, kept]
 
     def _speculating(self) -> bool:
-        return (self.engine.draft_tokens > 0 and len(self.jobs) == 1 and self.opts.temperature == 0
-                and self.seen is None and self._croppable())
-
-    def _croppable(self) -> bool:
-        """Every cache layer can forget a rejected draft: plain layers, and sliding-window
-        ones (Gemma 3) once they keep what passes out of the window until the next crop."""
-        from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
-        layers = getattr(self.cache, "layers", None) or []
-        for layer in layers:
-            if type(layer) is DynamicSlidingWindowLayer:
-                if not layer.record_past:
-                    layer.activate_past_recording()
-            elif type(layer) is not DynamicLayer:
-                return False
-        return bool(layers)
+        if not (self.engine.draft_tokens > 0 and len(self.jobs) == 1
+                and self.opts.temperature == 0 and self.seen is None):
+            return False
+        if self.croppable is None:  # once per batch: its cache stays the same object
+            self.croppable = _croppable(self.cache)
+        return self.croppable
 
     def _draft(self) -> list[int]:
         job = self.jobs[0]
@@ -662,6 +654,20 @@ class _Rows:
                 layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
         while self.generated.shape[1] and bool((self.generated[:, 0] < 0).all()):
             self.generated = self.generated[:, 1:]
+
+
+def _croppable(cache) -> bool:
+    """Every cache layer can forget a rejected draft: plain layers, and sliding-window ones
+    (Gemma 3), which from now on keep what passes out of the window until the next crop."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    layers = getattr(cache, "layers", None) or []
+    if not layers or any(type(x) not in (DynamicLayer, DynamicSlidingWindowLayer) for x in layers):
+        return False
+    for layer in layers:
+        if type(layer) is DynamicSlidingWindowLayer:
+            layer.activate_past_recording()
+    return True
 
 
 class Lookup:
