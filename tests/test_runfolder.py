@@ -103,7 +103,7 @@ def test_a_run_records_what_auto_meant_so_a_new_meaning_does_not_resume_it(setti
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)  # auto meant fp32 here
     runfolder.check_inputs(out, settings.model_copy(update={"precision": "auto"}), suite)
     runfolder.check_inputs(out, settings.model_copy(update={"precision": "fp32"}), suite)
-    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # now auto is int8
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # now auto is bf16
     with pytest.raises(InputError, match="weights changed"):
         runfolder.check_inputs(out, settings.model_copy(update={"precision": "auto"}), suite)
 

@@ -1,25 +1,29 @@
 """Numeric precision of a local model: auto, fp32, bf16 or int8.
 
 `auto` picks, per device, the fastest precision measured without a quality loss: bf16 on
-CUDA; int8 weight-only on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX flags);
-fp32 on other CPUs (torch emulates bf16 there, slower than fp32) and elsewhere.
+CUDA and on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX flags); fp32 on other
+CPUs (torch emulates bf16 there, slower than fp32) and elsewhere.
 
-int8 is weight-only (models/int8.py): int8 weights with a scale per output channel on torch's
-`_weight_int8pack_mm` for decode steps, the same weights dequantised into bf16's matmul for
-prompts (the kernel's time grows with the rows), bf16 activations, lm_head kept in bf16.
-Evidence (issue 13; evals/suites/course_precision.yaml, the dev split: 59 answerable + 24
-unanswerable questions, default template; `--no-cache`; evals/bench_precision.py --compare),
-against fp32 on 30 Nov 2026, with the decode loop's prompt-lookup drafts on:
-SmolLM2-135M key_facts 0.220 vs 0.271 (McNemar p=0.25, 95% CI of the difference
-[-0.119, 0.000]), lead_key_facts 0.814 vs 0.814, abstention 0.988 vs 0.988, 48/83 answers
-identical, generation 30.0 vs 61.5 s; Gemma 3 270M key_facts 0.254 vs 0.220 (p=0.63),
-lead_key_facts 0.797 vs 0.797, 67/83 identical, 42.2 vs 83.6 s. No significant difference,
-and the same profile as bf16's (SmolLM2 0.220 vs 0.271, p=0.25; Gemma 0.220 vs 0.220). It
-decodes fastest: streaming 2.5x fp32 `generate` (`courselab bench decode`), first token
-0.15 s. The int8 tried first, torch.ao's dynamic quantisation (per-tensor activation
-scales), turned greedy answers into loops (key_facts 0.067 vs 0.300 on 30 dev questions,
-p=0.035; 0/30 identical): SmolLM2's activation outliers defeat activation scales. torchao's
-int8 variants were slower than fp32 here in eager mode.
+Evidence (evals/suites/course_precision.yaml, default template, `--no-cache`;
+evals/bench_precision.py --compare against fp32, 30 Nov 2026, decode loop with drafts):
+- bf16, dev split (59 answerable + 24 unanswerable): SmolLM2-135M key_facts 0.220 vs 0.271
+  (McNemar p=0.25), lead_key_facts 0.780 vs 0.780; Gemma 3 270M 0.220 vs 0.220. Test split
+  (31 + 16, the same suite filtered to `metadata.split=test`): SmolLM2 0.355 vs 0.452
+  (p=0.25), lead 0.742 vs 0.742; Gemma 0.290 vs 0.323 (p=1.0), lead 0.742 vs 0.742. No
+  significant difference.
+- int8 weight-only (models/int8.py: int8 weights with a scale per output channel on torch's
+  `_weight_int8pack_mm` for decode steps, the same weights dequantised into bf16's matmul
+  for prompts, bf16 activations, lm_head kept in bf16), dev split: SmolLM2 0.220 vs 0.271
+  (p=0.25), lead 0.814 vs 0.814, 48/83 identical; Gemma 0.254 vs 0.220 (p=0.63). Test
+  split: **SmolLM2 0.226 vs 0.452 (p=0.016)**, lead 0.742 vs 0.742; Gemma 0.355 vs 0.323
+  (p=1.0). A significant loss of the model's own key facts, so int8 is opt-in: the fastest
+  single answer (`courselab --precision int8 bench decode`: 2.6x fp32 `generate`, bf16 2.0x)
+  at a cost to SmolLM2's own wording; what the student reads first (the lead) was unchanged.
+  It is also slower than bf16 on an eval's batches (the kernel's time grows with the rows:
+  test suite generation 31.2 s int8, 16.3 s bf16, 61.6 s fp32).
+- Not kept: torch.ao's dynamic quantisation (per-tensor activation scales) turned greedy
+  answers into loops (key_facts 0.067 vs 0.300 on 30 dev questions, p=0.035); torchao's
+  int8 variants were slower than fp32 here in eager mode.
 
 Neither bf16 nor int8 is batch-invariant on CPU kernels (a bf16 logit moves by 0.3-0.5), so
 a batched answer can differ slightly from the same question asked alone; only fp32 gives
@@ -36,7 +40,7 @@ from assistant.errors import OptionsError
 
 log = logging.getLogger("courselab")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-AUTO_CPU = "int8"  # on CPUs with native bf16 (int8 runs bf16 activations); see the docstring
+AUTO_CPU = "bf16"  # on CPUs with native bf16; int8 lost key facts on the test split (docstring)
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo flags of native bf16 matmuls
 
 
