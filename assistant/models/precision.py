@@ -17,7 +17,7 @@ evals/bench_precision.py --compare against fp32, 30 Nov 2026, decode loop with d
   (p=0.25), lead 0.814 vs 0.814, 48/83 identical; Gemma 0.254 vs 0.220 (p=0.63). Test
   split: **SmolLM2 0.226 vs 0.452 (p=0.016)**, lead 0.742 vs 0.742; Gemma 0.355 vs 0.323
   (p=1.0). A significant loss of the model's own key facts, so int8 is opt-in: the fastest
-  single answer (`courselab --precision int8 bench decode`: 2.6x fp32 `generate`, bf16 2.0x)
+  single answer (`courselab --precision int8 bench decode`: 2.6x fp32 `generate`, bf16 1.9x)
   at a cost to SmolLM2's own wording; what the student reads first (the lead) was unchanged.
   It is also slower than bf16 on an eval's batches (the kernel's time grows with the rows:
   test suite generation 31.2 s int8, 16.3 s bf16, 61.6 s fp32).
