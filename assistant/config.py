@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     device: str | None = Field(None, validation_alias=_env("device", "DEVICE"),
                                description="cpu, cuda, cuda:N or mps (default: cuda when present)")
     precision: str = Field("auto", validation_alias=_env("precision", "PRECISION"),
-                           pattern="^(auto|fp32|bf16|int8)$",
-                           description="weights of local models: auto, fp32, bf16 or int8")
+                           pattern="^(auto|fp32|bf16|int4|int8)$",
+                           description="weights of local models: auto, fp32, bf16, int4 or int8")
     concurrency: int = Field(4, ge=1, le=256, validation_alias=_env("concurrency", "CONCURRENCY"),
                              description="requests in flight to an openai: server")
     collection: str = Field("course", description="Chroma collection name")

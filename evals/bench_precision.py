@@ -59,7 +59,7 @@ def _torchao(config_name):
 def variants():
     import torch
 
-    from assistant.models.precision import quantize_int8
+    from assistant.models.precision import quantize, quantize_int8
 
     def lm_head(name):
         return name == "lm_head"
@@ -73,6 +73,8 @@ def variants():
     return {
         "fp32": (torch.float32, lambda m: m),
         "bf16": (torch.bfloat16, lambda m: m),
+        "int4 (courselab: the GGUF's own 4-bit blocks)": (torch.float32,
+                                                          lambda m: quantize(m, "int4")),
         "int8 (courselab: weight-only, lm_head bf16)": (torch.bfloat16, quantize_int8),
         "int8 per-channel": (torch.float32, _int8(True)),
         "int8 per-tensor, lm_head fp32": (torch.float32, _int8(False, lm_head)),

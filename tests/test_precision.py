@@ -1,10 +1,10 @@
-"""The precision option: names, per-device choice of auto, int8 quantisation, plumbing."""
+"""The precision option: names, per-device choice of auto, int4 and int8 quantisation, plumbing."""
 
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from tiny_models import loader_for, tiny_llama, train_tokenizer
+from tiny_models import as_gguf_q4, loader_for, q4_1, tiny_llama, train_tokenizer
 
 from assistant.errors import OptionsError
 from assistant.models import get_model
@@ -32,6 +32,19 @@ def test_auto_picks_per_device(bf16_cpu, device, native, auto):
     assert resolve("fp32", device) == "fp32"
 
 
+def test_auto_is_int4_for_a_model_whose_file_is_4_bit_on_a_cpu_with_native_bf16(bf16_cpu):
+    from assistant.models.precision import AUTO_CPU_BY_MODEL
+
+    bf16_cpu(True)
+    assert resolve("auto", "cpu", "smollm2-135m-instruct") == "int4"
+    assert resolve("auto", "cpu", "gemma3-270m") == resolve("auto", "cpu") == AUTO_CPU
+    assert resolve("bf16", "cpu", "smollm2-135m-instruct") == "bf16"  # a choice wins
+    assert resolve("auto", "cuda", "smollm2-135m-instruct") == "bf16"
+    bf16_cpu(False)
+    assert resolve("auto", "cpu", "smollm2-135m-instruct") == "fp32"
+    assert set(AUTO_CPU_BY_MODEL.values()) <= {"fp32", "bf16", "int4", "int8"}
+
+
 def test_a_cpu_without_native_bf16_keeps_fp32_even_if_auto_says_bf16(bf16_cpu, monkeypatch):
     from assistant.models import precision
 
@@ -54,13 +67,15 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
     assert cpu_flags(str(tmp_path / "absent")) == set()  # not Linux: no claim
 
 
-def test_int8_is_a_cpu_kernel_so_a_gpu_gets_bf16():
-    assert resolve("int8", "cpu") == "int8" and resolve("int8", "cuda") == "bf16"
+@pytest.mark.parametrize("name", ["int4", "int8"])
+def test_int4_and_int8_are_cpu_kernels_so_a_gpu_gets_bf16(name):
+    assert resolve(name, "cpu") == name and resolve(name, "cuda") == "bf16"
+    assert resolve(name, "mps") == "fp32"
 
 
-@pytest.mark.parametrize("bad", ["fp16", "int4", "8bit", "auto; rm -rf /"])
+@pytest.mark.parametrize("bad", ["fp16", "int2", "8bit", "auto; rm -rf /"])
 def test_unknown_precision_is_one_clear_error(bad):
-    with pytest.raises(OptionsError, match="unknown precision.*auto, fp32, bf16, int8"):
+    with pytest.raises(OptionsError, match="unknown precision.*auto, fp32, bf16, int4, int8"):
         check_precision(bad)
     with pytest.raises(OptionsError, match="unknown precision"):
         get_model("fake", "/tmp", precision=bad)
@@ -75,6 +90,7 @@ def test_cli_rejects_an_unknown_precision_with_exit_2():
 
 @pytest.mark.parametrize("precision, linear", [("fp32", "torch.nn.modules.linear"),
                                                ("bf16", "torch.nn.modules.linear"),
+                                               ("int4", "assistant.models.int4"),
                                                ("int8", "assistant.models.int8")])
 def test_the_model_loads_in_the_precision_asked_for(precision, linear):
     import torch
@@ -82,7 +98,7 @@ def test_the_model_loads_in_the_precision_asked_for(precision, linear):
     tokenizer = train_tokenizer()
     model = HFChatModel(model_name="tiny", kind="causal", device="cpu", precision=precision,
                         options={"max_new_tokens": 4},
-                        loader=loader_for(tiny_llama(tokenizer), tokenizer))
+                        loader=loader_for(as_gguf_q4(tiny_llama(tokenizer)), tokenizer))
     loaded = model.load()
     assert loaded.precision == precision
     layer = loaded.model.model.layers[0].mlp.up_proj
@@ -113,6 +129,9 @@ def test_the_cache_tag_tells_precisions_apart(bf16_cpu):
                            loader=loader_for(tiny_llama(tokenizer), tokenizer))
 
     bf16_cpu(True)
+    smollm2 = tiny("auto")
+    smollm2.model_name = "smollm2-135m-instruct"
+    assert cache_tag(smollm2) == "@int4"  # auto's choice for this model, before it loads
     assert cache_tag(tiny("fp32")) == ""  # the key of caches written before: still valid
     assert cache_tag(tiny("bf16")) == cache_tag(tiny("auto")) == f"@{AUTO_CPU}" == "@bf16"
     assert cache_tag(tiny("int8")) == "@int8"
@@ -161,3 +180,74 @@ def test_int8_prompts_take_the_dequantised_path_and_agree_with_the_kernel_row_by
     assert len(calls) == x.shape[0] // 4
     assert torch.allclose(many, few, atol=0.05, rtol=0.02)
 
+
+
+def test_int4_finds_the_files_4_bit_grid_again_and_keeps_its_weights():
+    """Q4_1 blocks (min and max on the grid) and Q4_K-like ones (a few levels used, the zero
+    off the weights) both come back exactly: zero + step * q is the weight the file holds."""
+    import torch
+
+    from assistant.models.int4 import grid
+
+    torch.manual_seed(0)
+    q41 = q4_1(torch.randn(48, 96))
+    levels = torch.randint(3, 13, (48, 96)).float()  # q in 3..12 of 0..15
+    step = torch.rand(48, 3, 1).half().float().repeat_interleave(32, 1).reshape(48, 96) / 10
+    q4k = levels * step - 0.37
+    for weight in (q41, q4k):
+        q, steps, zero = grid(weight)
+        assert q.dtype == torch.uint8 and int(q.max()) <= 15
+        again = zero.repeat_interleave(32, 1) + steps.repeat_interleave(32, 1) * q.float()
+        assert torch.allclose(again, weight, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("weight", ["random", "17 levels", "width 40", "40 outputs"])
+def test_int4_leaves_weights_that_are_not_on_a_4_bit_grid_alone(weight):
+    """...or that the kernel cannot take (it packs outputs 16 at a time)."""
+    import torch
+
+    from assistant.models.int4 import Bf16Linear, grid, quantize
+
+    torch.manual_seed(0)
+    w = {"random": torch.randn(8, 64),
+         "17 levels": torch.arange(32.0).repeat(8, 2) / 2 * (torch.arange(64) % 32 < 17),
+         "width 40": torch.randn(8, 40), "40 outputs": q4_1(torch.randn(40, 64))}[weight]
+    assert (grid(w) is not None) == (weight == "40 outputs")
+    model = torch.nn.Sequential(torch.nn.Linear(w.shape[1], w.shape[0], bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(w)
+    x = torch.randn(2, w.shape[1])
+    expected = model(x)
+    model, packed, kept = quantize(model)
+    assert (packed, kept) == (0, 1) and isinstance(model[0], Bf16Linear)
+    assert model[0].weight.dtype == torch.bfloat16  # bf16's matmul, as bf16 precision runs it
+    got = model(x)
+    assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=0.05, rtol=0.02)
+
+
+def test_int4_multiplies_the_files_weights_on_both_paths_and_they_agree_row_by_row():
+    """Few rows (a decode step) run the int4 kernel, many (a prompt) bf16's matmul on the
+    same weights dequantised; both are close to fp32 on the file's weights."""
+    import torch
+
+    from assistant.models import int4
+
+    torch.manual_seed(0)
+    linear = as_gguf_q4(torch.nn.Sequential(torch.nn.Linear(96, 48)), skip=())[0]
+    x = torch.randn(int4.DENSE_ROWS + 4, 96)
+    expected = linear(x)
+    model, packed, kept = int4.quantize(torch.nn.Sequential(linear))
+    layer = model[0]
+    assert (packed, kept) == (1, 0) and isinstance(layer, int4.Int4Linear)
+    calls = []
+    kernel = torch._weight_int4pack_mm_for_cpu
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch, "_weight_int4pack_mm_for_cpu",
+                   lambda *a: calls.append(a[0].shape[0]) or kernel(*a))
+        many = layer(x).float()
+        few = torch.cat([layer(x[i:i + 4]) for i in range(0, x.shape[0], 4)]).float()
+    assert len(calls) == x.shape[0] // 4 and all(n < int4.DENSE_ROWS for n in calls)
+    scale = expected.abs().max()
+    assert (many - expected).abs().max() < 0.02 * scale
+    assert (few - expected).abs().max() < 0.02 * scale
+    assert (many - few).abs().max() < 0.02 * scale

@@ -42,3 +42,27 @@ def tiny_t5(tokenizer, seed: int = 0):
 
 def loader_for(model, tokenizer):
     return lambda device, dtype: (model.to(device=device, dtype=dtype), tokenizer)
+
+
+def q4_1(weight):
+    """`weight` as a Q4_1 GGUF file holds it, dequantised: per block of 32 inputs, fp16 min and
+    step, q in 0..15 (llama.cpp's quantize_row_q4_1)."""
+    import torch
+
+    rows, width = weight.shape
+    blocks = weight.detach().float().reshape(rows, width // 32, 32)
+    low, high = blocks.amin(-1, keepdim=True), blocks.amax(-1, keepdim=True)
+    step = ((high - low) / 15).half().float()
+    q = torch.clamp(torch.floor((blocks - low) / torch.where(step > 0, step, 1) + 0.5), 0, 15)
+    return (q * step + low.half().float()).reshape(rows, width)
+
+
+def as_gguf_q4(model, skip: tuple[str, ...] = ("lm_head",)):
+    """The model with every nn.Linear but `skip` on Q4_1's 4-bit grid, like the offline GGUFs."""
+    import torch
+
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and name not in skip:
+                module.weight.copy_(q4_1(module.weight))
+    return model

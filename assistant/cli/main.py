@@ -22,6 +22,7 @@ from assistant.cli.explain import explain_group
 from assistant.cli.lab import compare, prompts
 from assistant.cli.pull import pull_command
 from assistant.errors import InputError
+from assistant.models.precision import PRECISIONS
 
 BATCH = 16
 
@@ -33,7 +34,7 @@ BATCH = 16
               help="folder of the Chroma index [default: user data folder]")
 @click.option("--chroma-url", help="use a Chroma server (http://HOST:PORT) instead of a folder")
 @click.option("--device", help="cpu, cuda, cuda:N or mps [default: cuda when present, else cpu]")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"], case_sensitive=False),
+@click.option("--precision", type=click.Choice(PRECISIONS, case_sensitive=False),
               help="local model precision [default: auto (COURSELAB_PRECISION): fastest without "
                    "a quality loss on the device]")
 @click.version_option(package_name="courselab")

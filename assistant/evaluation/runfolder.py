@@ -147,18 +147,20 @@ def fingerprint(settings, suite) -> dict:
         "templates": templates,
         "datasets": {str(p): _digest([Path(p)]) for p in suite.datasets},
         # local models' weights: a resume under another precision or device would mix rows
-        "weights": {"precision": _resolved_precision(settings), "device": settings.device},
+        "weights": {"precision": {name: _resolved_precision(settings, name) for name in suite.models},
+                    "device": settings.device},
     }
 
 
-def _resolved_precision(settings) -> str:
-    """The precision local models load in, not the setting: what 'auto' means changed (fp32,
-    then bf16, then int8 on CPUs with native bf16), so a run started before must not resume
-    after."""
+def _resolved_precision(settings, model_name: str) -> str:
+    """The precision a local model loads in, not the setting: what 'auto' means changed (fp32,
+    then bf16 on CPUs with native bf16, then int4 for SmolLM2 there), so a run started
+    before must not resume after."""
     from assistant.models.precision import resolve
 
     device = str(settings.device or "auto")
-    return resolve(settings.precision, device if device.startswith(("cuda", "mps")) else "cpu")
+    device = device if device.startswith(("cuda", "mps")) else "cpu"
+    return resolve(settings.precision, device, model_name)
 
 
 def check_inputs(out: Path, settings, suite) -> dict:

@@ -80,7 +80,7 @@ class Suite(BaseModel):
     retrieval_only: bool = False
     limit: int | None = Field(default=None, ge=1)
     filter: list[str] = Field(default_factory=list)
-    # local model precision: auto (fastest without a quality loss on the device), fp32, bf16, int8
+    # local model precision: auto (fastest without a quality loss on the device), fp32, bf16, int4, int8
     precision: str = "auto"
 
     @field_validator("precision")

@@ -182,8 +182,8 @@ def _causal(name: str, cache_dir: Path | None) -> Pair:
         raise ModelError(f"{name} is not installed here")
     chat = get_model(name, cache_dir or _cache_dir(), device="cpu")
     if hasattr(chat, "precision"):
-        # subtle: the chat may run int8 or bf16 for speed; the lab shows the model's own numbers
-        # (and int8 layers hide their parameters from the counts)
+        # subtle: the chat may run int4, int8 or bf16 for speed; the lab shows the model's own numbers
+        # (and int4 and int8 layers hide their parameters from the counts)
         chat.precision = "fp32"
     loaded = chat.load()
     model = loaded.model

@@ -174,7 +174,7 @@ def get_model(name: str, cache_dir: Path, options: dict | GenerationOptions | No
               device: str | None = None, precision: str | None = "auto"):
     """A chat model by registry name, with validated options; an explicit device wins.
 
-    precision (auto, fp32, bf16, int8) applies to local transformers models; `auto`
+    precision (auto, fp32, bf16, int4, int8) applies to local transformers models; `auto`
     picks per device (see assistant/models/precision.py).
     """
     from assistant.models.precision import check_precision

@@ -75,7 +75,7 @@ class HFChatModel(BaseChatModel):
     loader: Callable[[str, Any], tuple[Any, Any]] = Field(exclude=True)
     options: GenerationOptions = Field(default_factory=GenerationOptions)
     device: str | None = None
-    precision: str = Field("auto", description="auto, fp32, bf16 or int8 (see models/precision.py)")
+    precision: str = Field("auto", description="auto, fp32, bf16, int4 or int8 (see models/precision.py)")
     context_window: int | None = Field(None, description="input tokens; None: from the checkpoint")
     line_answer: bool = Field(False, description="the answer ends at the end of its first line "
                                                  "(base models prompted with plain text)")
@@ -101,14 +101,14 @@ class HFChatModel(BaseChatModel):
             return self._loaded
         with self._lock:
             if self._loaded is None:
-                from assistant.models.precision import load_dtype, quantize_int8, resolve
+                from assistant.models.precision import load_dtype, quantize, resolve
 
                 device, _ = pick_device(self.device)
-                precision = resolve(self.precision, device)
+                precision = resolve(self.precision, device, self.model_name)
                 try:  # on a thread that ends: no OpenMP pool left behind (assistant/threads.py)
                     model, tokenizer = on_fresh_thread(self.loader, device, load_dtype(precision))
-                    if precision == "int8":
-                        model = on_fresh_thread(quantize_int8, model)
+                    if precision in ("int4", "int8"):
+                        model = on_fresh_thread(quantize, model, precision)
                 except CourselabError:
                     raise
                 except Exception as e:  # missing files, a bad folder, out of memory, ...

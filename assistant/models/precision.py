@@ -1,8 +1,10 @@
-"""Numeric precision of a local model: auto, fp32, bf16 or int8.
+"""Numeric precision of a local model: auto, fp32, bf16, int4 or int8.
 
-`auto` picks, per device, the fastest precision measured without a quality loss: bf16 on
-CUDA and on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX flags); fp32 on other
-CPUs (torch emulates bf16 there, slower than fp32) and elsewhere.
+`auto` picks, per device and model, the fastest precision measured without a quality loss:
+bf16 on CUDA; on a CPU that multiplies bf16 natively (AVX512-BF16 or AMX flags) int4 for
+SmolLM2 (its GGUF holds every linear in 4 bits: models/int4.py multiplies exactly those
+weights) and bf16 for other models; fp32 on other CPUs (torch emulates bf16 there, slower
+than fp32) and elsewhere.
 
 Evidence (evals/suites/course_precision.yaml, default template, `--no-cache`;
 evals/bench_precision.py --compare against fp32, 30 Nov 2026, decode loop with drafts):
@@ -21,6 +23,19 @@ evals/bench_precision.py --compare against fp32, 30 Nov 2026, decode loop with d
   at a cost to SmolLM2's own wording; what the student reads first (the lead) was unchanged.
   It is also slower than bf16 on an eval's batches (the kernel's time grows with the rows:
   test suite generation 31.2 s int8, 16.3 s bf16, 61.6 s fp32).
+- int4 (the file's own 4-bit blocks, bf16 matmul inputs, fp32 between the matmuls), dev
+  split: SmolLM2 key_facts 0.203 vs 0.271 (p=0.125), lead 0.797 vs 0.814 (p=1.0), 61/83
+  identical; Gemma 0.237 vs 0.220 (p=1.0), 73/83 identical. Test split: SmolLM2 0.355 vs
+  0.452 (p=0.25, as bf16), lead 0.742 vs 0.742, 31/47 identical (bf16: 29/47); Gemma 0.290
+  vs 0.323 (p=1.0), 43/47 identical. Held-out questions (evals/suites/
+  course_grounded_holdout.yaml, 40 answerable + 20 unanswerable): see README. No significant
+  difference; every variant that is not fp32 loses a few of SmolLM2's own key facts on the
+  same dev questions (q015 under both int8 and int4), never wins one: the template was chosen on fp32
+  answers. Speed (SmolLM2 decode, batch 1): int4 3.0x fp32 `generate`, bf16 1.9x; a decode
+  step for 8 rows 38 ms (int4) vs 53 ms (the same weights through bf16's matmul). Gemma's
+  file is mostly 5- and 8-bit (27 of 127 linears are 4-bit), so int4 gains it nothing
+  (`--precision int4 bench decode --model gemma3-270m`: 0.96x fp32 vs 2.22x for bf16) and
+  auto keeps it bf16.
 - Not kept: torch.ao's dynamic quantisation (per-tensor activation scales) turned greedy
   answers into loops (key_facts 0.067 vs 0.300 on 30 dev questions, p=0.035); torchao's
   int8 variants were slower than fp32 here in eager mode.
@@ -39,8 +54,12 @@ from typing import Any
 from assistant.errors import OptionsError
 
 log = logging.getLogger("courselab")
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "int4", "int8")
 AUTO_CPU = "bf16"  # on CPUs with native bf16; int8 lost key facts on the test split (docstring)
+# Models whose file holds every linear in 4 bits: int4 multiplies exactly those weights,
+# faster than bf16 at every batch size below 24 (docstring). Gemma 3's file does not (its
+# 640-wide rows fall back to 5- and 8-bit blocks: 27 of 127 linears are 4-bit).
+AUTO_CPU_BY_MODEL = {"smollm2-135m-instruct": "int4"}
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo flags of native bf16 matmuls
 
 
@@ -77,28 +96,42 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_flags() & BF16_FLAGS)
 
 
-def resolve(precision: str | None, device: str) -> str:
-    """The concrete precision for a device: resolve('auto', 'cuda:0') -> 'bf16'.
+def resolve(precision: str | None, device: str, model_name: str | None = None) -> str:
+    """The concrete precision for a device (and model): resolve('auto', 'cuda:0') -> 'bf16'.
 
     >>> resolve("int8", "cuda"), resolve("auto", "mps")
     ('bf16', 'fp32')
     """
     name = check_precision(precision)
     if device.startswith("cuda"):
-        # int8 weight-only runs a CPU kernel; on a GPU bf16 is the fast path
-        return "bf16" if name in ("auto", "int8") else name
+        # int4 and int8 run CPU kernels; on a GPU bf16 is the fast path
+        return "bf16" if name in ("auto", "int4", "int8") else name
     if device.startswith("mps"):
-        return "fp32" if name in ("auto", "int8") else name
+        return "fp32" if name in ("auto", "int4", "int8") else name
     if name == "auto":
-        return AUTO_CPU if cpu_has_bf16() else "fp32"
+        return AUTO_CPU_BY_MODEL.get(model_name or "", AUTO_CPU) if cpu_has_bf16() else "fp32"
     return name
 
 
 def load_dtype(resolved: str):
-    """The dtype the weights load in (int8 quantises a bf16 model's linears)."""
+    """The dtype the weights load in (int8 quantises a bf16 model's linears; int4 finds the
+    GGUF's 4-bit grid in the fp32 weights, which bf16 would have rounded off it)."""
     import torch
 
     return torch.bfloat16 if resolved in ("bf16", "int8") else torch.float32
+
+
+def quantize(model: Any, resolved: str) -> Any:
+    """The loaded model in its precision's form: int4 and int8 swap linears, others as loaded."""
+    if resolved == "int4":
+        from assistant.models import int4
+
+        model, packed, kept = int4.quantize(model)
+        log.info("int4: %d linears hold the file's 4-bit weights, %d stay bf16", packed, kept)
+        return model
+    if resolved == "int8":
+        return quantize_int8(model)
+    return model
 
 
 def quantize_int8(model: Any) -> Any:
@@ -131,5 +164,6 @@ def cache_tag(model: Any) -> str:
         import torch
 
         device = getattr(model, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
-        resolved = resolve(precision, device)  # as HFChatModel.load will (hf.pick_device)
+        # as HFChatModel.load will (hf.pick_device)
+        resolved = resolve(precision, device, getattr(model, "model_name", None))
     return "" if resolved == "fp32" else f"@{resolved}"

@@ -1,0 +1,142 @@
+"""The GGUF's own 4-bit weights, kept in 4 bits: torch's CPU kernel `_weight_int4pack_mm_for_cpu`.
+
+The offline models come from 4-bit GGUF files (SmolLM2: Q4_1, Gemma 3: mostly Q4_K). Their
+"fp32" weights are those 4-bit values dequantised: in every block of 32 inputs of a row, a
+weight is `zero + step * q` with q in 0..15. This module finds that grid again in each
+nn.Linear and stores q in 4 bits with the block's step and zero, so decoding reads a quarter
+of bf16's bytes while multiplying the weights the model file holds, not new approximations of
+them (int8 per channel rounds them once more: what lost SmolLM2's key facts on the test split).
+A linear whose weights are not on such a grid (a Q6_K or fp16 tensor, a model from the hub)
+stays bf16: this precision never quantises anything the file did not.
+
+Only the matmuls are bf16: their inputs are rounded to bf16 (the kernels take nothing else
+fast), their outputs come back in fp32, and everything between them (the residual stream,
+norms, attention and its cache, softmax) stays fp32. A whole-bf16 model rounds the residual
+stream at every layer; on six course prompts SmolLM2's largest logit error against fp32 was
+1.20 for bf16, 1.59 for int4 in a bf16 model and 0.79 this way (at 6% of the speed).
+What is not exact besides: the kernel takes the step and zero in bf16 (8 bits of mantissa),
+so a weight moves by at most ~0.4% of its block's step and zero, as bf16 moves each weight.
+"""
+
+from __future__ import annotations
+
+import torch
+
+GROUP = 32  # inputs per block: Q4_0, Q4_1 and Q4_K's sub-blocks all hold 32 weights
+LEVELS = 16
+# A block is on a grid when every weight is within this share of a step of its grid point
+# (a dequantised GGUF block is within float32 rounding, ~1e-6 of a step).
+TOLERANCE = 1e-3
+# The kernel packs output channels 16 at a time (torch 2.13: "expect N to be dividable by
+# 16"): a linear with another number of outputs stays bf16.
+OUT_ALIGN = 16
+# The kernel is a loop over rows, like the int8 one (models/int8.py): prompts (prefill) and
+# batches of at least this many rows multiply the same weights dequantised into bf16 instead.
+DENSE_ROWS = 32
+
+
+def grid(weight: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, ...] | None:
+    """(q, step, zero) with weight == zero + step * q per block of `group` inputs, or None.
+
+    q: uint8 [out, in] in 0..15; step, zero: float32 [out, in // group]. None when the width
+    is not a multiple of `group` or a block needs more than 16 levels or is off its grid.
+
+    >>> w = torch.tensor([[0.5, 0.75, 1.0, 0.5], [-1.0, -1.0, -1.0, -1.0]])
+    >>> q, step, zero = grid(w, group=4)
+    >>> q.tolist(), step.tolist(), zero.tolist()
+    ([[0, 1, 2, 0], [0, 0, 0, 0]], [[0.25], [1.0]], [[0.5], [-1.0]])
+    >>> grid(torch.tensor([[0.0, 0.1, 0.25, 1.0]]), group=4) is None  # 0.25 is off the 0.1 grid
+    True
+    """
+    rows, width = weight.shape
+    if width % group:
+        return None
+    blocks = weight.detach().float().reshape(rows, width // group, group)
+    zero = blocks.amin(dim=-1)
+    # Q4_1 puts a block's min and max on levels 0 and 15: one pass finds its step. Q4_K's
+    # blocks may use fewer levels: their step is the smallest gap between sorted weights.
+    found = _fit(blocks, zero, (blocks.amax(dim=-1) - zero) / (LEVELS - 1))
+    if found is None:
+        gaps = blocks.sort(dim=-1).values.diff(dim=-1)
+        found = _fit(blocks, zero, torch.where(gaps > 0, gaps, torch.inf).amin(dim=-1))
+    if found is None:
+        return None
+    q, step = found
+    return q.to(torch.uint8).reshape(rows, width), step, zero
+
+
+def _fit(blocks: torch.Tensor, zero: torch.Tensor, step: torch.Tensor):
+    """(q, step) when every block is zero + step * q with q in 0..15, else None."""
+    step = torch.where((step > 0) & torch.isfinite(step), step, torch.ones_like(step))
+    q = torch.round((blocks - zero[..., None]) / step[..., None])
+    if q.max() >= LEVELS:
+        return None
+    if ((zero[..., None] + step[..., None] * q - blocks).abs() > TOLERANCE * step[..., None]).any():
+        return None
+    return q, step
+
+
+class Int4Linear(torch.nn.Module):
+    """y = x W^T (+ b), W held as 4-bit q with a bf16 step and zero per block of 32 inputs."""
+
+    def __init__(self, linear: torch.nn.Linear, found: tuple[torch.Tensor, ...]):
+        super().__init__()
+        q, step, zero = found
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        # the kernel's block: w = (q - 8) * scale + mid, so mid is the block's middle level
+        scale, mid = step.to(torch.bfloat16), (zero + 8 * step).to(torch.bfloat16)
+        self.register_buffer("packed", torch._convert_weight_to_int4pack_for_cpu(q.int(), 1))
+        self.register_buffer("scales", torch.stack([scale.T, mid.T], dim=-1).contiguous())
+        dense = (q.float() - 8).reshape(self.out_features, -1, GROUP) * scale.float()[..., None]
+        self.register_buffer("dense", (dense + mid.float()[..., None])
+                             .reshape(self.out_features, self.in_features).to(torch.bfloat16))
+        self.register_buffer("bias", None if linear.bias is None
+                             else linear.bias.detach().to(torch.bfloat16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        if flat.shape[0] >= DENSE_ROWS:
+            y = torch.nn.functional.linear(flat, self.dense)
+        else:
+            y = torch._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+
+
+class Bf16Linear(torch.nn.Module):
+    """A linear off the grid: bf16 weights and matmul inside a model that stays fp32."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.register_buffer("weight", linear.weight.detach().to(torch.bfloat16))
+        self.register_buffer("bias", None if linear.bias is None
+                             else linear.bias.detach().to(torch.bfloat16))
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight, self.bias)
+        return y.to(x.dtype)
+
+
+def quantize(model: torch.nn.Module) -> tuple[torch.nn.Module, int, int]:
+    """Swap each nn.Linear whose weights sit on a 4-bit grid for an Int4Linear, and every
+    other one for a Bf16Linear, in place; the rest of the model stays as it is (fp32).
+
+    The model must hold its weights as loaded (fp32): bf16 would have rounded them off the
+    grid. Returns (the model; linears packed; linears kept in bf16).
+    """
+    packed = kept = 0
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if not isinstance(child, torch.nn.Linear):
+                continue
+            found = (grid(child.weight) if child.weight.dtype == torch.float32
+                     and child.out_features % OUT_ALIGN == 0 else None)
+            if found is None:
+                setattr(module, child_name, Bf16Linear(child))
+                kept += 1
+            else:
+                setattr(module, child_name, Int4Linear(child, found))
+                packed += 1
+    return model, packed, kept
