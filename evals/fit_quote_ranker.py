@@ -1,13 +1,14 @@
-"""Fit the quote's sentence ranker (grounding.QUOTE_WEIGHTS) on the DEV split only.
+"""Fit the quote's sentence ranker (grounding.QUOTE_WEIGHTS) on the tuning splits only.
 
-For every answerable dev question it retrieves as the chain does, computes each candidate
+For every answerable question of the tuning splits (evals/tune_grounding.py: dev, test and
+holdout; never holdout2, the report set) it retrieves as the chain does, computes each candidate
 sentence's features (`grounding.sentence_features`) and labels it by whether the sentence,
 with the context the quote would give it, holds every key fact. A listwise logistic
 regression (softmax over a question's sentences, L2) learns one weight per feature.
 It prints the weights to paste into grounding.py, how often the top sentence is right
 in-sample and leave-one-out, and the same for the weights grounding.py has now.
 
-    .venv/bin/python evals/fit_quote_ranker.py [--loo]
+    .venv/bin/python evals/fit_quote_ranker.py [--split dev,test,holdout] [--loo]
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from assistant.chain import grounding as g  # noqa: E402
 from assistant.chain.compress import score_units  # noqa: E402
 from assistant.chain.factory import open_retriever  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.datasets import load_dataset, select  # noqa: E402
 from assistant.text import has_key_facts  # noqa: E402
+from evals.tune_grounding import tuning_rows  # noqa: E402
 
 
 def question_table(retriever, row) -> tuple[np.ndarray, np.ndarray]:
@@ -65,20 +66,20 @@ def top_right(tables: list, w: np.ndarray) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loo", action="store_true", help="also leave-one-out on dev (slow)")
+    parser.add_argument("--split", default="dev,test,holdout", help="comma-separated tuning splits")
+    parser.add_argument("--loo", action="store_true", help="also leave-one-out (slow)")
     args = parser.parse_args()
-    rows = [r for r in select(load_dataset(ROOT / "evals/datasets/course_qa.jsonl"),
-                              ["metadata.split=dev"], None) if r.metadata["kind"] == "answerable"]
+    rows = [r for r in tuning_rows(args.split) if r.metadata["kind"] == "answerable"]
     retriever = open_retriever(Settings(corpus_dir=ROOT / "corpus"))
     tables = [question_table(retriever, r) for r in rows]
     w = fit(tables)
     print("QUOTE_FEATURES =", g.QUOTE_FEATURES)
     print("QUOTE_WEIGHTS =", tuple(round(float(v), 2) for v in w))
-    print(f"top sentence right, dev in-sample: fitted {top_right(tables, w)}/{len(tables)}, "
+    print(f"top sentence right, in-sample: fitted {top_right(tables, w)}/{len(tables)}, "
           f"grounding.py now {top_right(tables, np.array(g.QUOTE_WEIGHTS))}/{len(tables)}")
     if args.loo:
         right = sum(top_right([t], fit([u for u in tables if u is not t], steps=800)) for t in tables)
-        print(f"top sentence right, dev leave-one-out: {right}/{len(tables)}")
+        print(f"top sentence right, leave-one-out: {right}/{len(tables)}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""Tune the grounding rules on the DEV split only: quote choice and near-miss abstention.
+"""Tune the grounding rules on tuning splits only: quote choice and near-miss abstention.
 
-No model is called: for each dev question it retrieves, grounds and decides as the chain
-does, then reports the share of answerable questions whose quote holds every key fact,
-abstention on off-topic and near-miss questions, and false abstentions. The test split
-is reported once, with the eval harness (evals/suites/grounded.yaml), never here.
+No model is called: for each question it retrieves, grounds and decides as the chain does,
+then reports the share of answerable questions whose quote holds every key fact, abstention
+on off-topic and near-miss questions, and false abstentions.
 
-    .venv/bin/python evals/tune_grounding.py [--split dev] [--show]
+Splits: `dev`, `test` (evals/datasets/course_qa.jsonl) and `holdout` (course_qa_holdout.jsonl);
+since 30 Nov 2026 all three are tuning data, after each was reported once. `holdout2`
+(course_qa_holdout2.jsonl) is the report set: evals/suites/course_grounded_holdout2.yaml
+runs it once with the eval harness; this script refuses it.
+
+    .venv/bin/python evals/tune_grounding.py [--split dev,test,holdout] [--show]
 """
 
 from __future__ import annotations
@@ -25,14 +29,27 @@ from assistant.config import Settings  # noqa: E402
 from assistant.datasets import load_dataset, select  # noqa: E402
 from assistant.text import has_key_facts  # noqa: E402
 
+DATASETS = {"dev": "course_qa.jsonl", "test": "course_qa.jsonl", "holdout": "course_qa_holdout.jsonl"}
+
+
+def tuning_rows(splits: str) -> list:
+    """The rows of comma-separated tuning splits; the report set is not one of them."""
+    rows = []
+    for split in splits.split(","):
+        if split not in DATASETS:
+            raise SystemExit(f"unknown tuning split {split!r}; choose from {', '.join(DATASETS)}"
+                             " (holdout2 is only reported, with the eval harness)")
+        data = load_dataset(ROOT / "evals/datasets" / DATASETS[split])
+        rows += select(data, [f"metadata.split={split}"], None)
+    return rows
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="dev", choices=["dev", "test"])
+    parser.add_argument("--split", default="dev,test,holdout", help="comma-separated: dev, test, holdout")
     parser.add_argument("--show", action="store_true", help="print every miss")
     args = parser.parse_args()
-    dataset = ROOT / "evals/datasets/course_qa.jsonl"
-    rows = select(load_dataset(dataset), [f"metadata.split={args.split}"], None)
+    rows = tuning_rows(args.split)
     retriever = open_retriever(Settings(corpus_dir=ROOT / "corpus"))
     counts = {"answerable": [0, 0], "near-miss": [0, 0], "off-topic": [0, 0]}
     quoted = false_abstain = 0

@@ -1,4 +1,4 @@
-"""The dev-split tuning scripts: they refuse the test split and reproduce the shipped constants."""
+"""The tuning scripts: the lead policy refuses the test split, the ranker fit reproduces the shipped weights."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_the_lead_policy_refuses_a_run_with_test_split_rows(tmp_path):
 
 
 @pytest.mark.e2e
-def test_fitting_the_quote_ranker_on_dev_gives_the_shipped_weights(tmp_path):
+def test_fitting_the_quote_ranker_on_the_tuning_splits_gives_the_shipped_weights(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURSELAB_")}
     env.update(COURSELAB_HOME=str(tmp_path), COURSELAB_CACHE=str(ROOT / ".cache"),
                TOKENIZERS_PARALLELISM="false")

@@ -16,7 +16,10 @@ from assistant.text import cosine, plain_text
 
 SHORT_ITEM = 80  # list items shorter than this are kept together as one unit
 _MARKER = re.compile(r"^\s*(\d+\.|[-*+]|[a-z]\.)\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(])")
+# a sentence ends at . ! ? before a capital, but not after an abbreviation ("token i.e. [CLS]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bi\.e\.)(?<!\be\.g\.)(?<!\betc\.)(?<!\bvs\.)\s+(?=[A-Z\[(])")
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
+_RULE_CELL = re.compile(r"^\s*:?-+:?\s*$")
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,28 @@ def units(text: str) -> list[str]:
     ['Text; Image', 'Long sentence one.', 'Long sentence two.']
     >>> units("3. **Training Signal**:\\n   - It comes from the loss.")
     ['Training Signal: It comes from the loss.']
+    >>> units("| Tool | Use |\\n| :--: | --- |\\n| **LangChain** | LLM Workflows |")
+    ['Tool: LangChain; Use: LLM Workflows']
     """
     out: list[str] = []
     short_run, label = False, ""
-    for raw in plain_text(text).split("\n"):
+    lines = plain_text(text).split("\n")
+    header: list[str] = []
+    for n, raw in enumerate(lines):
+        if (cells := table_cells(raw)) is not None:
+            if all(_RULE_CELL.match(c) for c in cells):
+                continue
+            following = table_cells(lines[n + 1]) if n + 1 < len(lines) else None
+            if following and all(_RULE_CELL.match(c) for c in following):
+                header = cells  # the row above the rule names the columns
+            else:  # a row reads as its own sentence: "Tool: LangChain; Use: LLM Workflows"
+                row = "; ".join(f"{h}: {c}" if h else c
+                                for h, c in zip(header + [""] * len(cells), cells) if c)
+                out.append(f"{label}{row}")  # the line introducing the table leads its first row
+                label = ""
+            short_run = False
+            continue
+        header = []
         line = _MARKER.sub("", raw).strip()
         if not line:
             continue
@@ -59,6 +80,12 @@ def units(text: str) -> list[str]:
             sentences[0], label = f"{label}{sentences[0]}", ""
         out.extend(sentences)
     return out
+
+
+def table_cells(line: str) -> list[str] | None:
+    """The cells of a markdown table row ('| a | b |' -> ['a', 'b']), or None for other lines."""
+    m = _TABLE_ROW.match(line)
+    return None if m is None else [c.strip() for c in m.group(1).split("|")]
 
 
 def score_units(question_vector: list[float], hits: list[Hit], embedder
