@@ -1,4 +1,4 @@
-"""The tuning scripts: the lead policy refuses the test split, the ranker fit reproduces the shipped weights."""
+"""The tuning scripts: the lead policy refuses the test split; the ranker fit gives the shipped weights."""
 
 from __future__ import annotations
 
