@@ -1,14 +1,14 @@
 """Fit the quote's sentence ranker (grounding.QUOTE_WEIGHTS) on the tuning splits only.
 
-For every answerable question of the tuning splits (evals/tune_grounding.py: dev, test and
-holdout; never holdout2, the report set) it retrieves as the chain does, computes each candidate
+For every answerable question of the tuning splits (evals/tune_grounding.py: dev, test,
+holdout and holdout2; never holdout3, the report set) it retrieves as the chain does, computes each candidate
 sentence's features (`grounding.sentence_features`) and labels it by whether the sentence,
 with the context the quote would give it, holds every key fact. A listwise logistic
 regression (softmax over a question's sentences, L2) learns one weight per feature.
 It prints the weights to paste into grounding.py, how often the top sentence is right
 in-sample and leave-one-out, and the same for the weights grounding.py has now.
 
-    .venv/bin/python evals/fit_quote_ranker.py [--split dev,test,holdout] [--loo]
+    .venv/bin/python evals/fit_quote_ranker.py [--split dev,test,holdout,holdout2] [--loo]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from assistant.chain.compress import score_units  # noqa: E402
 from assistant.chain.factory import open_retriever  # noqa: E402
 from assistant.config import Settings  # noqa: E402
 from assistant.text import has_key_facts  # noqa: E402
-from evals.tune_grounding import tuning_rows  # noqa: E402
+from evals.tune_grounding import TUNING, tuning_rows  # noqa: E402
 
 
 def question_table(retriever, row) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +66,7 @@ def top_right(tables: list, w: np.ndarray) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="dev,test,holdout", help="comma-separated tuning splits")
+    parser.add_argument("--split", default=TUNING, help="comma-separated tuning splits")
     parser.add_argument("--loo", action="store_true", help="also leave-one-out (slow)")
     args = parser.parse_args()
     rows = [r for r in tuning_rows(args.split) if r.metadata["kind"] == "answerable"]

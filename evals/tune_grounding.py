@@ -4,12 +4,13 @@ No model is called: for each question it retrieves, grounds and decides as the c
 then reports the share of answerable questions whose quote holds every key fact, abstention
 on off-topic and near-miss questions, and false abstentions.
 
-Splits: `dev`, `test` (evals/datasets/course_qa.jsonl) and `holdout` (course_qa_holdout.jsonl);
-since 30 Nov 2026 all three are tuning data, after each was reported once. `holdout2`
-(course_qa_holdout2.jsonl) is the report set: evals/suites/course_grounded_holdout2.yaml
-runs it once with the eval harness; this script refuses it.
+Splits: `dev`, `test` (evals/datasets/course_qa.jsonl), `holdout` and `holdout2`
+(course_qa_holdout.jsonl, course_qa_holdout2.jsonl); since 30 Nov 2026 all four are tuning
+data, each after it was reported once. `holdout3` (course_qa_holdout3.jsonl) is the report
+set: evals/suites/course_grounded_holdout3.yaml runs it once with the eval harness; this
+script refuses it.
 
-    .venv/bin/python evals/tune_grounding.py [--split dev,test,holdout] [--show]
+    .venv/bin/python evals/tune_grounding.py [--split dev,test,holdout,holdout2] [--show]
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from assistant.config import Settings  # noqa: E402
 from assistant.datasets import load_dataset, select  # noqa: E402
 from assistant.text import has_key_facts  # noqa: E402
 
-DATASETS = {"dev": "course_qa.jsonl", "test": "course_qa.jsonl", "holdout": "course_qa_holdout.jsonl"}
+DATASETS = {"dev": "course_qa.jsonl", "test": "course_qa.jsonl", "holdout": "course_qa_holdout.jsonl",
+            "holdout2": "course_qa_holdout2.jsonl"}
+TUNING = ",".join(DATASETS)
 
 
 def tuning_rows(splits: str) -> list:
@@ -38,7 +41,7 @@ def tuning_rows(splits: str) -> list:
     for split in splits.split(","):
         if split not in DATASETS:
             raise SystemExit(f"unknown tuning split {split!r}; choose from {', '.join(DATASETS)}"
-                             " (holdout2 is only reported, with the eval harness)")
+                             " (holdout3 is only reported, with the eval harness)")
         data = load_dataset(ROOT / "evals/datasets" / DATASETS[split])
         rows += select(data, [f"metadata.split={split}"], None)
     return rows
@@ -46,7 +49,7 @@ def tuning_rows(splits: str) -> list:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", default="dev,test,holdout", help="comma-separated: dev, test, holdout")
+    parser.add_argument("--split", default=TUNING, help=f"comma-separated, of: {TUNING}")
     parser.add_argument("--show", action="store_true", help="print every miss")
     args = parser.parse_args()
     rows = tuning_rows(args.split)

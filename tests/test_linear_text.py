@@ -9,6 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assistant.chain.compress import units
+from assistant.chain.grounding import asked, claims
 from assistant.corpus.chunks import sections, split_markdown
 from assistant.corpus.uploads import check_upload, safe_name
 from assistant.errors import InputError
@@ -25,11 +27,16 @@ ADVERSARIAL = {
     "words then parens": "Ab " * 20_000 + "(",
     "capitals and spaces": ("AB " + " " * 50) * 2000,
     "contents lists": "".join(f"# H{i}\n- H{i}\n" for i in range(5000)),
+    "table pipes and spaces": ("|" + " " * 50) * 2000 + "x",
+    "a table row of empty cells": "|" + " |" * 40_000,
+    "abbreviations": "a i.e. B e.g. [C etc. " * 5000,
 }
 FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md"),
              # the Course lab finds each section's missing figures on every answer card
-             "figure names": lambda text: _IMG_SRC.sub("", text)}
+             "figure names": lambda text: _IMG_SRC.sub("", text),
+             # uploaded chunks are cut into quotable units; questions and answers are parsed
+             "units": units, "asked": asked, "claims": claims}
 
 
 def _seconds(fn, text: str) -> float:

