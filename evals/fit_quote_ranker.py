@@ -1,14 +1,14 @@
 """Fit the quote's sentence ranker (grounding.QUOTE_WEIGHTS) on the tuning splits only.
 
-For every answerable question of the tuning splits (evals/tune_grounding.py: dev, test,
-holdout and holdout2; never holdout3, the report set) it retrieves as the chain does, computes each candidate
+For every answerable question of the tuning splits (evals/tune_grounding.py: dev, test and
+the held-out sets once they have been reported) it retrieves as the chain does, computes each candidate
 sentence's features (`grounding.sentence_features`) and labels it by whether the sentence,
 with the context the quote would give it, holds every key fact. A listwise logistic
 regression (softmax over a question's sentences, L2) learns one weight per feature.
 It prints the weights to paste into grounding.py, how often the top sentence is right
 in-sample and leave-one-out, and the same for the weights grounding.py has now.
 
-    .venv/bin/python evals/fit_quote_ranker.py [--split dev,test,holdout,holdout2] [--loo]
+    .venv/bin/python evals/fit_quote_ranker.py [--split dev,test,holdout] [--loo]
 """
 
 from __future__ import annotations
