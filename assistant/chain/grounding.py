@@ -142,8 +142,6 @@ _VAGUE = frozenset("different various distinct separate total unique individual 
 _TERM_Q = re.compile(r"\b(?:which|what) (?:[\w-]+ ){0,2}?(optimi[sz]er|activation|tokeni[sz]er|"
                      r"benchmark|licen[cs]e|programming language|hardware|algorithm|metric)s?\b", re.I)
 _BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
-_NAME_WORDS = frozenset("who whom whose company organisation organization lab team person "
-                        "university".split())
 
 
 def _base(word: str) -> str:

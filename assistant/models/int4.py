@@ -1,8 +1,9 @@
 """The GGUF's own 4-bit weights, kept in 4 bits: torch's CPU kernel `_weight_int4pack_mm_for_cpu`.
 
-The offline models come from 4-bit GGUF files (SmolLM2: Q4_1, Gemma 3: mostly Q4_K). Their
-"fp32" weights are those 4-bit values dequantised: in every block of 32 inputs of a row, a
-weight is `zero + step * q` with q in 0..15. This module finds that grid again in each
+The offline models come from GGUF files (SmolLM2: Q4_1 in every linear; Gemma 3: Q4_K in the
+27 linears whose rows allow it, 5- and 8-bit blocks elsewhere). Their "fp32" 4-bit weights
+are those values dequantised: in every block of 32 inputs of a row, a weight is
+`zero + step * q` with q in 0..15. This module finds that grid again in each
 nn.Linear and stores q in 4 bits with the block's step and zero, so decoding reads a quarter
 of bf16's bytes while multiplying the weights the model file holds, not new approximations of
 them (int8 per channel rounds them once more: what lost SmolLM2's key facts on the test split).

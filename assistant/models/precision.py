@@ -27,12 +27,15 @@ evals/bench_precision.py --compare against fp32, 30 Nov 2026, decode loop with d
   split: SmolLM2 key_facts 0.203 vs 0.271 (p=0.125), lead 0.797 vs 0.814 (p=1.0), 61/83
   identical; Gemma 0.237 vs 0.220 (p=1.0), 73/83 identical. Test split: SmolLM2 0.355 vs
   0.452 (p=0.25, as bf16), lead 0.742 vs 0.742, 31/47 identical (bf16: 29/47); Gemma 0.290
-  vs 0.323 (p=1.0), 43/47 identical. Held-out questions (evals/suites/
-  course_grounded_holdout.yaml, 40 answerable + 20 unanswerable): see README. No significant
-  difference; every variant that is not fp32 loses a few of SmolLM2's own key facts on the
-  same dev questions (q015 under both int8 and int4), never wins one: the template was chosen on fp32
-  answers. Speed (SmolLM2 decode, batch 1): int4 3.0x fp32 `generate`, bf16 1.9x; a decode
-  step for 8 rows 38 ms (int4) vs 53 ms (the same weights through bf16's matmul). Gemma's
+  vs 0.323 (p=1.0), 43/47 identical. First held-out set (evals/suites/
+  course_grounded_holdout.yaml, 40 answerable + 20 unanswerable): SmolLM2 0.225 vs 0.225,
+  lead 0.600 vs 0.600, 46/60 identical; Gemma 0.225 vs 0.200, 53/60 identical. No
+  significant difference. Every variant that is not fp32 loses a few of SmolLM2's own key
+  facts on the same dev questions (q015 under both int8 and int4) and wins none: the
+  template was chosen on fp32 answers. Speed (SmolLM2): one answer decodes at 2.9x fp32
+  `generate` (bf16 1.9x); a decode step for 4 rows takes 38 ms against bf16's 49 ms, for
+  16 rows 107-119 ms against 93-95 ms, and a batch's prompts prefill 1.25x slower than in
+  bf16 (fp32 between the matmuls), so an eval runs as fast as in bf16 (307 s). Gemma's
   file is mostly 5- and 8-bit (27 of 127 linears are 4-bit), so int4 gains it nothing
   (`--precision int4 bench decode --model gemma3-270m`: 0.96x fp32 vs 2.22x for bf16) and
   auto keeps it bf16.
@@ -57,7 +60,7 @@ log = logging.getLogger("courselab")
 PRECISIONS = ("auto", "fp32", "bf16", "int4", "int8")
 AUTO_CPU = "bf16"  # on CPUs with native bf16; int8 lost key facts on the test split (docstring)
 # Models whose file holds every linear in 4 bits: int4 multiplies exactly those weights,
-# faster than bf16 at every batch size below 24 (docstring). Gemma 3's file does not (its
+# faster than bf16 for one answer and small batches (docstring). Gemma 3's file does not (its
 # 640-wide rows fall back to 5- and 8-bit blocks: 27 of 127 linears are 4-bit).
 AUTO_CPU_BY_MODEL = {"smollm2-135m-instruct": "int4"}
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}  # /proc/cpuinfo flags of native bf16 matmuls
