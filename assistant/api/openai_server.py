@@ -29,32 +29,13 @@ _END = object()
 def create_app(pool: ModelPool, api_key: str | None = None, max_body_bytes: int = MAX_BODY_BYTES):
     """A FastAPI app serving `pool`'s names; `api_key` (when set) is required as a Bearer token."""
     from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import StreamingResponse
     from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
 
     app = FastAPI(title="courselab OpenAI-compatible API", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes)
-
-    @app.exception_handler(CourselabError)
-    def _error(request, exc: CourselabError):
-        status, code = _status(exc)
-        kind = "invalid_request_error" if status < 500 else "server_error"
-        return JSONResponse(error_body(str(exc), kind, code), status)
-
-    @app.exception_handler(RequestValidationError)
-    def _invalid(request, exc: RequestValidationError):
-        return JSONResponse(error_body(_describe(exc.errors()), code="invalid_request"), 400)
-
-    @app.exception_handler(HTTPException)
-    def _http(request, exc: HTTPException):
-        return JSONResponse(error_body(str(exc.detail), code=str(exc.status_code)), exc.status_code)
-
-    @app.exception_handler(Exception)
-    def _crash(request, exc: Exception):  # never a traceback or FastAPI's {"detail": ...}
-        return JSONResponse(error_body(f"internal error: {type(exc).__name__}", "server_error"), 500)
+    _answer_errors(app)
 
     @app.get("/v1/models")
     def list_models():
@@ -78,14 +59,43 @@ def create_app(pool: ModelPool, api_key: str | None = None, max_body_bytes: int 
                 raise first
             return StreamingResponse(_sse(body, queue, http, halt, first),
                                      media_type="text/event-stream")
-        reply = await run_in_threadpool(backend.complete, body)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
-                "created": int(time.time()), "model": body.model,
-                "choices": [{"index": 0, "finish_reason": reply.finish_reason,
-                             "message": {"role": "assistant", "content": reply.text}}],
-                "usage": reply.usage(), **reply.extra}
+        return _completion(body, await run_in_threadpool(backend.complete, body))
 
     return app
+
+
+def _answer_errors(app) -> None:
+    """Every error as OpenAI's error body: never a traceback or FastAPI's {"detail": ...}."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(CourselabError)
+    def _error(request, exc: CourselabError):
+        status, code = _status(exc)
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse(error_body(str(exc), kind, code), status)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request, exc: RequestValidationError):
+        return JSONResponse(error_body(_describe(exc.errors()), code="invalid_request"), 400)
+
+    @app.exception_handler(HTTPException)
+    def _http(request, exc: HTTPException):
+        return JSONResponse(error_body(str(exc.detail), code=str(exc.status_code)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    def _crash(request, exc: Exception):
+        return JSONResponse(error_body(f"internal error: {type(exc).__name__}", "server_error"), 500)
+
+
+def _completion(body: ChatRequest, reply) -> dict:
+    """A whole (not streamed) chat completion in OpenAI's shape."""
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+            "created": int(time.time()), "model": body.model,
+            "choices": [{"index": 0, "finish_reason": reply.finish_reason,
+                         "message": {"role": "assistant", "content": reply.text}}],
+            "usage": reply.usage(), **reply.extra}
 
 
 def _status(exc: CourselabError) -> tuple[int, str | None]:
