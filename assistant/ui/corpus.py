@@ -13,6 +13,15 @@ from assistant.ui.html import escape, short_section, snippet
 
 
 def corpus_tab(service: Service):
+    """Search the index, browse it by section, add and remove files; returns what refreshes
+    the section list and the list itself (the app refreshes it on load)."""
+    _search_panel(service)
+    section_names, section = _browse_panel(service)
+    _files_panel(service, section_names, section)
+    return section_names, section
+
+
+def _search_panel(service: Service) -> None:
     with gr.Row(equal_height=True):
         query = gr.Textbox(label="Search the index", placeholder="e.g. positional encoding", scale=4,
                            elem_id="search")
@@ -23,20 +32,6 @@ def corpus_tab(service: Service):
     hits = gr.Dataframe(headers=["#", "relevance", "similarity", "section", "text", "source"],
                         datatype="str", interactive=False, wrap=True, label="Hits", elem_id="hits",
                         column_widths=["4%", "9%", "9%", "22%", "42%", "14%"])
-    gr.Markdown("### Browse by section")
-    section = gr.Dropdown([], label="Section", allow_custom_value=False)
-    chunks = gr.Markdown()
-    gr.Markdown("### Add files to the course\n.md or .txt, up to 1 MB each; "
-                "the index is updated incrementally.")
-    # every file is accepted by the browser and checked here: one clear refusal, not two
-    files = gr.File(file_count="multiple", label="Files (.md or .txt)", elem_id="upload")
-    add = gr.Button("Add to the corpus", variant="primary")
-    result = gr.Markdown(elem_id="upload-result")
-    gr.Markdown("### Remove an added file\nOnly files added here can be removed, not the course's own.")
-    with gr.Row():
-        added = gr.Dropdown(service.uploaded_files(), value=None, label="Added files", scale=4,
-                            elem_id="added-files")
-        remove = gr.Button("Remove from the corpus", variant="stop", scale=1)
 
     def search(text, n):
         try:
@@ -46,6 +41,15 @@ def corpus_tab(service: Service):
         return [[h.rank, f"{h.relevance:.3f}" if h.relevance is not None else "", f"{h.score:.3f}",
                  short_section(h.section, []), snippet(h.text, 240),
                  h.source] for h in found]
+
+    query.submit(search, [query, k], hits, api_name="search")
+    go.click(search, [query, k], hits, api_visibility="private")
+
+
+def _browse_panel(service: Service):
+    gr.Markdown("### Browse by section")
+    section = gr.Dropdown([], label="Section", allow_custom_value=False)
+    chunks = gr.Markdown()
 
     def section_names():
         try:
@@ -60,6 +64,23 @@ def corpus_tab(service: Service):
             raise gr.Error(str(e)) from None
         text = "\n\n---\n\n".join(f"<sub>{escape(c.source)}</sub>\n\n{escape(c.text)}" for c in parts)
         return demo_links(name or "", service.settings.corpus_dir) + text
+
+    section.change(browse, section, chunks, api_visibility="private")
+    return section_names, section
+
+
+def _files_panel(service: Service, section_names, section) -> None:
+    gr.Markdown("### Add files to the course\n.md or .txt, up to 1 MB each; "
+                "the index is updated incrementally.")
+    # every file is accepted by the browser and checked here: one clear refusal, not two
+    files = gr.File(file_count="multiple", label="Files (.md or .txt)", elem_id="upload")
+    add = gr.Button("Add to the corpus", variant="primary")
+    result = gr.Markdown(elem_id="upload-result")
+    gr.Markdown("### Remove an added file\nOnly files added here can be removed, not the course's own.")
+    with gr.Row():
+        added = gr.Dropdown(service.uploaded_files(), value=None, label="Added files", scale=4,
+                            elem_id="added-files")
+        remove = gr.Button("Remove from the corpus", variant="stop", scale=1)
 
     def added_names():
         return gr.Dropdown(choices=service.uploaded_files(), value=None)
@@ -86,26 +107,23 @@ def corpus_tab(service: Service):
             return f"⚠️ {escape(str(e))}", gr.skip(), gr.skip()
         return f"✅ {escape(message)}", section_names(), added_names()
 
-    def precheck(paths):
-        """Refuse a wrong file type as soon as it is chosen, and drop it."""
-        wrong = [Path(p).name for p in paths or [] if Path(p).suffix.lower() not in (".md", ".txt")]
-        if not wrong:
-            return "", gr.skip()
-        for p in paths:
-            Path(p).unlink(missing_ok=True)
-        return (f"⚠️ Refused: {escape(', '.join(wrong))}: only .md and .txt files can be added. "
-                "Nothing was added.", None)
-
-    query.submit(search, [query, k], hits, api_name="search")
-    go.click(search, [query, k], hits, api_visibility="private")
-    files.upload(precheck, files, [result, files], api_visibility="private")
-    section.change(browse, section, chunks, api_visibility="private")
+    files.upload(_precheck, files, [result, files], api_visibility="private")
     add.click(upload, files, [result, section, files, added], api_visibility="private",
               concurrency_limit=1)
     remove.click(remove_file, added, [result, section, added], api_visibility="private",
                  concurrency_limit=1)
     added.focus(added_names, None, added, api_visibility="private", queue=False)  # other users'
-    return section_names, section
+
+
+def _precheck(paths):
+    """Refuse a wrong file type as soon as it is chosen, and drop it."""
+    wrong = [Path(p).name for p in paths or [] if Path(p).suffix.lower() not in (".md", ".txt")]
+    if not wrong:
+        return "", gr.skip()
+    for p in paths:
+        Path(p).unlink(missing_ok=True)
+    return (f"⚠️ Refused: {escape(', '.join(wrong))}: only .md and .txt files can be added. "
+            "Nothing was added.", None)
 
 
 def _read_and_delete(path) -> bytes:
