@@ -72,10 +72,9 @@ def grid(weight: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, ...] |
 def _fit(blocks: torch.Tensor, zero: torch.Tensor, step: torch.Tensor):
     """(q, step) when every block is zero + step * q with q in 0..15, else None."""
     step = torch.where((step > 0) & torch.isfinite(step), step, torch.ones_like(step))
-    q = torch.round((blocks - zero[..., None]) / step[..., None])
-    if q.max() >= LEVELS:
-        return None
-    if ((zero[..., None] + step[..., None] * q - blocks).abs() > TOLERANCE * step[..., None]).any():
+    levels = (blocks - zero[..., None]).div_(step[..., None])  # in steps: on the grid, whole
+    q = levels.round()
+    if q.max() >= LEVELS or levels.sub_(q).abs_().max() > TOLERANCE:
         return None
     return q, step
 
