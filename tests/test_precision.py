@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 from tiny_models import as_gguf_q4, loader_for, q4_1, tiny_llama, train_tokenizer
@@ -251,3 +253,73 @@ def test_int4_multiplies_the_files_weights_on_both_paths_and_they_agree_row_by_r
     assert (many - expected).abs().max() < 0.02 * scale
     assert (few - expected).abs().max() < 0.02 * scale
     assert (many - few).abs().max() < 0.02 * scale
+
+
+@pytest.fixture
+def saved_q4_model(tmp_path):
+    """A tiny llama on Q4_1's grid, saved as a safetensors folder like the converted GGUFs."""
+    tokenizer = train_tokenizer()
+    folder = tmp_path / "model"
+    as_gguf_q4(tiny_llama(tokenizer)).save_pretrained(folder)
+
+    def load():
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    return folder, load
+
+
+def _logits(model):
+    import torch
+
+    with torch.no_grad():
+        return model(torch.arange(3, 40)[None]).logits
+
+
+def test_int4_packs_once_and_later_loads_read_the_packed_layers(saved_q4_model, monkeypatch):
+    from assistant.models import int4
+
+    folder, load = saved_q4_model
+    first, packed, kept = int4.quantize(load())
+    assert (folder / int4.CACHE_NAME).is_file() and packed > 0
+    monkeypatch.setattr(int4, "grid", lambda *a, **k: pytest.fail("packed again"))
+    again, packed_again, kept_again = int4.quantize(load())
+    assert (packed_again, kept_again) == (packed, kept)
+    assert _logits(again).equal(_logits(first))
+
+
+@pytest.mark.parametrize("damage", ["torch upgraded", "weights changed", "torn file"])
+def test_a_stale_or_torn_int4_cache_is_packed_again_and_rewritten(saved_q4_model, monkeypatch,
+                                                                   damage):
+    from assistant.models import int4
+
+    folder, load = saved_q4_model
+    expected = _logits(int4.quantize(load())[0])
+    cache = folder / int4.CACHE_NAME
+    if damage == "torch upgraded":
+        monkeypatch.setattr(int4, "CACHE_FORMAT", "another")
+    elif damage == "weights changed":
+        weights = next(folder.glob("model*.safetensors"))
+        os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    else:
+        cache.write_bytes(cache.read_bytes()[:1000])
+    calls = []
+    grid = int4.grid
+    monkeypatch.setattr(int4, "grid", lambda *a, **k: calls.append(1) or grid(*a, **k))
+    model, packed, _ = int4.quantize(load())
+    assert calls and _logits(model).equal(expected)
+    assert int4.read_cache(cache, int4.cache_key(folder)) is not None  # rewritten, whole
+
+
+def test_int4_without_a_folder_or_a_writable_one_still_packs(saved_q4_model, monkeypatch):
+    from assistant.models import int4
+
+    folder, load = saved_q4_model
+    model = load()
+    model.name_or_path = ""  # built in memory: nothing to key a cache on
+    assert int4.cache_path(model) is None
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError("ro")))
+    _, packed, _ = int4.quantize(load())  # a read-only cache folder: packed, not cached
+    assert packed > 0 and not (folder / int4.CACHE_NAME).exists()
+    assert not list(folder.glob(".*.tmp"))  # no torn temp file left behind

@@ -21,7 +21,14 @@ so a weight moves by at most ~0.4% of its block's step and zero, as bf16 moves e
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from pathlib import Path
+
 import torch
+
+log = logging.getLogger("courselab")
 
 GROUP = 32  # inputs per block: Q4_0, Q4_1 and Q4_K's sub-blocks all hold 32 weights
 LEVELS = 16
@@ -35,6 +42,11 @@ OUT_ALIGN = 16
 # The kernel is a loop over rows, like the int8 one (models/int8.py): prompts (prefill) and
 # batches of at least this many rows multiply the same weights dequantised into bf16 instead.
 DENSE_ROWS = 32
+# The packed layers are cached next to the converted safetensors, keyed by those files, torch's
+# version (the packed layout is torch's own) and this format: the second load reads them.
+CACHE_NAME = "int4.safetensors"
+CACHE_FORMAT = "1"
+BUFFERS = ("packed", "scales", "dense", "bias")
 
 
 def grid(weight: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, ...] | None:
@@ -82,19 +94,26 @@ def _fit(blocks: torch.Tensor, zero: torch.Tensor, step: torch.Tensor):
 class Int4Linear(torch.nn.Module):
     """y = x W^T (+ b), W held as 4-bit q with a bf16 step and zero per block of 32 inputs."""
 
-    def __init__(self, linear: torch.nn.Linear, found: tuple[torch.Tensor, ...]):
+    def __init__(self, in_features: int, out_features: int, packed: torch.Tensor,
+                 scales: torch.Tensor, dense: torch.Tensor, bias: torch.Tensor | None = None):
         super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("packed", packed)
+        self.register_buffer("scales", scales)
+        self.register_buffer("dense", dense)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_grid(cls, linear: torch.nn.Linear, found: tuple[torch.Tensor, ...]) -> Int4Linear:
         q, step, zero = found
-        self.in_features, self.out_features = linear.in_features, linear.out_features
         # the kernel's block: w = (q - 8) * scale + mid, so mid is the block's middle level
         scale, mid = step.to(torch.bfloat16), (zero + 8 * step).to(torch.bfloat16)
-        self.register_buffer("packed", torch._convert_weight_to_int4pack_for_cpu(q.int(), 1))
-        self.register_buffer("scales", torch.stack([scale.T, mid.T], dim=-1).contiguous())
-        dense = (q.float() - 8).reshape(self.out_features, -1, GROUP) * scale.float()[..., None]
-        self.register_buffer("dense", (dense + mid.float()[..., None])
-                             .reshape(self.out_features, self.in_features).to(torch.bfloat16))
-        self.register_buffer("bias", None if linear.bias is None
-                             else linear.bias.detach().to(torch.bfloat16))
+        out, width = linear.out_features, linear.in_features
+        dense = (q.float() - 8).reshape(out, -1, GROUP) * scale.float()[..., None]
+        return cls(width, out, torch._convert_weight_to_int4pack_for_cpu(q.int(), 1),
+                   torch.stack([scale.T, mid.T], dim=-1).contiguous(),
+                   (dense + mid.float()[..., None]).reshape(out, width).to(torch.bfloat16),
+                   None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
@@ -122,24 +141,99 @@ class Bf16Linear(torch.nn.Module):
         return y.to(x.dtype)
 
 
-def quantize(model: torch.nn.Module) -> tuple[torch.nn.Module, int, int]:
+def quantize(model: torch.nn.Module, cache: bool = True) -> tuple[torch.nn.Module, int, int]:
     """Swap each nn.Linear whose weights sit on a 4-bit grid for an Int4Linear, and every
     other one for a Bf16Linear, in place; the rest of the model stays as it is (fp32).
 
     The model must hold its weights as loaded (fp32): bf16 would have rounded them off the
-    grid. Returns (the model; linears packed; linears kept in bf16).
+    grid. With `cache`, a model loaded from a safetensors folder keeps its packed layers in
+    that folder (CACHE_NAME) and later loads read them instead of packing again.
+    Returns (the model; linears packed; linears kept in bf16).
     """
-    packed = kept = 0
-    for module in list(model.modules()):
+    path = cache_path(model) if cache else None
+    key = cache_key(path.parent) if path else ""
+    stored = read_cache(path, key) if path else None
+    layers: dict[str, Int4Linear] = {}
+    kept = 0
+    for prefix, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if not isinstance(child, torch.nn.Linear):
                 continue
-            found = (grid(child.weight) if child.weight.dtype == torch.float32
-                     and child.out_features % OUT_ALIGN == 0 else None)
-            if found is None:
+            name = f"{prefix}.{child_name}" if prefix else child_name
+            layer = _int4(child, name, stored)
+            if layer is None:
                 setattr(module, child_name, Bf16Linear(child))
                 kept += 1
             else:
-                setattr(module, child_name, Int4Linear(child, found))
-                packed += 1
-    return model, packed, kept
+                setattr(module, child_name, layer)
+                layers[name] = layer
+    if path and stored is None:
+        write_cache(path, key, layers)
+    return model, len(layers), kept
+
+
+def _int4(linear: torch.nn.Linear, name: str, stored: dict | None) -> Int4Linear | None:
+    """The linear in 4 bits, from the cache or its grid; None when it stays bf16."""
+    if stored is not None:
+        return Int4Linear(linear.in_features, linear.out_features, **stored[name]) \
+            if name in stored else None
+    found = (grid(linear.weight) if linear.weight.dtype == torch.float32
+             and linear.out_features % OUT_ALIGN == 0 else None)
+    return None if found is None else Int4Linear.from_grid(linear, found)
+
+
+def cache_path(model: torch.nn.Module) -> Path | None:
+    """Where the packed layers of a model loaded from a local safetensors folder are kept."""
+    folder = Path(str(getattr(model, "name_or_path", "") or ""))
+    if not str(folder) or not folder.is_dir():
+        return None
+    return folder / CACHE_NAME if _weight_files(folder) else None
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.safetensors") if p.name != CACHE_NAME)
+
+
+def cache_key(folder: Path) -> str:
+    """What the packed layers depend on: the weight files, torch's version, this format."""
+    files = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in _weight_files(folder)]
+    return json.dumps({"format": CACHE_FORMAT, "torch": torch.__version__, "weights": files})
+
+
+def read_cache(path: Path, key: str) -> dict[str, dict[str, torch.Tensor]] | None:
+    """{layer name: its buffers} from a cache written under `key`; None when absent, stale
+    or unreadable (the layers are then packed again and the cache rewritten)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("key") != key:
+                return None
+            stored: dict[str, dict[str, torch.Tensor]] = {}
+            for name in f.keys():  # noqa: SIM118 (safe_open is no dict: it has keys(), no iteration)
+                layer, _, buffer = name.rpartition(".")
+                stored.setdefault(layer, {})[buffer] = f.get_tensor(name)
+    except Exception as e:  # a torn or foreign file: pack again
+        log.warning("int4 cache %s unreadable (%s); packing again", path, e)
+        return None
+    if any(set(b) - set(BUFFERS) or not {"packed", "scales", "dense"} <= set(b)
+           for b in stored.values()):
+        return None
+    return stored
+
+
+def write_cache(path: Path, key: str, layers: dict[str, Int4Linear]) -> None:
+    """The packed layers, written atomically (a reader sees the old file or the new one)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"{name}.{b}": getattr(layer, b).contiguous()
+               for name, layer in layers.items() for b in BUFFERS if getattr(layer, b) is not None}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={"key": key})
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only cache: pack at every load
+        log.warning("int4 cache %s not written (%s)", path, e)
+        tmp.unlink(missing_ok=True)
