@@ -8,7 +8,9 @@ nn.Linear and stores q in 4 bits with the block's step and zero, so decoding rea
 of bf16's bytes while multiplying the weights the model file holds, not new approximations of
 them (int8 per channel rounds them once more: what lost SmolLM2's key facts on the test split).
 A linear whose weights are not on such a grid (a Q6_K or fp16 tensor, a model from the hub)
-stays bf16: this precision never quantises anything the file did not.
+stays bf16: this precision never quantises anything the file did not. The packed layers are
+cached next to the converted safetensors, so only the first load packs (SmolLM2: 6.0 s, then
+3.9 s, as fp32's load).
 
 Only the matmuls are bf16: their inputs are rounded to bf16 (the kernels take nothing else
 fast), their outputs come back in fp32, and everything between them (the residual stream,
