@@ -323,3 +323,24 @@ def test_int4_without_a_folder_or_a_writable_one_still_packs(saved_q4_model, mon
     _, packed, _ = int4.quantize(load())  # a read-only cache folder: packed, not cached
     assert packed > 0 and not (folder / int4.CACHE_NAME).exists()
     assert not list(folder.glob(".*.tmp"))  # no torn temp file left behind
+
+
+def test_an_int4_cache_of_another_model_is_not_used(saved_q4_model, monkeypatch):
+    """The cache is outside data: buffers of other shapes are packed again, not loaded."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from assistant.models import int4
+
+    folder, load = saved_q4_model
+    expected = _logits(int4.quantize(load())[0])
+    cache = folder / int4.CACHE_NAME
+    tensors = load_file(cache)
+    name = next(k for k in tensors if k.endswith(".dense"))
+    tensors[name] = torch.zeros(3, 5, dtype=torch.bfloat16)
+    save_file(tensors, cache, metadata={"key": int4.cache_key(folder)})
+    calls = []
+    grid = int4.grid
+    monkeypatch.setattr(int4, "grid", lambda *a, **k: calls.append(1) or grid(*a, **k))
+    model, _, _ = int4.quantize(load())
+    assert calls and _logits(model).equal(expected)

@@ -1,8 +1,8 @@
 """The GGUF's own 4-bit weights, kept in 4 bits: torch's CPU kernel `_weight_int4pack_mm_for_cpu`.
 
 The offline models come from GGUF files (SmolLM2: Q4_1 in every linear; Gemma 3: Q4_K in the
-27 linears whose rows allow it, 5- and 8-bit blocks elsewhere). Their "fp32" 4-bit weights
-are those values dequantised: in every block of 32 inputs of a row, a weight is
+27 linears whose rows allow it, 5- and 8-bit blocks elsewhere). Their "fp32" weights are
+those 4-bit values dequantised: in every block of 32 inputs of a row, a weight is
 `zero + step * q` with q in 0..15. This module finds that grid again in each
 nn.Linear and stores q in 4 bits with the block's step and zero, so decoding reads a quarter
 of bf16's bytes while multiplying the weights the model file holds, not new approximations of
@@ -154,34 +154,41 @@ def quantize(model: torch.nn.Module, cache: bool = True) -> tuple[torch.nn.Modul
     """
     path = cache_path(model) if cache else None
     key = cache_key(path.parent) if path else ""
+    linears = {f"{prefix}.{name}" if prefix else name: (module, name, child)
+               for prefix, module in model.named_modules()
+               for name, child in module.named_children() if isinstance(child, torch.nn.Linear)}
     stored = read_cache(path, key) if path else None
+    if stored is not None and not all(n in linears and _fits(stored[n], linears[n][2])
+                                      for n in stored):
+        stored = None  # layers this model does not have, or not its shapes: pack again
     layers: dict[str, Int4Linear] = {}
-    kept = 0
-    for prefix, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if not isinstance(child, torch.nn.Linear):
-                continue
-            name = f"{prefix}.{child_name}" if prefix else child_name
-            layer = _int4(child, name, stored)
-            if layer is None:
-                setattr(module, child_name, Bf16Linear(child))
-                kept += 1
-            else:
-                setattr(module, child_name, layer)
-                layers[name] = layer
+    for name, (module, child_name, child) in linears.items():
+        layer = _int4(child, stored.get(name) if stored is not None else None, stored is None)
+        setattr(module, child_name, layer if layer is not None else Bf16Linear(child))
+        if layer is not None:
+            layers[name] = layer
     if path and stored is None:
         write_cache(path, key, layers)
-    return model, len(layers), kept
+    return model, len(layers), len(linears) - len(layers)
 
 
-def _int4(linear: torch.nn.Linear, name: str, stored: dict | None) -> Int4Linear | None:
-    """The linear in 4 bits, from the cache or its grid; None when it stays bf16."""
-    if stored is not None:
-        return Int4Linear(linear.in_features, linear.out_features, **stored[name]) \
-            if name in stored else None
-    found = (grid(linear.weight) if linear.weight.dtype == torch.float32
+def _int4(linear: torch.nn.Linear, buffers: dict | None, pack: bool) -> Int4Linear | None:
+    """The linear in 4 bits, from its cached buffers or (when `pack`) its grid; None when it
+    stays bf16."""
+    if buffers is not None:
+        return Int4Linear(linear.in_features, linear.out_features, **buffers)
+    found = (grid(linear.weight) if pack and linear.weight.dtype == torch.float32
              and linear.out_features % OUT_ALIGN == 0 else None)
     return None if found is None else Int4Linear.from_grid(linear, found)
+
+
+def _fits(buffers: dict[str, torch.Tensor], linear: torch.nn.Linear) -> bool:
+    """Cached buffers of the linear's shape (a cache is outside data: checked before use)."""
+    out, width = linear.out_features, linear.in_features
+    bias = buffers.get("bias")
+    return (buffers["dense"].shape == (out, width) and buffers["packed"].shape[0] == out
+            and buffers["scales"].shape == (width // GROUP, out, 2)
+            and (bias is None) == (linear.bias is None))
 
 
 def cache_path(model: torch.nn.Module) -> Path | None:
