@@ -36,12 +36,13 @@ TUNING = ",".join(DATASETS)
 
 def tuning_rows(splits: str) -> list:
     """The rows of comma-separated tuning splits; the report set is not one of them."""
-    rows = []
+    rows, files = [], {}
     for split in splits.split(","):
         if split not in DATASETS:
             raise SystemExit(f"unknown tuning split {split!r}; choose from {', '.join(DATASETS)}"
                              " (a new report set is run with the eval harness first)")
-        data = load_dataset(ROOT / "evals/datasets" / DATASETS[split])
+        name = DATASETS[split]  # dev and test share a file: read it once
+        data = files.get(name) or files.setdefault(name, load_dataset(ROOT / "evals/datasets" / name))
         rows += select(data, [f"metadata.split={split}"], None)
     return rows
 

@@ -104,6 +104,11 @@ _AMOUNT_Q = re.compile(r"\bhow (?:long|large|big)\b", re.I)
 _PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share)\b"
                         r"(?: of ([\w-]+(?: [\w-]+)?))?|\bhow much of\b", re.I)
 _PERCENT = re.compile(r"\d\s?%|\bpercent")
+# words that qualify a counted thing without naming it: "how many different NLP tasks"
+_VAGUE = frozenset("different various distinct separate total unique individual overall".split())
+# "which optimizer / activation function / tokenizer ...": a thing the course must name
+_TERM_Q = re.compile(r"\b(?:which|what) (?:[\w-]+ ){0,2}?(optimi[sz]er|activation|tokeni[sz]er|"
+                     r"benchmark|licen[cs]e|programming language|hardware|algorithm|metric)s?\b", re.I)
 
 
 def asked(question: str) -> Asked:
@@ -136,11 +141,6 @@ def asked(question: str) -> Asked:
     return Asked(kind, focus, subject, terms)
 
 
-# words that qualify a counted thing without naming it: "how many different NLP tasks"
-_VAGUE = frozenset("different various distinct separate total unique individual overall".split())
-# "which optimizer / activation function / tokenizer ...": a thing the course must name
-_TERM_Q = re.compile(r"\b(?:which|what) (?:[\w-]+ ){0,2}?(optimi[sz]er|activation|tokeni[sz]er|"
-                     r"benchmark|licen[cs]e|programming language|hardware|algorithm|metric)s?\b", re.I)
 _BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
 
 
