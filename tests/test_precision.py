@@ -225,6 +225,10 @@ def test_int4_leaves_weights_that_are_not_on_a_4_bit_grid_alone(weight):
     assert model[0].weight.dtype == torch.bfloat16  # bf16's matmul, as bf16 precision runs it
     got = model(x)
     assert got.dtype == torch.float32 and torch.allclose(got, expected, atol=0.05, rtol=0.02)
+    # a prefill's last position: [rows, 1, d] cut from [rows, n, d], as logits_to_keep=1 does
+    h = torch.randn(3, 5, w.shape[1])
+    last = model(h[:, -1:, :])
+    assert last.shape == (3, 1, w.shape[0]) and torch.equal(last, model(h[:, -1:, :].clone()))
 
 
 def test_int4_multiplies_the_files_weights_on_both_paths_and_they_agree_row_by_row():
