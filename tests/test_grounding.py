@@ -48,6 +48,13 @@ CANDIDATES = [
     ("Which optimizer does the course use for fine-tuning?", "term", ["optimizer"], []),
     ("When we fine-tune a model, what changes?", "other", [], []),
     ("Who made GPT?", "name", ["made"], ["gpt"]),
+    ("Who coined the term 'generative AI'?", "name", ["coin"], ["ai"]),
+    ("How many human annotators provided feedback for ChatGPT?", "number", ["human", "annotator"],
+     ["chatgpt"]),
+    ("How many encoder and decoder layers does the Transformer stack?", "number",
+     ["encoder", "decoder", "layer"], ["transformer"]),
+    ("What's the maximum context window of GPT-4?", "number", ["context"],
+     ["gpt", "4"]),
     ("What is self-attention?", "other", [], []),
     ("What should I keep in mind when deploying a model?", "other", [], []),
 ])
@@ -66,6 +73,23 @@ def test_what_a_question_asks(question, kind, focus, subject):
 ])
 def test_near_misses_are_told_apart_from_answerable_fact_questions(question, missing):
     assert (missing_fact(question, CANDIDATES) is not None) == missing
+
+
+def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sentence_that_says_so():
+    paper = Hit(3, 0.5, "Transformers", "", "course.md", "c3")
+    cands = CANDIDATES + [(paper, "(2017) Attention is all you need paper introduced by Google."),
+                          (paper, "The Transformer paper was written by Vaswani et al. in 2017.")]
+    assert missing_fact("Who developed the Transformer?", cands[:5]) is None  # "introduced by Google"
+    assert missing_fact("Who were the authors of the Transformer paper?", cands[:5]) is not None
+    assert missing_fact("Who were the authors of the Transformer paper?", cands) is None  # "written by"
+    # the course recommends nothing: "which technique does it recommend" is not answered by a list
+    advice = "Which prompting style does the course recommend for GPT?"
+    assert missing_fact(advice, cands) is not None
+    assert missing_fact(advice, cands + [(GPT, "We recommend few-shot prompts for GPT.")]) is None
+    data = [(BERT, "BERT - Trained on BooksCorpus and English Wikipedia."), (GPT, "GPT; BlueBERT.")]
+    assert missing_fact("What data was BERT trained on?", data) is None
+    assert missing_fact("What data was BlueBERT pretrained on?", data) is not None
+    assert asked("What data is it trained on?").done is None  # a pronoun names no subject
 
 
 def test_a_second_sentence_that_cannot_be_read_alone_is_not_quoted():
