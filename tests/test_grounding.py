@@ -55,6 +55,12 @@ CANDIDATES = [
      ["encoder", "decoder", "layer"], ["transformer"]),
     ("What's the maximum context window of GPT-4?", "number", ["context"],
      ["gpt", "4"]),
+    ("How much did it cost to train T5?", "number", ["cost"], ["t5"]),
+    ("What percent of input words get masked in BERT?", "percent", ["word"], ["bert"]),
+    ("whats the name of the optimizer they used to train bert", "term", ["optimizer"], []),
+    ("when exactly was bard renamed to gemini?", "date", [], []),
+    ("When is a model considered GenAI?", "other", [], ["genai"]),
+    ("who won the world cup in 2010", "name", ["won"], []),
     ("What is self-attention?", "other", [], []),
     ("What should I keep in mind when deploying a model?", "other", [], []),
 ])

@@ -91,10 +91,10 @@ class Asked:
 
 # --- what is asked -----------------------------------------------------------------------------
 # ("When we fine-tune a model, ..." is a condition, not a date question)
-_DATE_Q = re.compile(r"\band when\b|\bwhen (?:did|was|were|is|are|will|does|do)\b|"
+_DATE_Q = re.compile(r"\band when\b|\bwhen (?:exactly )?(?:did|was|were)\b|"
                      r"\b(?:which|what) (?:year|date|day|month)\b", re.I)
 _NAME_Q = re.compile(r"^\s*(?:who|which (?:company|organi[sz]ation|lab|team|person|university))\b|"
-                     r"\bwhat(?: is|'s|\s+was) the name of\b", re.I)
+                     r"\bwhat(?: is|'?s|\s+was) the name of\b", re.I)
 # "how many attention heads does ...": the counted thing runs up to the verb
 _COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|were|can|could|has|have|"
                       r"had|will|would|should|fit|go|went)\b|"
@@ -105,6 +105,9 @@ _PROPERTY_Q = re.compile(r"\bwhat(?:'s| is| was| are)? (?:the )?((?:[\w-]+ ){0,2
                          r"number|count|dimension|ratio|resolution|window|"
                          r"(score|temperature|threshold))s?\b", re.I)
 _AMOUNT_Q = re.compile(r"\bhow (?:long|large|big)\b", re.I)
+# "how much did it cost", "how much data was used": the amount's verb or noun
+_HOW_MUCH_Q = re.compile(r"\bhow much (?:(?:did|does|do|would|will|was|is) (?:it|they|this|that) ([a-z]+)|"
+                         r"(?!of\b)([a-z]+) (?:did|does|do|was|is|were|are|would|will)\b)", re.I)
 # "what percentage of vocabulary overlap ...": the measured thing follows "of"
 _PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share)\b"
                         r"(?: of ([\w-]+(?: [\w-]+)?))?|\bhow much of\b", re.I)
@@ -114,7 +117,7 @@ _PERCENT = re.compile(r"\d\s?%|\bpercent")
 _VAGUE = frozenset("different various distinct separate total unique individual overall maximum "
                    "minimum max min default typical average exact approximate".split())
 # "which optimizer / activation function / tokenizer ...": a thing the course must name
-_TERM_Q = re.compile(r"\b(?:which|what) (?:[\w-]+ ){0,2}?(optimi[sz]er|activation|tokeni[sz]er|"
+_TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|tokeni[sz]er|"
                      r"benchmark|licen[cs]e|programming language|hardware|algorithm|metric)s?\b", re.I)
 
 # "which technique does the course recommend": only a sentence that recommends answers it
@@ -142,13 +145,15 @@ def asked(question: str) -> Asked:
         named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q else m.group(1) or m.group(2)
         kind, focus = "number", [_base(w) for w in keywords(named) if w.lower() not in _VAGUE]
     elif m := _PERCENT_Q.search(question):
-        kind, focus = "percent", [_base(w) for w in keywords(m.group(1) or "")]
+        kind, focus = "percent", [_base(w) for w in keywords(m.group(1) or "")][-1:]
     elif _AMOUNT_Q.search(question):
         kind = "number"
+    elif m := _HOW_MUCH_Q.search(question):
+        kind, focus = "number", [_base(m.group(1) or m.group(2))]
+    elif m := _TERM_Q.search(question):  # before names: "what's the name of the optimizer"
+        kind, focus = "term", [_base(w) for w in m.group(1).split()]
     elif _NAME_Q.search(question):
         kind = "name"
-    elif m := _TERM_Q.search(question):
-        kind, focus = "term", [_base(w) for w in m.group(1).split()]
     subject = [w for w in dict.fromkeys(_base(n) for n in _names(question)) if w not in focus]
     if kind == "name":  # "who developed X": a verb of making, or "by <Name>", must be there
         focus = [w for w in (_base(k) for k in keywords(question)) if w in _MADE | _WROTE]
@@ -191,7 +196,7 @@ _ADVICE = frozenset(_base(w) for w in (
     "recommend recommended recommends recommendation advise advised advice should best suggest "
     "suggested prefer preferred ideal").split())
 _WROTE = frozenset(_base(w) for w in "author authors wrote written writer coauthor".split())
-_WHO_DID = re.compile(r"^\s*who\s+(?!is\b|are\b|was\b|were\b|did\b|does\b|do\b|has\b|have\b)([a-z]+ed)\b",
+_WHO_DID = re.compile(r"^\s*who\s+(?!is\b|are\b|was\b|were\b|did\b|does\b|do\b|has\b|have\b)([a-z]+)\b",
                       re.I)
 
 
@@ -357,7 +362,7 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     if ask.done and not any(_did(ask.done, clause, _bases(hit.section))
                             for hit, sentence in candidates for clause in sentence.split(";")):
         return _restate(question)
-    if ask.kind == "other" or not (ask.focus or ask.subject):
+    if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
         return None
     for i, (hit, sentence) in enumerate(candidates):
         # what a sentence is about: its section, and the sentence before it in the same chunk
