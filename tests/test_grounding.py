@@ -210,13 +210,21 @@ def test_an_unsupported_answer_never_leads(assistant):
 
 
 def test_a_supported_answer_leads(assistant):
-    assistant.model.enqueue("BERT masks 15% of the input tokens.")
+    assistant.model.enqueue("In Masked Language Modeling BERT masks 15% of the input tokens.")
     answer = assistant.answer("What percentage of tokens does BERT mask?")
     assert answer.support.verdict == "supported" and answer.lead_from == "answer"
     assert answer.lead == answer.answer
     card = answer.to_dict()
     assert {"quote", "support", "lead", "lead_from"} <= set(card)
     assert {"text", "section", "chunk_id", "span"} <= set(card["quote"][0])
+
+
+def test_a_supported_answer_that_drops_facts_of_the_quote_does_not_lead(assistant):
+    """The quote (15%, and Masked Language Modeling, MLM) is what the student reads then."""
+    assistant.model.enqueue("BERT masks 15% of the input tokens.")
+    answer = assistant.answer("What percentage of tokens does BERT mask?")
+    assert answer.support.verdict == "supported" and answer.support.agreement < 0.6
+    assert answer.lead_from == "quote" and "MLM" in answer.lead
 
 
 def test_the_answer_carries_the_models_own_finish_reason_batched_and_streamed(assistant):

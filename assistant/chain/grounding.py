@@ -441,7 +441,8 @@ def _present(claim: str, evidence: str, evidence_numbers: set[str]) -> bool:
 
 def agreement(answer: str, quote: list, question: str) -> float:
     """Share of the quote's words, beyond the question's, that the answer says too; when a
-    number or a year was asked for, whether the answer gives the course's.
+    number or a year was asked for, whether the answer gives the course's; and at most the
+    share of the quote's numbers and names (beyond the question's) that the answer keeps.
 
     The whole quote counts, not its best sentence: an answer that copies the first sentence
     while the second holds the fact would otherwise lead without it.
@@ -452,12 +453,29 @@ def agreement(answer: str, quote: list, question: str) -> float:
     """
     if not quote:
         return 1.0
+    return min(_agree(answer, quote, question), _recall(answer, quote, question))
+
+
+def _agree(answer: str, quote: list, question: str) -> float:
     spans = [q for q in quote if q.span]
     if spans:
         start, end = spans[0].span
         return float(_norm_number(spans[0].text[start:end]) in _norm_number(answer))
     new = set(keywords(" ".join(q.text for q in quote))) - set(keywords(question))
     return round(len(new & set(keywords(answer))) / len(new), 3) if new else 1.0
+
+
+def _recall(answer: str, quote: list, question: str) -> float:
+    """Share of the quote's facts (its numbers, and named terms the question does not name)
+    that the answer keeps: "BERT-Base has 110M ..., BERT-Large 340M" is not led by "110M"."""
+    asked_words = set(keywords(question))
+    facts = [c for c in claims(" ".join(q.text for q in quote))
+             if _NUMBER.fullmatch(c) or not set(keywords(c)) <= asked_words]
+    if not facts:
+        return 1.0
+    said = set(keywords(answer)) | {stem(w) for w in re.findall(r"[a-z0-9]+", answer.lower())}
+    given = {_norm_number(m.group(0)) for m in _NUMBER.finditer(answer)}
+    return round(sum(_present(c, said, given) for c in facts) / len(facts), 3)
 
 
 def check_support(answer: str, passages: list[str], question: str, quote: list | None = None
