@@ -39,7 +39,9 @@ CANDIDATES = [
     ("What vocabulary size does GPT use?", "number", ["vocabulary"], ["gpt"]),
     ("What percentage of tokens does BERT mask?", "percent", ["token"], ["bert"]),
     ("In what year was BERT released?", "date", [], ["bert"]),
-    ("On what date did Google launch Gemini?", "date", [], ["google", "gemini"]),
+    ("On what date did Google launch Gemini?", "month", [], ["google", "gemini"]),
+    ("What is the dimension of the feed-forward layer?", "number", ["feed", "forward", "layer"], []),
+    ("what % of input words does bert mask", "percent", ["word"], []),
     ("What BLEU score did the Transformer reach?", "number", ["bleu", "score"], ["transformer"]),
     ("What temperature setting works best for ChatGPT?", "number", ["temperature"], ["chatgpt"]),
     ("How many different NLP tasks can BERT be used for?", "number", ["nlp", "task"], ["bert"]),
@@ -96,6 +98,24 @@ def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sen
     assert missing_fact("What data was BERT trained on?", data) is None
     assert missing_fact("What data was BlueBERT pretrained on?", data) is not None
     assert asked("What data is it trained on?").done is None  # a pronoun names no subject
+
+
+def test_a_subject_typed_in_lower_case_is_one_when_the_passages_name_it():
+    assert asked("who made roberta").subject == []
+    assert asked("who made roberta", frozenset({"roberta"})).subject == ["roberta"]
+    hit = Hit(1, 0.5, "Models", "", "c.md", "r1")
+    cands = [(hit, "RoBERTa by Facebook AI shown to not require NSP task.")]
+    assert missing_fact("who made roberta and which task did it drop", cands) is None
+    assert missing_fact("who made biogpt", cands) is not None
+
+
+def test_a_month_or_a_day_asked_is_not_answered_by_a_year():
+    hit = Hit(1, 0.5, "Timeline", "", "c.md", "t1")
+    cands = [(hit, "2020 - Stable Diffusion by Stability AI.")]
+    assert missing_fact("In which year was Stable Diffusion released?", cands) is None
+    assert missing_fact("In which month was Stable Diffusion released?", cands) is not None
+    dated = [(hit, "Stable Diffusion was released by Stability AI in August 2022.")]
+    assert missing_fact("In which month was Stable Diffusion released?", dated) is None
 
 
 def test_a_second_sentence_that_cannot_be_read_alone_is_not_quoted():

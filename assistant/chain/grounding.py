@@ -81,7 +81,7 @@ class Support:
 class Asked:
     """What kind of fact a question asks for, and about what."""
 
-    kind: str  # "number", "percent", "date", "name", "term" or "other"
+    kind: str  # "number", "percent", "date", "month", "name", "term" or "other"
     focus: list[str]  # stemmed words naming the asked property ("gpu", "vocabulary")
     subject: list[str]  # stemmed names the question is about ("biogpt")
     terms: list[str] = field(default_factory=list)  # every content word, for ranking sentences
@@ -101,15 +101,21 @@ _COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|
                       r"\bhow many ([\w-]+ [\w-]+s)\b", re.I)
 # "what vocabulary size / dropout rate / batch size ...": the property named before its unit
 # (a score, a temperature, a threshold: the unit itself is what a sentence must name)
-_PROPERTY_Q = re.compile(r"\bwhat(?:'s| is| was| are)? (?:the )?((?:[\w-]+ ){0,2}?)(?:size|rate|length|"
+_PROPERTY_Q = re.compile(r"\bwhat(?:'s| is| was| are)? (?:the )?((?:[\w-]+ ){0,3}?)(?:size|rate|length|"
                          r"number|count|dimension|ratio|resolution|window|"
-                         r"(score|temperature|threshold))s?\b", re.I)
+                         r"(score|temperature|threshold))s?\b(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?",
+                         re.I)
+# "in which month", "on what date": a year does not answer it
+_MONTH_Q = re.compile(r"\b(?:which|what) (?:month|day|date)\b", re.I)
+_MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\.?\s+\d|"
+                    r"\b(?:january|february|march|april|june|july|august|september|october|november|"
+                    r"december)\b|\b\d{4}-\d\d-\d\d\b", re.I)
 _AMOUNT_Q = re.compile(r"\bhow (?:long|large|big)\b", re.I)
 # "how much did it cost", "how much data was used": the amount's verb or noun
 _HOW_MUCH_Q = re.compile(r"\bhow much (?:(?:did|does|do|would|will|was|is) (?:it|they|this|that) ([a-z]+)|"
                          r"(?!of\b)([a-z]+) (?:did|does|do|was|is|were|are|would|will)\b)", re.I)
 # "what percentage of vocabulary overlap ...": the measured thing follows "of"
-_PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share)\b"
+_PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share|%)(?!\w)"
                         r"(?: of ([\w-]+(?: [\w-]+)?))?|\bhow much of\b", re.I)
 _PERCENT = re.compile(r"\d\s?%|\bpercent")
 # words that qualify a counted thing without naming it: "how many different NLP tasks"
@@ -117,7 +123,7 @@ _PERCENT = re.compile(r"\d\s?%|\bpercent")
 _VAGUE = frozenset("different various distinct separate total unique individual overall maximum "
                    "minimum max min default typical average exact approximate".split())
 # "which optimizer / activation function / tokenizer ...": a thing the course must name
-_TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|tokeni[sz]er|"
+_TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|tokeni[sz](?:er|ation)|"
                      r"benchmark|licen[cs]e|programming language|hardware|algorithm|metric)s?\b", re.I)
 
 # "which technique does the course recommend": only a sentence that recommends answers it
@@ -129,8 +135,11 @@ _DONE_Q = re.compile(r"\b(?:which|what)\s+(?:[\w-]+\s+){1,3}?(?:is|are|was|were)
                      r"(?:original\s+)?([\w-]+)\s+([a-z-]+ed)\s+(?:on|in|with|by|from|at|using)\b", re.I)
 
 
-def asked(question: str) -> Asked:
+def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     """The fact type a question asks for, the property it names, and what it is about.
+
+    `known`: names (as `_base` gives them) of the passages at hand, so a subject typed in
+    lower case ("who made roberta") is still one.
 
     >>> a = asked("How many GPUs were used to train BioGPT?")
     >>> a.kind, a.focus, a.subject
@@ -140,10 +149,12 @@ def asked(question: str) -> Asked:
     """
     kind, focus = "other", []
     if _DATE_Q.search(question):
-        kind = "date"
+        kind = "month" if _MONTH_Q.search(question) else "date"
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
         named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q else m.group(1) or m.group(2)
         kind, focus = "number", [_base(w) for w in keywords(named) if w.lower() not in _VAGUE]
+        if not focus and m.re is _PROPERTY_Q:  # "what is the dimension of the feed-forward layer"
+            focus = [_base(w) for w in keywords(m.group(3) or "") if w.lower() not in _VAGUE]
     elif m := _PERCENT_Q.search(question):
         kind, focus = "percent", [_base(w) for w in keywords(m.group(1) or "")][-1:]
     elif _AMOUNT_Q.search(question):
@@ -154,7 +165,9 @@ def asked(question: str) -> Asked:
         kind, focus = "term", [_base(w) for w in m.group(1).split()]
     elif _NAME_Q.search(question):
         kind = "name"
-    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question)) if w not in focus]
+    typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question) if _base(w) in known]
+    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question) + typed)
+               if w not in focus]
     if kind == "name":  # "who developed X": a verb of making, or "by <Name>", must be there
         focus = [w for w in (_base(k) for k in keywords(question)) if w in _MADE | _WROTE]
         if not focus and (m := _WHO_DID.search(question)):  # "who coined ...": that verb
@@ -193,7 +206,7 @@ _MADE = frozenset(_base(w) for w in (
 # authorship: "who wrote X", "the authors of X" want a sentence that says who wrote it; a
 # paper "introduced by Google" names its lab, not its authors
 _ADVICE = frozenset(_base(w) for w in (
-    "recommend recommended recommends recommendation advise advised advice should best suggest "
+    "recommend recommended recommends recommendation advise advised advice should suggest "
     "suggested prefer preferred ideal").split())
 _WROTE = frozenset(_base(w) for w in "author authors wrote written writer coauthor".split())
 _WHO_DID = re.compile(r"^\s*who\s+(?!is\b|are\b|was\b|were\b|did\b|does\b|do\b|has\b|have\b)([a-z]+)\b",
@@ -212,6 +225,8 @@ def holds_kind(text: str, kind: str, exclude: list[str] = ()) -> bool:
         return bool(_NUMBER.search(text)) or any(w in _NUMBER_WORDS for w in text.lower().split())
     if kind == "date":
         return bool(_YEAR.search(text))
+    if kind == "month":
+        return bool(_MONTH.search(text))
     if kind == "percent":
         return bool(_PERCENT.search(text))
     if kind == "name":
@@ -356,7 +371,9 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     course recommends needs a sentence that recommends, one about authors a sentence that
     says who wrote, and "what data was X trained on" a sentence that says X was trained.
     """
-    ask = asked(question)
+    known = frozenset(_base(n) for _, sentence in candidates for n in _names(sentence)
+                      if any(c.isupper() for c in n[1:]) or n.isupper())  # BERT, BioGPT, T5
+    ask = asked(question, known)
     if ask.advice and not any(_bases(sentence) & _ADVICE for _, sentence in candidates):
         return _restate(question)
     if ask.done and not any(_did(ask.done, clause, _bases(hit.section))
