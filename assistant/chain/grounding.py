@@ -124,7 +124,8 @@ _VAGUE = frozenset("different various distinct separate total unique individual 
                    "minimum max min default typical average exact approximate".split())
 # "which optimizer / activation function / tokenizer ...": a thing the course must name
 _TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|"
-                     r"tokeni[sz](?:er|ation)|benchmark|licen[cs]e|programming language|hardware|algorithm|metric)s?\b", re.I)
+                     r"tokeni[sz](?:er|ation)|benchmark|licen[cs]e|programming language|hardware|"
+                     r"algorithm|metric)s?\b", re.I)
 
 # "which technique does the course recommend": only a sentence that recommends answers it
 _ADVICE_Q = re.compile(r"\b(?:recommend|advis)", re.I)
