@@ -26,15 +26,18 @@ def _row(answer: str, agreement_words: str, split: str = "dev", verdict: str = "
     return {"model": "m", "question": "What does BERT use?", "answer": answer, "abstained": False,
             "prompt": "p", "support": {"verdict": verdict},
             "quote": [{"text": agreement_words, "section": "s", "chunk_id": "c", "span": None}],
-            "metadata": {"kind": "answerable", "split": split, "key_facts": ["WordPiece"]}}
+            "metadata": {"kind": "answerable", "split": split, "key_facts": ["subword"]}}
 
 
 def test_the_lead_policy_replays_an_answer_that_drops_the_fact_as_the_quote():
     policy = _script("lead_policy")
-    quote = "BERT uses WordPiece embeddings with a large token vocabulary."
+    quote = "BERT uses subword embeddings with a large token vocabulary."
     dropped = _row("BERT uses embeddings with a large token vocabulary.", quote)
     assert policy.lead_holds(dropped, 1.0) == (True, False)  # the quote leads, with the fact
     assert policy.lead_holds(dropped, 0.3) == (False, True)  # the answer leads, without it
+    # a name or number of the quote that the answer drops keeps it from leading
+    named = _row("BERT uses embeddings with a large token vocabulary.", quote.replace("subword", "WordPiece"))
+    assert policy.lead_holds(named, 0.3)[1] is False
     unsupported = _row(quote, quote, verdict="partial")
     assert policy.lead_holds(unsupported, 0.0)[1] is False
     assert 0 < LEAD_AGREEMENT <= 1
