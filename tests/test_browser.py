@@ -233,7 +233,10 @@ def test_evals_tab_shows_a_run_and_its_items(app_url, page):
     page.get_by_label("Run").click()
     page.get_by_role("option", name="tiny-run").click()
     page.locator("#evals-table").get_by_text("default · fake · k=4 hybrid").wait_for(timeout=30_000)
-    page.get_by_label("Item").click()
+    # filtered first: on a long page the whole open list can reach outside the viewport
+    item = page.get_by_label("Item")
+    item.click()
+    item.fill("multi-head")
     page.get_by_role("option", name="tiny_qa/t2").click()
     page.locator("#evals-detail").get_by_text("tiny_qa/t2: What is multi-head attention?").wait_for(
         timeout=30_000)
