@@ -4,13 +4,19 @@ Runs every way in one process on the real model (no network: the clients are thr
 streaming from the model, as the app's and serve-api's request threads do):
 serialised (max_batch 1: one answer after another, the lock before batching), padded
 (the first batcher: one left-padded prefill of the whole batch, no shared prefix, no
-joining) and continuous (decode.Engine: each prompt prefilled alone, the shared system
-prompt's cache reused, late requests join at the next step). Prints, per way and class
+joining), continuous (decode.Engine: short prompts prefilled together after the shared
+system prompt's cached prefix, long ones in chunks, late requests join at the next step)
+and concat (continuous, with transformers' cache that concatenates the whole cache at every
+step instead of writing into room kept ahead). Prints, per way and class
 size: time to first token and to the full answer (p50, max), throughput, and the times
 over one answer alone (a lone student's request on the warm app: continuous engine,
 system prompt cached). Bounded: at most 64 clients and 128 tokens each.
 
     .venv/bin/python evals/bench_classroom.py --clients 8 16 --new-tokens 32 --precision fp32
+    .venv/bin/python evals/bench_classroom.py --ways continuous concat --notes-words 150
+
+`--notes-words N` adds N words of the lecture to each prompt's notes (a different stretch per
+client): the app's prompts hold ~280 tokens (the seventh held-out set's median), these ~110.
 """
 
 from __future__ import annotations
@@ -89,6 +95,24 @@ def twin(source, max_batch: int = 64, engine=None):
     return model
 
 
+def with_notes(chats: list[list], words: int) -> list[list]:
+    """Each chat's last message with `words` more words of the lecture in its notes."""
+    if not words:
+        return chats
+    from langchain_core.messages import HumanMessage
+
+    from assistant.corpus import corpus_files
+
+    text = " ".join(p.read_text() for p in corpus_files(ROOT / "corpus")).split()
+    out = []
+    for i, chat in enumerate(chats):
+        start = (i * 997) % max(len(text) - words, 1)
+        notes = " ".join(text[start:start + words])
+        last = chat[-1].content.replace("Course notes:\n", f"Course notes:\n{notes}\n", 1)
+        out.append([*chat[:-1], HumanMessage(last)])
+    return out
+
+
 def main() -> None:
     from assistant.config import Settings
     from assistant.models import get_model
@@ -105,7 +129,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads [torch's default]: on a "
                         "machine other processes share, 1 avoids OpenMP threads waiting on each other")
     parser.add_argument("--ways", nargs="+", default=["serialised", "padded", "continuous"],
-                        choices=["serialised", "padded", "continuous"])
+                        choices=["serialised", "padded", "continuous", "concat"])
+    parser.add_argument("--notes-words", type=int, default=0,
+                        help="lecture words added to each prompt's notes [0]")
     parser.add_argument("--stagger", type=float, default=0.0,
                         help="seconds between two clients' questions [0: all at once]")
     parser.add_argument("--json", action="store_true")
@@ -114,6 +140,8 @@ def main() -> None:
         parser.error("1-64 clients and 1-128 new tokens")
     if not 0 <= args.stagger <= 10:
         parser.error("--stagger 0-10 seconds")
+    if not 0 <= args.notes_words <= 1000:
+        parser.error("--notes-words 0-1000")
     if args.threads is not None:
         if not 1 <= args.threads <= 256:
             parser.error("--threads 1-256")
@@ -125,11 +153,14 @@ def main() -> None:
     loaded = batched.load()
     serial = twin(batched, max_batch=1)  # same weights and engine, one request at a time
     old = Engine(loaded.model, loaded.tokenizer, loaded.device, _mergeable=False)
-    models = {"serialised": serial, "padded": twin(batched, engine=old), "continuous": batched}
+    concat = Engine(loaded.model, loaded.tokenizer, loaded.device, slack=False)
+    models = {"serialised": serial, "padded": twin(batched, engine=old), "continuous": batched,
+              "concat": twin(batched, engine=concat)}
     # fixed length: every answer costs the same number of decode steps both ways
     opts = parse_options({"stop": ANSWER_OPTIONS["stop"], "max_new_tokens": args.new_tokens,
                           "min_new_tokens": args.new_tokens, "no_repeat_ngram_size": 4})
-    prompts = [batched.render(m) for m in course_prompts(max(args.clients))]
+    prompts = [batched.render(m) for m in with_notes(course_prompts(max(args.clients)),
+                                                      args.notes_words)]
     for way in args.ways:  # warm-up (and the continuous engine's system-prompt cache)
         ask_all(models[way], prompts[:2], opts)
     alone = min(ask_all(serial, prompts[:1], opts)[0][1] for _ in range(2))

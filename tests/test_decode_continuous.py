@@ -208,3 +208,59 @@ def test_the_prefix_cache_is_bounded(tokenizer):
     model.scheduler().complete([long])
     assert long.output_tokens >= 1 and len(engine._prefixes) >= 1
     assert all(len(p) <= 60 for p in engine._prefixes)
+
+
+def test_a_cache_layer_with_room_writes_in_place_and_copies_what_others_changed():
+    """decode.slack_layer: the same keys as concatenation after appends, a crop, a row
+    selection and a prefix kept as a view, while a plain append copies nothing."""
+    import torch
+
+    from assistant.models.decode import SLACK_TOKENS, slack_layer
+
+    torch.manual_seed(0)
+    layer, plain = slack_layer()(), []
+    chunks = [torch.randn(2, 3, n, 4) for n in (5, 1, 1)]
+    for chunk in chunks:
+        layer.update(chunk, -chunk)
+        plain.append(chunk)
+    assert torch.equal(layer.keys, torch.cat(plain, -2)) and torch.equal(layer.values, -layer.keys)
+    storage = layer.keys.data_ptr()
+    prefix = layer.keys[:, :, :5]  # kept, as the engine keeps a shared prefix
+    kept = prefix.clone()
+    layer.crop(-1)  # a rejected draft
+    nxt = torch.randn(2, 3, 1, 4)
+    layer.update(nxt, -nxt)
+    assert layer.keys.data_ptr() == storage  # in place: no copy of the cache
+    assert torch.equal(layer.keys, torch.cat([*plain[:2], nxt], -2)) and torch.equal(prefix, kept)
+    layer.batch_select_indices(torch.tensor([1]))  # a row left: a new tensor, copied once
+    more = torch.randn(1, 3, SLACK_TOKENS + 3, 4)  # past the room: a bigger buffer
+    layer.update(more, -more)
+    assert torch.equal(layer.keys, torch.cat([plain[0][1:], plain[1][1:], nxt[1:], more], -2))
+    assert torch.equal(layer.values, -layer.keys)
+
+
+def test_long_prompts_asked_at_once_are_prefilled_in_one_forward_when_nothing_decodes(tokenizer,
+                                                                                    monkeypatch):
+    """A class asking together: with no answer being written, long prompts (past `chunk`,
+    within `group_tokens`) share one wide prefill; each answer is the one it gets alone."""
+    small = {"chunk": 8, "group_tokens": 512}
+    opts = parse_options({"max_new_tokens": 12, "min_new_tokens": 12})
+    questions = [" ".join(QUESTIONS[i:] + QUESTIONS[:i]) for i in range(3)]
+    want = [alone(tokenizer, q, opts, **small) for q in questions]
+    model = model_for(tokenizer, **small)
+    calls: list[tuple[int, int]] = []
+    forward = model.load().model.forward
+
+    @functools.wraps(forward)
+    def spy(*args, **kwargs):
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.load().model, "forward", spy)
+    jobs = [model._job(prompt(model, q), opts) for q in questions]
+    assert all(len(j.ids) > 8 for j in jobs)
+    model.scheduler().complete(jobs)
+    prompts = [shape for shape in calls if shape[1] > 1]
+    # the shared system prompt once (kept), then every question's part in one forward
+    assert [rows for rows, _ in prompts] == [1, 3]
+    assert [(j.text, j.output_tokens) for j in jobs] == want

@@ -13,7 +13,9 @@ Continuous batching: requests that arrive while a batch decodes join it at the n
 step (`more`): their prompts are prefilled and their caches left-padded into the
 batch's. Short prompts that wait together are prefilled in one forward (padded between
 their shared prefix and each suffix); a long one alone, in fixed chunks, a few per
-decode step, so a long prompt never stalls the answers being written. The turns before
+decode step, so a long prompt never stalls the answers being written. While nothing
+decodes (a class asking at once, or one student alone), prompts up to `group_tokens` are
+grouped too: one wide forward is the fastest prefill, and nobody's answer waits on it. The turns before
 a chat prompt's last one (the system prompt) are a prefix computed once and kept: the
 next prompts that share it prefill only their own part.
 
@@ -23,6 +25,7 @@ tests compare every path with the request alone).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -216,9 +219,11 @@ class Engine:
     device: str
     chunk: int = 128  # prompt tokens per prefill forward; a few per decode step while rows decode
     prefill_per_step: int = 256  # prompt tokens prefilled between two decode steps
+    group_tokens: int = 512  # longest prompt part grouped with others while nothing decodes
     min_prefix: int = 16  # shorter shared prefixes are not worth a cache entry
     prefix_tokens: int = 2048  # tokens of prefix cache kept (least recently used go first)
     draft_tokens: int = 4  # prompt-lookup tokens checked per step of a lone greedy row (0: off)
+    slack: bool = True  # cache layers keep room to grow (False: transformers' concatenation)
     _keys: Any = None
     _eos: set[int] | None = None
     _special: set[int] | None = None
@@ -250,9 +255,14 @@ class Engine:
                                      clean_up_tokenization_spaces=False)
 
     def new_cache(self):
+        """A cache for this model; its plain layers keep room to grow (`slack_layer`)."""
         from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
 
-        return DynamicCache(config=self.model.config)
+        cache = DynamicCache(config=self.model.config)
+        if self.slack and hasattr(cache, "layers"):
+            cache.layers = [slack_layer()() if type(x) is DynamicLayer else x for x in cache.layers]
+        return cache
 
     def mergeable(self) -> bool:
         """Plain per-layer caches (no sliding window): rows can be padded and joined."""
@@ -260,7 +270,8 @@ class Engine:
             from transformers.cache_utils import DynamicLayer
 
             layers = getattr(self.new_cache(), "layers", None)
-            self._mergeable = bool(layers) and all(type(x) is DynamicLayer for x in layers)
+            self._mergeable = bool(layers) and all(type(x) in (DynamicLayer, slack_layer())
+                                                   for x in layers)
         return self._mergeable
 
     def run(self, jobs: list[Job], more: Callable[[], list[Job]] | None = None) -> None:
@@ -342,10 +353,13 @@ class Engine:
         split, cached = self._split_cached(job)
         return len(job.ids) - (split if cached else 0)
 
-    def _short(self, job: Job) -> bool:
-        """Prefilled with others in one forward (else alone, chunk by chunk)."""
+    def _short(self, job: Job, idle: bool = False) -> bool:
+        """Prefilled with others in one forward (else alone, chunk by chunk). While nothing
+        decodes (`idle`: a class asking at once) prompts up to `group_tokens` are grouped too:
+        one wide forward multiplies at bf16's best rate, and no answer waits on it."""
         split, cached = self._split_cached(job)
-        return max(0 if cached else split, len(job.ids) - split) <= self.chunk
+        limit = self.group_tokens if idle else self.chunk
+        return max(0 if cached else split, len(job.ids) - split) <= limit
 
     def _prefill_group(self, jobs: list[Job], torch):
         """(jobs, logits, cache, mask, last) per shared prefix: the prefix computed once alone
@@ -409,12 +423,13 @@ class Engine:
                 pending += arrived
             # prefill: everything when nothing decodes, else about prefill_per_step tokens
             budget = self.prefill_per_step if rows.jobs else None
+            idle = budget is None  # nothing decodes: group what waits, long prompts too
             while (pending or long) and (budget is None or budget > 0):
                 for job in [j for j in pending if j.cancel.is_set()]:
                     job.finish = "cancelled"
                     job.close()
                     pending.remove(job)
-                if long is None and pending and not self._short(pending[0]):
+                if long is None and pending and not self._short(pending[0], idle):
                     long = (pending[0], self._prefill_steps(pending.pop(0), torch))
                 if long is not None:  # one chunk of a long prompt per round
                     out = next(long[1])
@@ -428,7 +443,7 @@ class Engine:
                                  torch.tensor([length - 1], dtype=torch.long, device=self.device))
                         long = None
                 group, used = [], 0
-                while pending and self._short(pending[0]) and (
+                while pending and self._short(pending[0], idle) and (
                         budget is None or not group or used + self._need(pending[0]) <= budget):
                     used += self._need(pending[0])
                     group.append(pending.pop(0))
@@ -436,7 +451,7 @@ class Engine:
                     for prefilled in self._prefill_group(group, torch):
                         rows.add(*prefilled)
                     budget = None if budget is None else budget - used
-                elif long is None and not (pending and not self._short(pending[0])):
+                elif long is None and not (pending and not self._short(pending[0], idle)):
                     break
             if not rows.jobs:
                 if pending or long:
@@ -656,13 +671,57 @@ class _Rows:
             self.generated = self.generated[:, 1:]
 
 
+SLACK_TOKENS = 64  # room a cache layer keeps past its length, so most steps copy nothing
+
+
+@functools.cache
+def slack_layer() -> type:
+    """transformers' DynamicLayer whose keys and values are views into buffers with room to
+    grow: a step writes its tokens in place instead of concatenating the whole cache again.
+
+    Subtle: everything else still handles `keys`/`values` as plain tensors (row selection,
+    left-padding, a shared prefix set as the cache's start). A layer writes in place only while
+    `keys` is still the view it made (same storage and strides); any other tensor there is
+    copied into a new buffer at the next update. A crop keeps the view, and the next tokens
+    overwrite the cropped ones. A kept prefix is a view that later writes never reach: they
+    land past its end, or in a new buffer.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class SlackLayer(DynamicLayer):
+        _kbuf = _vbuf = None
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            keys, q = self.keys, key_states.shape[-2]
+            n = keys.shape[-2] if keys.dim() == 4 else 0
+            buf = self._kbuf
+            ours = (n > 0 and buf is not None and keys.data_ptr() == buf.data_ptr()
+                    and keys.stride() == buf.stride() and keys.shape[:2] == buf.shape[:2])
+            if not ours or buf.shape[-2] < n + q:
+                rows, heads, _, dim = key_states.shape
+                room = (rows, heads, n + q + SLACK_TOKENS, dim)
+                kbuf, vbuf = key_states.new_empty(room), value_states.new_empty(room)
+                if n:
+                    kbuf[:, :, :n], vbuf[:, :, :n] = keys, self.values
+                self._kbuf, self._vbuf = kbuf, vbuf
+            self._kbuf[:, :, n:n + q] = key_states
+            self._vbuf[:, :, n:n + q] = value_states
+            self.keys, self.values = self._kbuf[:, :, :n + q], self._vbuf[:, :, :n + q]
+            return self.keys, self.values
+
+    return SlackLayer
+
+
 def _croppable(cache) -> bool:
     """Every cache layer can forget a rejected draft: plain layers, and sliding-window ones
     (Gemma 3), which from now on keep what passes out of the window until the next crop."""
     from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
     layers = getattr(cache, "layers", None) or []
-    if not layers or any(type(x) not in (DynamicLayer, DynamicSlidingWindowLayer) for x in layers):
+    plain = (DynamicLayer, DynamicSlidingWindowLayer, slack_layer())
+    if not layers or any(type(x) not in plain for x in layers):
         return False
     for layer in layers:
         if type(layer) is DynamicSlidingWindowLayer:
