@@ -239,11 +239,13 @@ def test_a_cache_layer_with_room_writes_in_place_and_copies_what_others_changed(
     assert torch.equal(layer.values, -layer.keys)
 
 
-def test_long_prompts_asked_at_once_are_prefilled_in_one_forward_when_nothing_decodes(tokenizer,
-                                                                                    monkeypatch):
+@pytest.mark.parametrize("cap, widths", [(2048, [1, 3]), (1, [1, 1, 1, 1])])
+def test_long_prompts_asked_at_once_are_prefilled_in_one_forward_when_nothing_decodes(
+        tokenizer, monkeypatch, cap, widths):
     """A class asking together: with no answer being written, long prompts (past `chunk`,
-    within `group_tokens`) share one wide prefill; each answer is the one it gets alone."""
-    small = {"chunk": 8, "group_tokens": 512}
+    within `group_tokens`) share wide prefills of at most `group_cap` tokens; each answer is
+    the one it gets alone."""
+    small = {"chunk": 8, "group_tokens": 512, "group_cap": cap}
     opts = parse_options({"max_new_tokens": 12, "min_new_tokens": 12})
     questions = [" ".join(QUESTIONS[i:] + QUESTIONS[:i]) for i in range(3)]
     want = [alone(tokenizer, q, opts, **small) for q in questions]
@@ -261,6 +263,6 @@ def test_long_prompts_asked_at_once_are_prefilled_in_one_forward_when_nothing_de
     assert all(len(j.ids) > 8 for j in jobs)
     model.scheduler().complete(jobs)
     prompts = [shape for shape in calls if shape[1] > 1]
-    # the shared system prompt once (kept), then every question's part in one forward
-    assert [rows for rows, _ in prompts] == [1, 3]
+    # the shared system prompt once (kept), then the questions' parts, as many as fit a forward
+    assert [rows for rows, _ in prompts] == widths
     assert [(j.text, j.output_tokens) for j in jobs] == want
