@@ -4,9 +4,9 @@ No model is called: for each question it retrieves, grounds and decides as the c
 then reports the share of answerable questions whose quote holds every key fact, abstention
 on off-topic and near-miss questions, and false abstentions.
 
-Splits: `dev`, `test` (evals/datasets/course_qa.jsonl) and `holdout` to `holdout7`
+Splits: `dev`, `test` (evals/datasets/course_qa.jsonl) and `holdout` to `holdout8`
 (course_qa_holdout*.jsonl). Each was reported once (its suite in evals/suites/), before any
-rule was tuned on it; all nine are tuning data now. The next report needs questions that
+rule was tuned on it; all ten are tuning data now. The next report needs questions that
 nobody has run: add them as a new split, report them with the eval harness, then add them here.
 
     .venv/bin/python evals/tune_grounding.py [--split dev,test,holdout,holdout2,...] [--show]
@@ -32,7 +32,8 @@ from assistant.text import has_key_facts  # noqa: E402
 DATASETS = {"dev": "course_qa.jsonl", "test": "course_qa.jsonl", "holdout": "course_qa_holdout.jsonl",
             "holdout2": "course_qa_holdout2.jsonl", "holdout3": "course_qa_holdout3.jsonl",
             "holdout4": "course_qa_holdout4.jsonl", "holdout5": "course_qa_holdout5.jsonl",
-            "holdout6": "course_qa_holdout6.jsonl", "holdout7": "course_qa_holdout7.jsonl"}
+            "holdout6": "course_qa_holdout6.jsonl", "holdout7": "course_qa_holdout7.jsonl",
+            "holdout8": "course_qa_holdout8.jsonl"}
 TUNING = ",".join(DATASETS)
 
 
