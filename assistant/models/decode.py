@@ -15,9 +15,11 @@ batch's. Short prompts that wait together are prefilled in one forward (padded b
 their shared prefix and each suffix); a long one alone, in fixed chunks, a few per
 decode step, so a long prompt never stalls the answers being written. While nothing
 decodes (a class asking at once, or one student alone), prompts up to `group_tokens` are
-grouped too: one wide forward is the fastest prefill, and nobody's answer waits on it. The turns before
-a chat prompt's last one (the system prompt) are a prefix computed once and kept: the
-next prompts that share it prefill only their own part.
+grouped too: one wide forward is the fastest prefill, and nobody's answer waits on it.
+The turns before a chat prompt's last one (the system prompt) are a prefix computed once
+and kept: the next prompts that share it prefill only their own part. Cache layers keep
+room to grow (`slack_layer`), so a decode step writes its token instead of copying the
+whole cache.
 
 Greedy rows give the same tokens batched as alone in fp32 (padding is masked; the
 tests compare every path with the request alone).
