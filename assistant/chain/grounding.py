@@ -495,21 +495,26 @@ def _recall(answer: str, quote: list, question: str) -> float:
              if _NUMBER.fullmatch(c) or not set(keywords(c)) <= asked_words]
     if not facts:
         return 1.0
-    said = set(keywords(answer)) | {stem(w) for w in re.findall(r"[a-z0-9]+", answer.lower())}
-    given = {_norm_number(m.group(0)) for m in _NUMBER.finditer(answer)}
+    said, given = _evidence(answer)
     return round(sum(_present(c, said, given) for c in facts) / len(facts), 3)
+
+
+def _evidence(text: str) -> tuple[set[str], set[str]]:
+    """What a text says, for `_present`: its words and their stems, and its numbers (number
+    words too: "twelve" says 12)."""
+    words = set(re.findall(r"[a-z0-9]+", text.lower()))
+    words |= {stem(w) for w in words}
+    words |= {v for w, v in _NUMBER_WORDS.items() if w in words}
+    numbers = {_norm_number(m.group(0)) for m in _NUMBER.finditer(text)}
+    numbers |= {v for w, v in _NUMBER_WORDS.items() if w in words}
+    return words, numbers
 
 
 def check_support(answer: str, passages: list[str], question: str, quote: list | None = None
                   ) -> Support:
     """The verdict on an answer against the passages the model saw (and the question), and
     how far it says what the quote says."""
-    text = " ".join(passages + [question])
-    evidence = set(re.findall(r"[a-z0-9]+", text.lower()))
-    evidence |= {stem(w) for w in evidence}
-    evidence |= {v for w, v in _NUMBER_WORDS.items() if w in evidence}
-    numbers = {_norm_number(m.group(0)) for m in _NUMBER.finditer(text)}
-    numbers |= {v for w, v in _NUMBER_WORDS.items() if w in evidence}
+    evidence, numbers = _evidence(" ".join(passages + [question]))
     missing = [c for c in claims(answer) if not _present(c, evidence, numbers)]
     content = [w for w in keywords(answer) if len(w) > 2]
     coverage = sum(w in evidence for w in content) / len(content) if content else 0.0

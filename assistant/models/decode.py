@@ -448,7 +448,7 @@ class Engine:
                                  torch.tensor([length - 1], dtype=torch.long, device=self.device))
                         long = None
                 group, used = [], 0
-                cap = self.group_cap if budget is None else budget  # one forward's prompt tokens
+                cap = self.group_cap if idle else budget  # one forward's prompt tokens
                 while pending and self._short(pending[0], idle) and (
                         not group or used + self._need(pending[0]) <= cap):
                     used += self._need(pending[0])
