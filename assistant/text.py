@@ -31,9 +31,20 @@ def stem(word: str) -> str:
     return word
 
 
+# words students clip when they type ("bert vocab size?"), read as the course spells them
+CLIPPED = {"vocab": "vocabulary", "vocabs": "vocabularies", "param": "parameter",
+           "params": "parameters", "info": "information", "diff": "different", "dim": "dimension",
+           "dims": "dimensions", "seq": "sequence", "seqs": "sequences", "arch": "architecture",
+           "approx": "approximately", "eg": "example", "esp": "especially"}
+
+
 def keywords(text: str) -> list[str]:
-    """Stemmed lower-case word tokens without stopwords: 'What is BERT?' -> ['bert']."""
-    return [stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
+    """Stemmed lower-case word tokens without stopwords: 'What is BERT?' -> ['bert'].
+
+    >>> keywords("bert vocab size?")
+    ['bert', 'vocabulary', 'size']
+    """
+    return [stem(CLIPPED.get(w, w)) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
 
 
 _GLUE = frozenset("of with the and for to a from".split())

@@ -65,6 +65,9 @@ CANDIDATES = [
     ("who won the world cup in 2010", "name", ["won"], []),
     ("What is self-attention?", "other", [], []),
     ("What should I keep in mind when deploying a model?", "other", [], []),
+    ("What learning rate does the course use?", "number", ["learn", "rate"], []),  # a rate is said
+    ("who developed BioGPT and how much data was it trained on", "number", [], ["biogpt"]),
+    ("How much data was BioGPT trained on?", "number", [], ["biogpt"]),  # articles, words: not "data"
 ])
 def test_what_a_question_asks(question, kind, focus, subject):
     a = asked(question)
@@ -94,6 +97,12 @@ def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sen
     advice = "Which prompting style does the course recommend for GPT?"
     assert missing_fact(advice, cands) is not None
     assert missing_fact(advice, cands + [(GPT, "We recommend few-shot prompts for GPT.")]) is None
+    # ... or one that names something "for" the purpose asked (two words or more)
+    tools = [(BERT, "The Transformers package from Hugging Face provides a neat and clean interface "
+                    "for training and fine-tuning LLMs.")]
+    assert missing_fact("which package is recommended for training and fine tuning llms", tools) is None
+    assert missing_fact("which package is recommended for image inpainting", tools) is not None
+    assert missing_fact("which package does the course recommend for BERT", tools) is not None
     data = [(BERT, "BERT - Trained on BooksCorpus and English Wikipedia."), (GPT, "GPT; BlueBERT.")]
     assert missing_fact("What data was BERT trained on?", data) is None
     assert missing_fact("What data was BlueBERT pretrained on?", data) is not None
@@ -329,3 +338,18 @@ def test_a_sentence_does_not_end_at_an_abbreviation():
                 "Pairs use a separator e.g. [SEP]. Then it trains.")
     assert got == ["The first token is always a special classification token i.e. [CLS].",
                    "Pairs use a separator e.g. [SEP].", "Then it trains."]
+
+
+@pytest.mark.parametrize("question, missing", [
+    ("whats the max input length bert can take, is it 512 tokens?", True),  # no passage says 512
+    ("is bert's vocabulary 30k tokens?", False),  # "30,000" says 30k
+    ("Does BERT have a 30,000 token vocabulary?", False),
+    ("do autoregressive models use teacher forcing during training", True),  # never said
+    ("Does GPT use the decoder of the Transformer?", False),
+    ("how is a language model evaluated? is perplexity the metric people use", True),
+    ("Is WordPiece the tokenizer BERT uses?", False),
+    ("what does GPT rely on, is it the decoder?", False),
+    ("one of the models uses three kinds of embeddings: which one?", False),  # number words propose nothing
+])
+def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(question, missing):
+    assert (missing_fact(question, CANDIDATES) is not None) == missing

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.chain.compress import units
-from assistant.chain.grounding import asked, claims
+from assistant.chain.grounding import _offered, asked, claims
 from assistant.corpus.chunks import sections, split_markdown
 from assistant.corpus.uploads import check_upload, safe_name
 from assistant.errors import InputError
@@ -30,13 +30,15 @@ ADVERSARIAL = {
     "table pipes and spaces": ("|" + " " * 50) * 2000 + "x",
     "a table row of empty cells": "|" + " |" * 40_000,
     "abbreviations": "a i.e. B e.g. [C etc. " * 5000,
+    "a yes/no question that never ends": "? is it " + "ab-cd " * 8000 + "!",
+    "do ... use, many times": "? does x use " * 5000 + "y" * 20_000,
 }
 FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md"),
              # the Course lab finds each section's missing figures on every answer card
              "figure names": lambda text: _IMG_SRC.sub("", text),
              # uploaded chunks are cut into quotable units; questions and answers are parsed
-             "units": units, "asked": asked, "claims": claims}
+             "units": units, "asked": asked, "claims": claims, "offered term": _offered}
 
 
 def _seconds(fn, text: str) -> float:

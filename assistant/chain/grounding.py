@@ -12,6 +12,7 @@ Every regex here is linear; every loop is over bounded lists (hits x sentences).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -87,6 +88,7 @@ class Asked:
     subject: list[str]  # stemmed names the question is about ("biogpt")
     terms: list[str] = field(default_factory=list)  # every content word, for ranking sentences
     advice: bool = False  # asks what the course recommends: a sentence must recommend something
+    purpose: tuple[str, ...] = ()  # "recommended for training and fine-tuning LLMs": what it is for
     done: tuple[str, str] | None = None  # "what data was BlueBERT trained on": (bluebert, train)
 
 
@@ -101,11 +103,11 @@ _COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|
                       r"had|will|would|should|fit|go|went)\b|"
                       r"\bhow many ([\w-]+ [\w-]+s)\b", re.I)
 # "what vocabulary size / dropout rate / batch size ...": the property named before its unit
-# (a score, a temperature, a threshold: the unit itself is what a sentence must name)
-_PROPERTY_Q = re.compile(r"\bwhat(?:'s| is| was| are)? (?:the )?((?:[\w-]+ ){0,3}?)(?:size|rate|length|"
+# (a score, a temperature, a threshold, a rate: the unit itself is what a sentence must name)
+_PROPERTY_Q = re.compile(r"\bwhat(?:'s| is| was| are)? (?:the )?((?:[\w-]+ ){0,3}?)(?:size|length|"
                          r"number|count|dimension|ratio|resolution|window|"
-                         r"(score|temperature|threshold))s?\b(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?",
-                         re.I)
+                         r"(score|temperature|threshold|rate))s?\b"
+                         r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
 # "in which month", "on what date": a year does not answer it
 _MONTH_Q = re.compile(r"\b(?:which|what) (?:month|day|date)\b", re.I)
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\.?\s+\d|"
@@ -128,8 +130,10 @@ _TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|a
                      r"tokeni[sz](?:er|ation)|benchmark|licen[cs]e|programming language|hardware|"
                      r"algorithm|metric)s?\b", re.I)
 
-# "which technique does the course recommend": only a sentence that recommends answers it
+# "which technique does the course recommend": only a sentence that recommends answers it, or
+# one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
 _ADVICE_Q = re.compile(r"\b(?:recommend|advis)", re.I)
+_PURPOSE = re.compile(r"\bfor ((?:[\w-]+ ?){2,6})", re.I)
 
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
 # must say that the subject was so treated ("BioGPT - Trained on ..."), whatever it names
@@ -162,7 +166,8 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     elif _AMOUNT_Q.search(question):
         kind = "number"
     elif m := _HOW_MUCH_Q.search(question):
-        kind, focus = "number", [_base(m.group(1) or m.group(2))]
+        # "how much data": a sentence counts it in articles, words or tokens, not in "data"
+        kind, focus = "number", [w for w in [_base(m.group(1) or m.group(2))] if w != "data"]
     elif m := _TERM_Q.search(question):  # before names: "what's the name of the optimizer"
         kind, focus = "term", [_base(w) for w in m.group(1).split()]
     elif _NAME_Q.search(question):
@@ -179,7 +184,10 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     if ((m := _DONE_Q.search(question)) and _base(m.group(2)) not in _GENERIC_DONE
             and m.group(1).lower() not in STOPWORDS):  # "what text is it trained on": whose?
         done = (_base(m.group(1)), _base(m.group(2)))
-    return Asked(kind, focus, subject, terms, advice=bool(_ADVICE_Q.search(question)), done=done)
+    advice = _ADVICE_Q.search(question)
+    purpose = _PURPOSE.search(question, advice.end()) if advice else None
+    return Asked(kind, focus, subject, terms, advice=bool(advice), done=done,
+                 purpose=tuple(_base(w) for w in keywords(purpose.group(1))) if purpose else ())
 
 
 _BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
@@ -379,11 +387,16 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     known = frozenset(_base(n) for _, sentence in candidates for n in _names(sentence)
                       if any(c.isupper() for c in n[1:]) or n.isupper())  # BERT, BioGPT, T5
     ask = asked(question, known)
-    if ask.advice and not any(_bases(sentence) & _ADVICE for _, sentence in candidates):
+    if ask.advice and not any(_recommends(ask, sentence) for _, sentence in candidates):
         return _restate(question)
     if ask.done and not any(_did(ask.done, clause, _bases(hit.section))
                             for hit, sentence in candidates for clause in sentence.split(";")):
         return _restate(question)
+    said = " ".join(sentence for _, sentence in candidates)
+    if _proposed(question, words=False) - _proposed(said):
+        return _restate(question)  # "is it 512 tokens?": the passages never say 512
+    if (term := _offered(question)) and not set(keywords(term)) & set(keywords(said)):
+        return _restate(question)  # "do they use teacher forcing?": the passages never say it
     if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
         return None
     for i, (hit, sentence) in enumerate(candidates):
@@ -397,6 +410,44 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
             if _holds(ask, clause, context):
                 return None
     return _restate(question)
+
+
+# a term the question offers for confirmation: "is perplexity the metric ...", "do they use
+# teacher forcing", "..., is it byte pair encoding?"
+_OFFERED = re.compile(r"(?:^|[?.!]\s)\s*(?:is|are)\s+(?!it\b|there\b|this\b|that\b)"
+                      r"([\w-]+(?: [\w-]+)?)\s+(?:the|a|an)\s|"
+                      r"(?:^|[?.!]\s)\s*(?:do|does|did)\s+(?:[\w-]+\s+){1,3}?use\s+([\w-]+(?: [\w-]+){0,2})|"
+                      r",\s*(?:is|are) (?:it|they)\s+(?!true\b)([\w-]+(?: [\w-]+){0,2})\??\s*$", re.I)
+_LINKING = frozenset("during in on for to with by at of from when while as or and".split())
+
+
+def _offered(question: str) -> str:
+    """The term a yes/no question offers ("teacher forcing"), up to its first linking word."""
+    m = _OFFERED.search(question)
+    words = next((g for g in m.groups() if g), "").split() if m else []
+    return " ".join(itertools.takewhile(lambda w: w.lower() not in _LINKING, words))
+
+
+def _proposed(text: str, words: bool = True) -> set[str]:
+    """The text's numbers as bare values, loosely ("30k" and "30,000" are 30000, "80%" is 80),
+    so a question's own number is only called missing when no passage says it at all;
+    `words=False` leaves number words out ("one of the bullet points" proposes nothing)."""
+    values = set()
+    numbers = _evidence(text)[1] if words else {_norm_number(m.group(0)) for m in _NUMBER.finditer(text)}
+    for number in numbers:
+        digits = re.sub(r"[^\d.]", "", number).rstrip(".")
+        values.add(digits + "000" if number.endswith("k") else digits)
+    return values - {""}
+
+
+def _recommends(ask: Asked, sentence: str) -> bool:
+    """The sentence recommends, or names something "for" the asked purpose (two words or more:
+    "for GPT" names a model, not a purpose)."""
+    if _bases(sentence) & _ADVICE:
+        return True
+    purpose = set(ask.purpose)
+    return (len(purpose) > 1 and bool(_names(f"x {sentence}"))
+            and any(purpose <= _bases(m.group(1)) for m in _PURPOSE.finditer(sentence)))
 
 
 def _did(done: tuple[str, str], clause: str, section: set[str]) -> bool:
