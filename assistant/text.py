@@ -31,6 +31,12 @@ def stem(word: str) -> str:
     return word
 
 
+# words about the course and the asking, not about a subject ("according to the lecture",
+# "true or false"), as `w.rstrip("s")` gives them
+COURSE_TALK = frozenset(w.rstrip("s") for w in (
+    "lecture course class topic agenda according mention mentioned say says list listed explain "
+    "true false correct right").split())
+
 # words students clip when they type ("bert vocab size?"), read as the course spells them
 CLIPPED = {"vocab": "vocabulary", "vocabs": "vocabularies", "param": "parameter",
            "params": "parameters", "info": "information", "diff": "different", "dim": "dimension",
@@ -99,11 +105,21 @@ def expand(text: str, abbreviations: dict[str, str]) -> str:
     return f"{text} ({'; '.join(extra)})" if extra else text
 
 
-def named_terms(question: str) -> list[str]:
-    """Acronyms and capitalised words after the first: 'Who won the FIFA Cup?' -> ['FIFA', 'Cup']."""
-    words = re.findall(r"[A-Za-z][A-Za-z0-9-]*", question)
-    return [w for i, w in enumerate(words)
-            if (i > 0 and w[0].isupper()) or sum(c.isupper() for c in w) >= 2]
+_WORD_AND_START = re.compile(r"(^\s*|[.?!][\"')\]]?\s+)?([A-Za-z][A-Za-z0-9-]*)")
+
+
+def named_terms(question: str, every_sentence: bool = False) -> list[str]:
+    """Acronyms and capitalised words after the first: 'Who won the FIFA Cup?' -> ['FIFA', 'Cup'].
+
+    `every_sentence`: a capital that starts any sentence is not a name either ("I read that
+    BERT used TPUs. According to ..." names BERT and TPUs).
+    """
+    found = []
+    for i, m in enumerate(_WORD_AND_START.finditer(question)):
+        w, starts = m.group(2), i == 0 or (every_sentence and m.group(1) is not None)
+        if (not starts and w[0].isupper()) or sum(c.isupper() for c in w) >= 2:
+            found.append(w)
+    return found
 
 
 def strip_emphasis(text: str) -> str:

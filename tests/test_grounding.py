@@ -45,7 +45,7 @@ CANDIDATES = [
     ("What BLEU score did the Transformer reach?", "number", ["bleu", "score"], ["transformer"]),
     ("What temperature setting works best for ChatGPT?", "number", ["temperature"], ["chatgpt"]),
     ("How many different NLP tasks can BERT be used for?", "number", ["nlp", "task"], ["bert"]),
-    ("What is the name of the dataset T5 was trained on?", "name", [], ["t5"]),
+    ("What is the name of the dataset T5 was trained on?", "name", ["dataset"], ["t5"]),
     ("Which company released Stable Diffusion?", "name", ["relea"], ["stable", "diffusion"]),
     ("Which optimizer does the course use for fine-tuning?", "term", ["optimizer"], []),
     ("When we fine-tune a model, what changes?", "other", [], []),
@@ -68,6 +68,10 @@ CANDIDATES = [
     ("What learning rate does the course use?", "number", ["learn", "rate"], []),  # a rate is said
     ("who developed BioGPT and how much data was it trained on", "number", [], ["biogpt"]),
     ("How much data was BioGPT trained on?", "number", [], ["biogpt"]),  # articles, words: not "data"
+    ("BERT is said to solve 11+ NLP tasks. What is the name of the benchmark those tasks come from?",
+     "name", ["benchmark"], ["bert", "nlp"]),  # a benchmark must be named, and "What" is no name
+    ("I read that BERT was trained on TPUs. According to the lecture, how many TPUs were used?",
+     "number", ["tpu"], ["bert"]),
 ])
 def test_what_a_question_asks(question, kind, focus, subject):
     a = asked(question)

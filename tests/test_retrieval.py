@@ -72,6 +72,16 @@ def test_unknown_terms_are_names_the_course_never_mentions(index):
     assert retriever.unknown_terms("What did Google build with BERT?") == []
 
 
+def test_foreign_words_are_content_words_the_course_never_uses(index):
+    retriever = CourseRetriever(index=index)
+    foreign, words = retriever.foreign_words("How do electrical transformers step down the voltage?")
+    assert {"electrical", "voltage"} <= set(foreign) and "transformers" not in foreign
+    assert words == 5  # electrical transformers step down voltage
+    # words about the course and the asking are not another field's
+    assert retriever.foreign_words("According to the lecture, is it true that BERT has attention?") \
+        == ([], 2)
+
+
 @pytest.mark.parametrize("word, expected", [("models", "model"), ("masking", "mask"),
                                             ("studies", "study"), ("class", "class"),
                                             ("bert", "bert")])

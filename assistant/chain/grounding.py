@@ -96,6 +96,11 @@ class Asked:
 # ("When we fine-tune a model, ..." is a condition, not a date question)
 _DATE_Q = re.compile(r"\band when\b|\bwhen (?:exactly )?(?:did|was|were)\b|"
                      r"\b(?:which|what) (?:year|date|day|month)\b", re.I)
+# "the name of the (cleaned Common Crawl) dataset": the kind of thing named, which the
+# answering sentence must say too (not just any name near the subject)
+_NAME_OF = re.compile(r"\bname of (?:the |that |this |a |an )?(?:[\w-]+ ){0,3}?(dataset|benchmark|"
+                      r"corpus|company|organi[sz]ation|lab|paper|algorithm|method|technique|library|"
+                      r"framework|tool|metric|university|person)s?\b", re.I)
 _NAME_Q = re.compile(r"^\s*(?:who|which (?:company|organi[sz]ation|lab|team|person|university))\b|"
                      r"\bwhat(?: is|'?s|\s+was) the name of\b", re.I)
 # "how many attention heads does ...": the counted thing runs up to the verb
@@ -173,11 +178,12 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     elif _NAME_Q.search(question):
         kind = "name"
     typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question) if _base(w) in known]
-    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question) + typed)
+    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question, questions=True) + typed)
                if w not in focus]
     if kind == "name":  # "who developed X": a verb of making, or "by <Name>", must be there
         focus = [w for w in (_base(k) for k in keywords(question)) if w in _MADE | _WROTE]
-        if not focus and (m := _WHO_DID.search(question)):  # "who coined ...": that verb
+        # "who coined ...": that verb; "the name of the benchmark ...": that kind of thing
+        if not focus and (m := _WHO_DID.search(question) or _NAME_OF.search(question)):
             focus = [_base(m.group(1))]
     terms = [w for w in dict.fromkeys(keywords(question)) if w not in _GENERIC]
     done = None
@@ -226,9 +232,11 @@ _WHO_DID = re.compile(r"^\s*who\s+(?!is\b|are\b|was\b|were\b|did\b|does\b|do\b|h
                       re.I)
 
 
-def _names(text: str) -> list[str]:
-    """Names of models, people, companies: the text's named terms, hyphenated ones split."""
-    return [part for w in named_terms(text) if len(w) > 1 for part in w.split("-") if part]
+def _names(text: str, questions: bool = False) -> list[str]:
+    """Names of models, people, companies: the text's named terms, hyphenated ones split
+    (`questions`: a capital starting any of its sentences is no name, "... TPUs. According")."""
+    return [part for w in named_terms(text, every_sentence=questions) if len(w) > 1
+            for part in w.split("-") if part]
 
 
 def holds_kind(text: str, kind: str, exclude: list[str] = ()) -> bool:

@@ -18,7 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from assistant.text import cosine, expand, find_abbreviations, keywords, named_terms
+from assistant.text import COURSE_TALK, STOPWORDS, cosine, expand, find_abbreviations, keywords, named_terms
 
 # Measured on evals/datasets/course_qa.jsonl (evals/bench_retrieval.py); hit@k moves
 # little for BM25 weights 0.3-0.5 and section weights 0.3-0.8. 0.3 finds 2 more passages in the
@@ -117,8 +117,17 @@ class CourseRetriever(BaseRetriever):
     def unknown_terms(self, question: str) -> list[str]:
         """Names in the question that the course never mentions ('FIFA', 'LoRA')."""
         vocabulary = self._snapshot().vocabulary
-        return [w for w in named_terms(question)
+        return [w for w in named_terms(question, every_sentence=True)
                 if not all(p.rstrip("s") in vocabulary for p in re.findall(r"[a-z0-9]+", w.lower()))]
+
+    def foreign_words(self, question: str) -> tuple[list[str], int]:
+        """The question's content words that the course never uses, and how many content words
+        it has: 'how do electrical transformers step down the voltage' is mostly another
+        field's words. Words about the course and the asking ('lecture', 'true') don't count."""
+        vocabulary = self._snapshot().vocabulary
+        words = [w for w in dict.fromkeys(re.findall(r"[a-z][a-z0-9]+", question.lower()))
+                 if len(w) > 2 and w not in STOPWORDS and w.rstrip("s") not in COURSE_TALK]
+        return [w for w in words if w.rstrip("s") not in vocabulary], len(words)
 
     def term_idf(self) -> dict[str, float]:
         """BM25's idf of each course word (stemmed, as `keywords` gives them): rare words weigh more."""
