@@ -67,6 +67,14 @@ def _initials_match(words: list[str], abbr: str) -> bool:
     return i == len(letters)
 
 
+def spells_out(abbr: str, text: str) -> bool:
+    """True when the text has words whose initials spell the abbreviation, glue words allowed:
+    spells_out("RLHF", "Reinforcement Learning with Human Feedback") -> True."""
+    words, n = re.findall(r"[A-Za-z]+", text), len(abbr.rstrip("s"))
+    return any(_initials_match(words[i:i + span], abbr)
+               for i in range(len(words)) for span in range(n, n + 4))
+
+
 def find_abbreviations(text: str) -> dict[str, str]:
     """Abbreviations a text defines, both ways round.
 

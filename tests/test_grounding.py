@@ -68,6 +68,9 @@ CANDIDATES = [
     ("What learning rate does the course use?", "number", ["learn", "rate"], []),  # a rate is said
     ("who developed BioGPT and how much data was it trained on", "number", [], ["biogpt"]),
     ("How much data was BioGPT trained on?", "number", [], ["biogpt"]),  # articles, words: not "data"
+    ("How much electricity, in kWh, does it take to train GPT?", "number", ["electricity", "kwh"],
+     ["gpt"]),  # the value must come in the unit asked
+    ("whats the vocab size of bert", "number", ["vocabulary"], []),
     ("BERT is said to solve 11+ NLP tasks. What is the name of the benchmark those tasks come from?",
      "name", ["benchmark"], ["bert", "nlp"]),  # a benchmark must be named, and "What" is no name
     ("I read that BERT was trained on TPUs. According to the lecture, how many TPUs were used?",
@@ -357,3 +360,22 @@ def test_a_sentence_does_not_end_at_an_abbreviation():
 ])
 def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(question, missing):
     assert (missing_fact(question, CANDIDATES) is not None) == missing
+
+
+@pytest.mark.parametrize("question, missing", [
+    ("What does NSP stand for?", False),  # the passage spells it out
+    ("what does lstm stand for", True),  # no passage does
+    ("What's RoBERTa short for?", False),  # a mixed-case name is not spelled by initials
+    ("Which has more parameters, BERT or GPT?", True),  # GPT is never measured
+    ("Which has more layers, BERT-Base or BERT-Large?", False),  # both are
+    ("which used more energy to train, BERT-Base or BERT-Large?", True),  # energy is never said
+])
+def test_acronyms_must_be_spelled_out_and_comparisons_measured(question, missing):
+    nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")
+    cands = CANDIDATES + [
+        (nsp, "Next Sentence Prediction (NSP) helps BERT learn relationships between sentences."),
+        (nsp, "BERT-Base: 12 transformer layers, 110M parameters."),
+        (nsp, "BERT-Large: 24 transformer layers, 340M parameters."),
+        (nsp, "RoBERTa: A Robustly Optimized BERT Pretraining Approach."),
+    ]
+    assert (missing_fact(question, cands) is not None) == missing

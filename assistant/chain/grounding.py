@@ -16,7 +16,7 @@ import itertools
 import re
 from dataclasses import asdict, dataclass, field
 
-from assistant.text import STOPWORDS, keywords, named_terms, stem
+from assistant.text import STOPWORDS, keywords, named_terms, spells_out, stem
 
 MAX_QUOTE_WORDS = 60
 MAX_QUOTE_SENTENCES = 2
@@ -90,6 +90,8 @@ class Asked:
     advice: bool = False  # asks what the course recommends: a sentence must recommend something
     purpose: tuple[str, ...] = ()  # "recommended for training and fine-tuning LLMs": what it is for
     done: tuple[str, str] | None = None  # "what data was BlueBERT trained on": (bluebert, train)
+    acronym: str = ""  # "what does LSTM stand for": the passages must spell it out
+    compared: tuple[str, str, str] | None = None  # "which has more parameters, A or B": (parameter, A, B)
 
 
 # --- what is asked -----------------------------------------------------------------------------
@@ -109,7 +111,7 @@ _COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|
                       r"\bhow many ([\w-]+ [\w-]+s)\b", re.I)
 # "what vocabulary size / dropout rate / batch size ...": the property named before its unit
 # (a score, a temperature, a threshold, a rate: the unit itself is what a sentence must name)
-_PROPERTY_Q = re.compile(r"\bwhat(?:'s| is| was| are)? (?:the )?((?:[\w-]+ ){0,3}?)(?:size|length|"
+_PROPERTY_Q = re.compile(r"\bwhat(?:'?s| is| was| are)? (?:the )?((?:[\w-]+ ){0,3}?)(?:size|length|"
                          r"number|count|dimension|ratio|resolution|window|"
                          r"(score|temperature|threshold|rate))s?\b"
                          r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
@@ -121,7 +123,10 @@ _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)
 _AMOUNT_Q = re.compile(r"\bhow (?:long|large|big)\b", re.I)
 # "how much did it cost", "how much data was used": the amount's verb or noun
 _HOW_MUCH_Q = re.compile(r"\bhow much (?:(?:did|does|do|would|will|was|is) (?:it|they|this|that) ([a-z]+)|"
-                         r"(?!of\b)([a-z]+) (?:did|does|do|was|is|were|are|would|will)\b)", re.I)
+                         r"(?!of\b)([a-z]+)(?: (?:did|does|do|was|is|were|are|would|will)\b|,))", re.I)
+# "... in kWh", "... in tokens": the value must come in that unit
+_IN_UNIT = re.compile(r"\bin (kwh|mwh|kw|watts|tokens|gb|tb|mb|gigabytes|hours|days|weeks|months|"
+                      r"dollars|usd|words|parameters|layers|gpus|tpus)\b", re.I)
 # "what percentage of vocabulary overlap ...": the measured thing follows "of"
 _PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share|%)(?!\w)"
                         r"(?: of ([\w-]+(?: [\w-]+)?))?|\bhow much of\b", re.I)
@@ -134,6 +139,17 @@ _VAGUE = frozenset("different various distinct separate total unique individual 
 _TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|"
                      r"tokeni[sz](?:er|ation)|benchmark|licen[cs]e|programming language|hardware|"
                      r"algorithm|metric)s?\b", re.I)
+
+# "what does LSTM stand for", "what's NSP short for": an acronym of 3 to 6 letters (a name in
+# mixed case, "RoBERTa", is not spelled out by initials)
+_STANDS_Q = re.compile(r"\bwhat(?:'s| is| does| do)? (?:the )?(?:acronym |abbreviation )?([A-Za-z]{3,6})"
+                       r"(?: stand for| short for| an abbreviation for| expand to)\b|"
+                       r"\bfull form of ([A-Za-z]{3,6})\b", re.I)
+
+# "which has more parameters, RoBERTa or BERT-Large?": both must be measured, or compared
+_COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|larger|bigger|smaller|"
+                        r"faster|slower|higher|lower|better|worse)\b((?:\s+[\w-]+){0,4}?)\s*,?\s*"
+                        r"([\w.-]+)\s+or\s+(?:the\s+)?([\w.-]+)\s*\??\s*$", re.I)
 
 # "which technique does the course recommend": only a sentence that recommends answers it, or
 # one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
@@ -177,6 +193,8 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
         kind, focus = "term", [_base(w) for w in m.group(1).split()]
     elif _NAME_Q.search(question):
         kind = "name"
+    if kind == "number" and (m := _IN_UNIT.search(question)) and _base(m.group(1)) not in focus:
+        focus = [*focus, _base(m.group(1))]
     typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question) if _base(w) in known]
     subject = [w for w in dict.fromkeys(_base(n) for n in _names(question, questions=True) + typed)
                if w not in focus]
@@ -192,7 +210,14 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
         done = (_base(m.group(1)), _base(m.group(2)))
     advice = _ADVICE_Q.search(question)
     purpose = _PURPOSE.search(question, advice.end()) if advice else None
-    return Asked(kind, focus, subject, terms, advice=bool(advice), done=done,
+    stands = _STANDS_Q.search(question)
+    acronym = next((g for g in stands.groups() if g), "") if stands else ""
+    compared = None
+    if m := _COMPARE_Q.search(question):
+        measure = next(iter(keywords(m.group(1))), "")
+        compared = (_base(measure) if measure else "", m.group(2), m.group(3))
+    return Asked(kind, focus, subject, terms, advice=bool(advice), done=done, compared=compared,
+                 acronym=acronym if acronym.isupper() or acronym.islower() else "",
                  purpose=tuple(_base(w) for w in keywords(purpose.group(1))) if purpose else ())
 
 
@@ -401,6 +426,11 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
                             for hit, sentence in candidates for clause in sentence.split(";")):
         return _restate(question)
     said = " ".join(sentence for _, sentence in candidates)
+    if ask.compared and not _compares(ask.compared, candidates):
+        return _restate(question)  # "which has more parameters, RoBERTa or BERT-Large?"
+    if ask.acronym and not any(spells_out(ask.acronym, f"{hit.section} {sentence}")
+                               for hit, sentence in candidates):
+        return _restate(question)  # "what does LSTM stand for": no passage spells it out
     if _proposed(question, words=False) - _proposed(said):
         return _restate(question)  # "is it 512 tokens?": the passages never say 512
     if (term := _offered(question)) and not set(keywords(term)) & set(keywords(said)):
@@ -446,6 +476,18 @@ def _proposed(text: str, words: bool = True) -> set[str]:
         digits = re.sub(r"[^\d.]", "", number).rstrip(".")
         values.add(digits + "000" if number.endswith("k") else digits)
     return values - {""}
+
+
+def _compares(compared: tuple[str, str, str], candidates: list[tuple]) -> bool:
+    """Some clause names both things compared, or each has a clause that measures it (a
+    number, with the measure's word when the question names one)."""
+    measure, *things = compared
+    wanted = [_bases(t) for t in things]
+    clauses = [(_bases(clause), clause) for hit, sentence in candidates for clause in sentence.split(";")]
+    if any(all(w <= words for w in wanted) for words, _ in clauses):
+        return True
+    return all(any(w <= words and (not measure or measure in words) and holds_kind(clause, "number")
+                   for words, clause in clauses) for w in wanted)
 
 
 def _recommends(ask: Asked, sentence: str) -> bool:
