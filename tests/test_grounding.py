@@ -71,6 +71,8 @@ CANDIDATES = [
     ("How much electricity, in kWh, does it take to train GPT?", "number", ["electricity", "kwh"],
      ["gpt"]),  # the value must come in the unit asked
     ("whats the vocab size of bert", "number", ["vocabulary"], []),
+    ("roughly how much electricity in kwh does it take to train GPT-3", "number",
+     ["electricity", "kwh"], ["gpt", "3"]),
     ("BERT is said to solve 11+ NLP tasks. What is the name of the benchmark those tasks come from?",
      "name", ["benchmark"], ["bert", "nlp"]),  # a benchmark must be named, and "What" is no name
     ("I read that BERT was trained on TPUs. According to the lecture, how many TPUs were used?",
@@ -110,9 +112,14 @@ def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sen
     assert missing_fact("which package is recommended for training and fine tuning llms", tools) is None
     assert missing_fact("which package is recommended for image inpainting", tools) is not None
     assert missing_fact("which package does the course recommend for BERT", tools) is not None
+    # the course's tools table recommends what its row is for
+    table = [(BERT, "Popular Tools: SpaCy; Utility: Production grade NLP, especially NER.")]
+    assert missing_fact("which tool does the ecosystem table recommend for NER", table) is None
+    assert missing_fact("which tool does the ecosystem table suggest for image inpainting", table) is not None
     data = [(BERT, "BERT - Trained on BooksCorpus and English Wikipedia."), (GPT, "GPT; BlueBERT.")]
     assert missing_fact("What data was BERT trained on?", data) is None
     assert missing_fact("What data was BlueBERT pretrained on?", data) is not None
+    assert missing_fact("what data was bert pretrianed on", data) is None  # two letters swapped
     assert asked("What data is it trained on?").done is None  # a pronoun names no subject
 
 
@@ -357,6 +364,7 @@ def test_a_sentence_does_not_end_at_an_abbreviation():
     ("Is WordPiece the tokenizer BERT uses?", False),
     ("what does GPT rely on, is it the decoder?", False),
     ("one of the models uses three kinds of embeddings: which one?", False),  # number words propose nothing
+    ("the slides give like 5 reasons for BERT, what are they", False),  # a count of the course's list
 ])
 def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(question, missing):
     assert (missing_fact(question, CANDIDATES) is not None) == missing

@@ -123,7 +123,7 @@ _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)
 _AMOUNT_Q = re.compile(r"\bhow (?:long|large|big)\b", re.I)
 # "how much did it cost", "how much data was used": the amount's verb or noun
 _HOW_MUCH_Q = re.compile(r"\bhow much (?:(?:did|does|do|would|will|was|is) (?:it|they|this|that) ([a-z]+)|"
-                         r"(?!of\b)([a-z]+)(?: (?:did|does|do|was|is|were|are|would|will)\b|,))", re.I)
+                         r"(?!of\b)([a-z]+)(?: (?:did|does|do|was|is|were|are|would|will|in)\b|,))", re.I)
 # "... in kWh", "... in tokens": the value must come in that unit
 _IN_UNIT = re.compile(r"\bin (kwh|mwh|kw|watts|tokens|gb|tb|mb|gigabytes|hours|days|weeks|months|"
                       r"dollars|usd|words|parameters|layers|gpus|tpus)\b", re.I)
@@ -153,7 +153,7 @@ _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|la
 
 # "which technique does the course recommend": only a sentence that recommends answers it, or
 # one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
-_ADVICE_Q = re.compile(r"\b(?:recommend|advis)", re.I)
+_ADVICE_Q = re.compile(r"\b(?:recommend|advis|suggest)", re.I)
 _PURPOSE = re.compile(r"\bfor ((?:[\w-]+ ?){2,6})", re.I)
 
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
@@ -249,6 +249,11 @@ _MADE = frozenset(_base(w) for w in (
 _ADVICE = frozenset(_base(w) for w in (
     "recommend recommended recommends recommendation advise advised advice should suggest "
     "suggested prefer preferred ideal").split())
+# the course's tools table ("Popular Tools: SpaCy; Utility: ... NER") recommends too
+_TOOLS = re.compile(r"\bpopular tools?\b", re.I)
+_TABLE_TALK = frozenset(_base(w) for w in (
+    "tool tools table ecosystem popular lecture course recommend recommended suggest suggested use "
+    "utility").split())
 # authorship: "who wrote X", "the authors of X" want a sentence that says who wrote it; a
 # paper "introduced by Google" names its lab, not its authors
 _WROTE = frozenset(_base(w) for w in "author authors wrote written writer coauthor".split())
@@ -422,8 +427,9 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     ask = asked(question, known)
     if ask.advice and not any(_recommends(ask, sentence) for _, sentence in candidates):
         return _restate(question)
-    if ask.done and not any(_did(ask.done, clause, _bases(hit.section))
-                            for hit, sentence in candidates for clause in sentence.split(";")):
+    done = ask.done and (ask.done[0], _as_spelled(ask.done[1], candidates))
+    if done and not any(_did(done, clause, _bases(hit.section))
+                        for hit, sentence in candidates for clause in sentence.split(";")):
         return _restate(question)
     said = " ".join(sentence for _, sentence in candidates)
     if ask.compared and not _compares(ask.compared, candidates):
@@ -431,10 +437,10 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     if ask.acronym and not any(spells_out(ask.acronym, f"{hit.section} {sentence}")
                                for hit, sentence in candidates):
         return _restate(question)  # "what does LSTM stand for": no passage spells it out
-    if _proposed(question, words=False) - _proposed(said):
-        return _restate(question)  # "is it 512 tokens?": the passages never say 512
-    if (term := _offered(question)) and not set(keywords(term)) & set(keywords(said)):
-        return _restate(question)  # "do they use teacher forcing?": the passages never say it
+    if (term := _offered(question)) and (_proposed(term, words=False) - _proposed(said)
+                                         or not set(keywords(term)) & set(keywords(said))):
+        # "is it 512 tokens?", "do they use teacher forcing?": the passages never say it
+        return _restate(question)
     if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
         return None
     for i, (hit, sentence) in enumerate(candidates):
@@ -493,11 +499,27 @@ def _compares(compared: tuple[str, str, str], candidates: list[tuple]) -> bool:
 def _recommends(ask: Asked, sentence: str) -> bool:
     """The sentence recommends, or names something "for" the asked purpose (two words or more:
     "for GPT" names a model, not a purpose)."""
-    if _bases(sentence) & _ADVICE:
+    words = _bases(sentence)
+    if words & _ADVICE:
+        return True
+    # the course's tools table ("Popular Tools: SpaCy; Utility: ... NER") recommends, for
+    # what its row says: a question word beyond the table's own must be there
+    if _TOOLS.search(sentence) and {_base(t) for t in ask.terms} - _TABLE_TALK & words:
         return True
     purpose = set(ask.purpose)
     return (len(purpose) > 1 and bool(_names(f"x {sentence}"))
             and any(purpose <= _bases(m.group(1)) for m in _PURPOSE.finditer(sentence)))
+
+
+def _as_spelled(word: str, candidates: list[tuple]) -> str:
+    """The word as the passages spell it, when the question swapped two letters
+    ("pretrianed" -> "pretrained"): the same letters in another order."""
+    words = set().union(*(_bases(sentence) for _, sentence in candidates)) if candidates else set()
+    if word in words:
+        return word
+    head, bare = ("pre", word[3:]) if word.startswith("pre") else ("", word)  # "pretrianed": "trained"
+    letters = sorted(bare)
+    return next((head + w for w in sorted(words) if len(w) == len(bare) and sorted(w) == letters), word)
 
 
 def _did(done: tuple[str, str], clause: str, section: set[str]) -> bool:
