@@ -377,13 +377,23 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("Which has more parameters, BERT or GPT?", True),  # GPT is never measured
     ("Which has more layers, BERT-Base or BERT-Large?", False),  # both are
     ("which used more energy to train, BERT-Base or BERT-Large?", True),  # energy is never said
+    ("what is the full name of lstm", True),
+    ("In which country is OpenAI based?", True),  # no passage says where anything is based
+    ("explain what perplexity is", True),  # a term no passage uses
+    ("explain what NSP is", False),
+    ("what's the fourth item?", False),  # positions are not terms
+    ("what does whisper actually do", True),  # only listed
+    ("What is SpaCy used for?", False),  # its row says
+    ("On what kind of texts was BioGPT trained, and who built it?", True),  # never "trained"
 ])
-def test_acronyms_must_be_spelled_out_and_comparisons_measured(question, missing):
+def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_lists(question, missing):
     nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")
     cands = CANDIDATES + [
         (nsp, "Next Sentence Prediction (NSP) helps BERT learn relationships between sentences."),
         (nsp, "BERT-Base: 12 transformer layers, 110M parameters."),
         (nsp, "BERT-Large: 24 transformer layers, 340M parameters."),
         (nsp, "RoBERTa: A Robustly Optimized BERT Pretraining Approach."),
+        (nsp, "Popular Tools: OpenAI; Utility: ChatGPT, Whisper."),
+        (nsp, "Popular Tools: SpaCy; Utility: Production grade NLP, especially NER."),
     ]
     assert (missing_fact(question, cands) is not None) == missing

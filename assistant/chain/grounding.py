@@ -83,7 +83,7 @@ class Support:
 class Asked:
     """What kind of fact a question asks for, and about what."""
 
-    kind: str  # "number", "percent", "date", "month", "name", "term" or "other"
+    kind: str  # "number", "percent", "date", "month", "place", "name", "term" or "other"
     focus: list[str]  # stemmed words naming the asked property ("gpu", "vocabulary")
     subject: list[str]  # stemmed names the question is about ("biogpt")
     terms: list[str] = field(default_factory=list)  # every content word, for ranking sentences
@@ -116,6 +116,10 @@ _PROPERTY_Q = re.compile(r"\bwhat(?:'?s| is| was| are)? (?:the )?((?:[\w-]+ ){0,
                          r"(score|temperature|threshold|rate))s?\b"
                          r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
 # "in which month", "on what date": a year does not answer it
+# "in which country is Cohere based", "where is Cohere located": a sentence must say where
+_PLACE_Q = re.compile(r"\b(?:which|what) (?:country|city|state|continent|place)\b|"
+                      r"\bwhere (?:is|are|was|were) (?:[\w-]+ ){1,4}?(?:based|located|headquartered)\b", re.I)
+_PLACE = re.compile(r"\b(?:based|located|headquartered|headquarters)\b", re.I)
 _MONTH_Q = re.compile(r"\b(?:which|what) (?:month|day|date)\b", re.I)
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\.?\s+\d|"
                     r"\b(?:january|february|march|april|june|july|august|september|october|november|"
@@ -144,7 +148,7 @@ _TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|a
 # mixed case, "RoBERTa", is not spelled out by initials)
 _STANDS_Q = re.compile(r"\bwhat(?:'s| is| does| do)? (?:the )?(?:acronym |abbreviation )?([A-Za-z]{3,6})"
                        r"(?: stand for| short for| an abbreviation for| expand to)\b|"
-                       r"\bfull form of ([A-Za-z]{3,6})\b", re.I)
+                       r"\bfull (?:form|name) of (?:the )?([A-Za-z]{3,6})\b", re.I)
 
 # "which has more parameters, RoBERTa or BERT-Large?": both must be measured, or compared
 _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|larger|bigger|smaller|"
@@ -159,7 +163,8 @@ _PURPOSE = re.compile(r"\bfor ((?:[\w-]+ ?){2,6})", re.I)
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
 # must say that the subject was so treated ("BioGPT - Trained on ..."), whatever it names
 _DONE_Q = re.compile(r"\b(?:which|what)\s+(?:[\w-]+\s+){1,3}?(?:is|are|was|were)\s+(?:the\s+)?"
-                     r"(?:original\s+)?([\w-]+)\s+([a-z-]+ed)\s+(?:on|in|with|by|from|at|using)\b", re.I)
+                     r"(?:original\s+)?([\w-]+)\s+([a-z-]+ed)(?:\s+(?:on|in|with|by|from|at|using)\b|\s*[,?.]|$)",
+                     re.I)
 
 
 def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
@@ -175,7 +180,9 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     ['vocabulary']
     """
     kind, focus = "other", []
-    if _DATE_Q.search(question):
+    if _PLACE_Q.search(question):
+        kind = "place"
+    elif _DATE_Q.search(question):
         kind = "month" if _MONTH_Q.search(question) else "date"
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
         named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q else m.group(1) or m.group(2)
@@ -280,6 +287,8 @@ def holds_kind(text: str, kind: str, exclude: list[str] = ()) -> bool:
         return bool(_MONTH.search(text))
     if kind == "percent":
         return bool(_PERCENT.search(text))
+    if kind == "place":
+        return bool(_PLACE.search(text))
     if kind == "name":
         return any(_base(w) not in exclude for w in _names(f"x {text}"))
     return True
@@ -432,6 +441,10 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
                         for hit, sentence in candidates for clause in sentence.split(";")):
         return _restate(question)
     said = " ".join(sentence for _, sentence in candidates)
+    if _only_listed(question, candidates):
+        return _restate(question)  # "what does Whisper do": the course only lists it
+    if (term := _defined(question)) and not _bases(term) & _bases(said):
+        return _restate(question)  # "explain what perplexity is": the passages never say it
     if ask.compared and not _compares(ask.compared, candidates):
         return _restate(question)  # "which has more parameters, RoBERTa or BERT-Large?"
     if ask.acronym and not any(spells_out(ask.acronym, f"{hit.section} {sentence}")
@@ -463,6 +476,50 @@ _OFFERED = re.compile(r"(?:^|[?.!]\s)\s*(?:is|are)\s+(?!it\b|there\b|this\b|that
                       r"(?:^|[?.!]\s)\s*(?:do|does|did)\s+(?:[\w-]+\s+){1,3}?use\s+([\w-]+(?: [\w-]+){0,2})|"
                       r",\s*(?:is|are) (?:it|they)\s+(?!true\b)([\w-]+(?: [\w-]+){0,2})\??\s*$", re.I)
 _LINKING = frozenset("during in on for to with by at of from when while as or and".split())
+# "explain what perplexity is", "what is mode collapse": the term defined must be in the passages
+_DEFINED = re.compile(r"\b(?:explain|define|what is|what's|whats|what are)\s+(?:what\s+(?:(?:is|are)\s+)?)?"
+                      r"(?:a |an |the )?([\w-]+(?: [\w-]+)?)(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)", re.I)
+# what such a question may ask about without naming a term ("what is the difference between")
+_NOT_TERMS = frozenset(
+    "difference differences best main purpose role point idea goal reason reasons meaning use uses "
+    "advantage advantages disadvantage disadvantages problem problems benefit benefits way ways name "
+    "example examples one kind kinds type types part parts step steps thing things key first last "
+    "next most same other it this that they there these those he she you we i how why which when "
+    "where who what wrong right true false good bad second third fourth fifth sixth item sub-item "
+    "items".split())
+
+
+# "what does Whisper actually do", "what is Coral used for": a sentence must say more of it than
+# a list does ("Utility: ChatGPT, Whisper")
+_ADVERB = r"(?:actually |exactly |really )?"
+_THING = r"(?:[\w-]+'s )?([\w-]+(?: (?!actually\b|exactly\b|really\b)[\w-]+)?) "
+_DOES_Q = re.compile(rf"\bwhat (?:does|do|did) {_THING}{_ADVERB}do\b|"
+                     rf"\bwhat (?:is|are|was|were|'s) {_THING}{_ADVERB}(?:used|good) for\b", re.I)
+
+
+def _only_listed(question: str, candidates: list[tuple]) -> str:
+    """The name a "what does X do" question asks about, when every passage clause that names
+    it is an item of a list ("Popular Tools: OpenAI; Utility: ChatGPT, Whisper"), else ''."""
+    m = _DOES_Q.search(question)
+    name = next((g for g in m.groups() if g), "") if m else ""
+    wanted = _bases(name)
+    named = {_base(n) for _, sentence in candidates for n in _names(f"x {sentence}")}
+    if not wanted or not wanted <= named:  # a name the passages use ("whisper" typed in lower case)
+        return ""
+    clauses = [clause for _, sentence in candidates for clause in sentence.split(";")
+               if wanted <= _bases(clause)]
+    # an item of a comma list, in a few words ("Popular Tools: SpaCy" heads its row, not a list)
+    listed = [c for c in clauses if "," in c and any(wanted <= _bases(item) and len(item.split()) <= 3
+                                                      for item in c.split(","))]
+    return name if clauses and len(listed) == len(clauses) else ""
+
+
+def _defined(question: str) -> str:
+    """The term a question asks to have explained ("perplexity"), up to its first linking word."""
+    m = _DEFINED.search(question)
+    words = m.group(1).split() if m else []
+    words = list(itertools.takewhile(lambda w: w.lower() not in _LINKING | STOPWORDS, words))
+    return "" if not words or words[0].lower() in _NOT_TERMS else " ".join(words)
 
 
 def _offered(question: str) -> str:
