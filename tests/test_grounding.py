@@ -385,6 +385,12 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("what does whisper actually do", True),  # only listed
     ("What is SpaCy used for?", False),  # its row says
     ("On what kind of texts was BioGPT trained, and who built it?", True),  # never "trained"
+    ("What is 'teacher forcing', and why is it used?", True),  # quoted, never said
+    ("what's the exact formula for BERT's loss?", True),  # no passage holds one
+    ("Which version of SpaCy does the course use?", True),
+    ("how does image inpainting actually work?", True),  # an item of a list
+    ("Which two sentences are being compared?", False),  # "being compared" is no "trained on"
+    ("In which year did BERT-Base appear, and in which year BERT-Large?", False),  # each on its own
 ])
 def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_lists(question, missing):
     nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")
@@ -395,5 +401,7 @@ def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_li
         (nsp, "RoBERTa: A Robustly Optimized BERT Pretraining Approach."),
         (nsp, "Popular Tools: OpenAI; Utility: ChatGPT, Whisper."),
         (nsp, "Popular Tools: SpaCy; Utility: Production grade NLP, especially NER."),
+        (nsp, "Text Generation; Summarization; Image Editing; Image Inpainting; etc..."),
+        (nsp, "BERT-Base came out in 2018; BERT-Large followed in 2019."),
     ]
     assert (missing_fact(question, cands) is not None) == missing

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from assistant.text import STOPWORDS, keywords, named_terms, spells_out, stem
 
@@ -83,7 +83,7 @@ class Support:
 class Asked:
     """What kind of fact a question asks for, and about what."""
 
-    kind: str  # "number", "percent", "date", "month", "place", "name", "term" or "other"
+    kind: str  # "number", "percent", "date", "month", "place", "formula", "name", "term" or "other"
     focus: list[str]  # stemmed words naming the asked property ("gpu", "vocabulary")
     subject: list[str]  # stemmed names the question is about ("biogpt")
     terms: list[str] = field(default_factory=list)  # every content word, for ranking sentences
@@ -120,6 +120,10 @@ _PROPERTY_Q = re.compile(r"\bwhat(?:'?s| is| was| are)? (?:the )?((?:[\w-]+ ){0,
 _PLACE_Q = re.compile(r"\b(?:which|what) (?:country|city|state|continent|place)\b|"
                       r"\bwhere (?:is|are|was|were) (?:[\w-]+ ){1,4}?(?:based|located|headquartered)\b", re.I)
 _PLACE = re.compile(r"\b(?:based|located|headquartered|headquarters)\b", re.I)
+# "the exact formula for ...": a sentence must hold one; "which version of X": a version number
+_FORMULA_Q = re.compile(r"\b(?:formula|equation)s?\b", re.I)
+_FORMULA = re.compile(r"[=∑∏√]|\\frac")
+_VERSION_Q = re.compile(r"\b(?:which|what) versions?\b", re.I)
 _MONTH_Q = re.compile(r"\b(?:which|what) (?:month|day|date)\b", re.I)
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)\.?\s+\d|"
                     r"\b(?:january|february|march|april|june|july|august|september|october|november|"
@@ -162,6 +166,7 @@ _PURPOSE = re.compile(r"\bfor ((?:[\w-]+ ?){2,6})", re.I)
 
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
 # must say that the subject was so treated ("BioGPT - Trained on ..."), whatever it names
+_DONE_PREPOSITIONS = (" on", " in", " with", " by", " from", " at", " using")
 _DONE_Q = re.compile(r"\b(?:which|what)\s+(?:[\w-]+\s+){1,3}?(?:is|are|was|were)\s+(?:the\s+)?"
                      r"(?:original\s+)?([\w-]+)\s+([a-z-]+ed)(?:\s+(?:on|in|with|by|from|at|using)\b|\s*[,?.]|$)",
                      re.I)
@@ -182,6 +187,10 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     kind, focus = "other", []
     if _PLACE_Q.search(question):
         kind = "place"
+    elif _FORMULA_Q.search(question):
+        kind = "formula"
+    elif _VERSION_Q.search(question):
+        kind = "number"
     elif _DATE_Q.search(question):
         kind = "month" if _MONTH_Q.search(question) else "date"
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
@@ -213,7 +222,10 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     terms = [w for w in dict.fromkeys(keywords(question)) if w not in _GENERIC]
     done = None
     if ((m := _DONE_Q.search(question)) and _base(m.group(2)) not in _GENERIC_DONE
-            and m.group(1).lower() not in STOPWORDS):  # "what text is it trained on": whose?
+            and m.group(1).lower() not in STOPWORDS  # "what text is it trained on": whose?
+            # with no "on"/"in" after the verb, only a named subject ("which two sentences are
+            # being compared" is no "what data was X trained on")
+            and (m.group(0).rstrip().endswith(_DONE_PREPOSITIONS) or _base(m.group(1)) in subject)):
         done = (_base(m.group(1)), _base(m.group(2)))
     advice = _ADVICE_Q.search(question)
     purpose = _PURPOSE.search(question, advice.end()) if advice else None
@@ -289,6 +301,8 @@ def holds_kind(text: str, kind: str, exclude: list[str] = ()) -> bool:
         return bool(_PERCENT.search(text))
     if kind == "place":
         return bool(_PLACE.search(text))
+    if kind == "formula":
+        return bool(_FORMULA.search(text))
     if kind == "name":
         return any(_base(w) not in exclude for w in _names(f"x {text}"))
     return True
@@ -456,6 +470,18 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
         return _restate(question)
     if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
         return None
+    if _answers(ask, candidates):
+        return None
+    # "in which year did DALL-E appear, and ChatGPT?": each name answered on its own
+    names = [set(_bases(n)) for n in named_terms(question, every_sentence=True)]
+    if len(names) > 1 and set(ask.subject) <= set().union(*names) and all(
+            _answers(replace(ask, subject=sorted(name)), candidates) for name in names):
+        return None
+    return _restate(question)
+
+
+def _answers(ask: Asked, candidates: list[tuple]) -> bool:
+    """Some clause holds the asked fact about the asked subject."""
     for i, (hit, sentence) in enumerate(candidates):
         # what a sentence is about: its section, and the sentence before it in the same chunk
         # ("BioGPT - Trained on ... . Developed by Owkin.")
@@ -463,10 +489,9 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
         context = _bases(hit.section) | _bases(before)
         # a list read as one unit ("2021 - DALL-E, GitHub Copilot; 2022 - ChatGPT by OpenAI"):
         # the fact must be in the item that names the subject, not anywhere in the list
-        for clause in sentence.split(";"):
-            if _holds(ask, clause, context):
-                return None
-    return _restate(question)
+        if any(_holds(ask, clause, context) for clause in sentence.split(";")):
+            return True
+    return False
 
 
 # a term the question offers for confirmation: "is perplexity the metric ...", "do they use
@@ -478,7 +503,8 @@ _OFFERED = re.compile(r"(?:^|[?.!]\s)\s*(?:is|are)\s+(?!it\b|there\b|this\b|that
 _LINKING = frozenset("during in on for to with by at of from when while as or and".split())
 # "explain what perplexity is", "what is mode collapse": the term defined must be in the passages
 _DEFINED = re.compile(r"\b(?:explain|define|what is|what's|whats|what are)\s+(?:what\s+(?:(?:is|are)\s+)?)?"
-                      r"(?:a |an |the )?([\w-]+(?: [\w-]+)?)(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)", re.I)
+                      r"(?:a |an |the )?['\"‘“]?([\w-]+(?: [\w-]+)?)['\"’”]?"
+                      r"(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)", re.I)
 # what such a question may ask about without naming a term ("what is the difference between")
 _NOT_TERMS = frozenset(
     "difference differences best main purpose role point idea goal reason reasons meaning use uses "
@@ -494,7 +520,8 @@ _NOT_TERMS = frozenset(
 _ADVERB = r"(?:actually |exactly |really )?"
 _THING = r"(?:[\w-]+'s )?([\w-]+(?: (?!actually\b|exactly\b|really\b)[\w-]+)?) "
 _DOES_Q = re.compile(rf"\bwhat (?:does|do|did) {_THING}{_ADVERB}do\b|"
-                     rf"\bwhat (?:is|are|was|were|'s) {_THING}{_ADVERB}(?:used|good) for\b", re.I)
+                     rf"\bwhat (?:is|are|was|were|'s) {_THING}{_ADVERB}(?:used|good) for\b|"
+                     rf"\bhow (?:does|do) {_THING}{_ADVERB}work\b", re.I)
 
 
 def _only_listed(question: str, candidates: list[tuple]) -> str:
@@ -506,11 +533,13 @@ def _only_listed(question: str, candidates: list[tuple]) -> str:
     named = {_base(n) for _, sentence in candidates for n in _names(f"x {sentence}")}
     if not wanted or not wanted <= named:  # a name the passages use ("whisper" typed in lower case)
         return ""
-    clauses = [clause for _, sentence in candidates for clause in sentence.split(";")
-               if wanted <= _bases(clause)]
-    # an item of a comma list, in a few words ("Popular Tools: SpaCy" heads its row, not a list)
-    listed = [c for c in clauses if "," in c and any(wanted <= _bases(item) and len(item.split()) <= 3
-                                                      for item in c.split(","))]
+    clauses = [(clause, sentence.count(";")) for _, sentence in candidates
+               for clause in sentence.split(";") if wanted <= _bases(clause)]
+    # an item of a list, in a few words: "Utility: ChatGPT, Whisper", "...; Image Inpainting;
+    # etc" ("Popular Tools: SpaCy" heads its row of two clauses, not a list)
+    listed = [c for c, semicolons in clauses
+              if any(wanted <= _bases(item) and len(item.split()) <= 3 for item in c.split(","))
+              and ("," in c or semicolons >= 3)]
     return name if clauses and len(listed) == len(clauses) else ""
 
 
