@@ -73,6 +73,9 @@ CANDIDATES = [
     ("whats the vocab size of bert", "number", ["vocabulary"], []),
     ("roughly how much electricity in kwh does it take to train GPT-3", "number",
      ["electricity", "kwh"], ["gpt", "3"]),
+    ("GPT-3 parameter count?", "number", ["parameter"], ["gpt", "3"]),  # a keyword query
+    ("GPT-J is in the list. Who developed GPT-J?", "name", ["develop"], ["gpt", "j"]),  # after context
+    ("In BERT's MLM, what share of words gets masked?", "percent", ["word"], ["bert", "mlm"]),
     ("BERT is said to solve 11+ NLP tasks. What is the name of the benchmark those tasks come from?",
      "name", ["benchmark"], ["bert", "nlp"]),  # a benchmark must be named, and "What" is no name
     ("I read that BERT was trained on TPUs. According to the lecture, how many TPUs were used?",
@@ -116,6 +119,8 @@ def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sen
     table = [(BERT, "Popular Tools: SpaCy; Utility: Production grade NLP, especially NER.")]
     assert missing_fact("which tool does the ecosystem table recommend for NER", table) is None
     assert missing_fact("which tool does the ecosystem table suggest for image inpainting", table) is not None
+    # "how do the notes suggest deciding ..." asks for a method, not for a recommendation
+    assert not asked("How do the notes suggest deciding whether to fine-tune?").advice
     data = [(BERT, "BERT - Trained on BooksCorpus and English Wikipedia."), (GPT, "GPT; BlueBERT.")]
     assert missing_fact("What data was BERT trained on?", data) is None
     assert missing_fact("What data was BlueBERT pretrained on?", data) is not None
@@ -391,6 +396,10 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("how does image inpainting actually work?", True),  # an item of a list
     ("Which two sentences are being compared?", False),  # "being compared" is no "trained on"
     ("In which year did BERT-Base appear, and in which year BERT-Large?", False),  # each on its own
+    ("which decoding strategy (greedy, beam search) does GPT use?", True),  # neither is named
+    ("what value goes in the masked positions? like -infinity or 0?", True),
+    ("which embeddings (WordPiece or BPE) does BERT use?", False),  # WordPiece is named
+    ("what does NSP teach? (exam tmrw, brain fried)", False),  # an aside offers nothing
 ])
 def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_lists(question, missing):
     nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")

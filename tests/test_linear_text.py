@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.chain.compress import units
-from assistant.chain.grounding import _DOES_Q, _defined, _offered, asked, claims
+from assistant.chain.grounding import _DOES_Q, _alternatives, _defined, _offered, asked, claims
 from assistant.corpus.chunks import sections, split_markdown
 from assistant.corpus.uploads import check_upload, safe_name
 from assistant.errors import InputError
@@ -34,6 +34,7 @@ ADVERSARIAL = {
     "do ... use, many times": "? does x use " * 5000 + "y" * 20_000,
     "what does ... do, never done": "what does " + "it's " * 10_000 + "x",
     "explain what is, many times": "explain what is " * 5000 + "!",
+    "open parentheses and likes": "(a, b " * 5000 + " like x or " * 3000,
 }
 FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md"),
@@ -41,7 +42,7 @@ FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "figure names": lambda text: _IMG_SRC.sub("", text),
              # uploaded chunks are cut into quotable units; questions and answers are parsed
              "units": units, "asked": asked, "claims": claims, "offered term": _offered,
-             "defined term": _defined, "what does X do": _DOES_Q.search}
+             "defined term": _defined, "what does X do": _DOES_Q.search, "alternatives": _alternatives}
 
 
 def _seconds(fn, text: str) -> float:

@@ -103,7 +103,8 @@ _DATE_Q = re.compile(r"\band when\b|\bwhen (?:exactly )?(?:did|was|were)\b|"
 _NAME_OF = re.compile(r"\bname of (?:the |that |this |a |an )?(?:[\w-]+ ){0,3}?(dataset|benchmark|"
                       r"corpus|company|organi[sz]ation|lab|paper|algorithm|method|technique|library|"
                       r"framework|tool|metric|university|person)s?\b", re.I)
-_NAME_Q = re.compile(r"^\s*(?:who|which (?:company|organi[sz]ation|lab|team|person|university))\b|"
+_NAME_Q = re.compile(r"(?:^|[.?!]\s)\s*(?:who|which (?:company|organi[sz]ation|lab|team|person|"
+                     r"university))\b|"
                      r"\bwhat(?: is|'?s|\s+was) the name of\b", re.I)
 # "how many attention heads does ...": the counted thing runs up to the verb
 _COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|were|can|could|has|have|"
@@ -115,6 +116,8 @@ _PROPERTY_Q = re.compile(r"\bwhat(?:'?s| is| was| are)? (?:the )?((?:[\w-]+ ){0,
                          r"number|count|dimension|ratio|resolution|window|"
                          r"(score|temperature|threshold|rate))s?\b"
                          r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
+# "gpt-3 parameter count?", "bert vocab size": a keyword query for a number
+_TERSE_Q = re.compile(r"^\s*((?:[\w-]+ ){1,3})(?:size|count|length|number)\s*\??\s*$", re.I)
 # "in which month", "on what date": a year does not answer it
 # "in which country is Cohere based", "where is Cohere located": a sentence must say where
 _PLACE_Q = re.compile(r"\b(?:which|what) (?:country|city|state|continent|place)\b|"
@@ -137,7 +140,8 @@ _IN_UNIT = re.compile(r"\bin (kwh|mwh|kw|watts|tokens|gb|tb|mb|gigabytes|hours|d
                       r"dollars|usd|words|parameters|layers|gpus|tpus)\b", re.I)
 # "what percentage of vocabulary overlap ...": the measured thing follows "of"
 _PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share|%)(?!\w)"
-                        r"(?: of ([\w-]+(?: [\w-]+)?))?|\bhow much of\b", re.I)
+                        r"(?: of ([\w-]+(?: (?!gets?\b|are\b|is\b|were\b|was\b|do\b|does\b|did\b)[\w-]+)?))?|"
+                        r"\bhow much of\b", re.I)
 _PERCENT = re.compile(r"\d\s?%|\bpercent")
 # words that qualify a counted thing without naming it: "how many different NLP tasks"
 # (or how it is measured: "the maximum context window", "the default image resolution")
@@ -161,7 +165,8 @@ _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|la
 
 # "which technique does the course recommend": only a sentence that recommends answers it, or
 # one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
-_ADVICE_Q = re.compile(r"\b(?:recommend|advis|suggest)", re.I)
+# ("how do the notes suggest deciding ..." asks for a method, not a recommendation)
+_ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest)", re.I | re.S)
 _PURPOSE = re.compile(r"\bfor ((?:[\w-]+ ?){2,6})", re.I)
 
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
@@ -193,6 +198,8 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
         kind = "number"
     elif _DATE_Q.search(question):
         kind = "month" if _MONTH_Q.search(question) else "date"
+    elif m := _TERSE_Q.search(question):  # the word before "size" names it: "bert vocab size"
+        kind, focus = "number", [_base(w) for w in keywords(m.group(1))[-1:]]
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
         named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q else m.group(1) or m.group(2)
         kind, focus = "number", [_base(w) for w in keywords(named) if w.lower() not in _VAGUE]
@@ -455,6 +462,10 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
                         for hit, sentence in candidates for clause in sentence.split(";")):
         return _restate(question)
     said = " ".join(sentence for _, sentence in candidates)
+    if (options := _alternatives(question)) and not any(
+            set(keywords(o)) & set(keywords(said)) or _proposed(o, words=False) & _proposed(said)
+            for o in options):
+        return _restate(question)  # "(greedy, beam search, sampling)": the passages name none
     if _only_listed(question, candidates):
         return _restate(question)  # "what does Whisper do": the course only lists it
     if (term := _defined(question)) and not _bases(term) & _bases(said):
@@ -549,6 +560,20 @@ def _defined(question: str) -> str:
     words = m.group(1).split() if m else []
     words = list(itertools.takewhile(lambda w: w.lower() not in _LINKING | STOPWORDS, words))
     return "" if not words or words[0].lower() in _NOT_TERMS else " ".join(words)
+
+
+# alternatives a question offers: "which decoding strategy (greedy, beam search, sampling)",
+# "what value is put there? like -infinity or 0?"
+# (an aside after the question mark, "? (exam tmrw, brain fried)", offers nothing)
+_ALTERNATIVES = re.compile(r"(?<![?!.] )\(([^()]{1,80}(?:,| or )[^()]{1,80})\)|"
+                           r"\blike ([^?.,]{1,40} or [^?.,]{1,40})\?*\s*$", re.I)
+
+
+def _alternatives(question: str) -> list[str]:
+    """The alternatives a question offers for confirmation, or []."""
+    m = _ALTERNATIVES.search(question)
+    text = next((g for g in m.groups() if g), "") if m else ""
+    return [a.strip() for a in re.split(r",|\bor\b|\betc\b\.?", text) if a.strip()]
 
 
 def _offered(question: str) -> str:
