@@ -387,6 +387,7 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("explain what perplexity is", True),  # a term no passage uses
     ("explain what NSP is", False),
     ("what's the fourth item?", False),  # positions are not terms
+    ("Is NSP about sentence pairs? Explain briefly.", False),  # "explain briefly" names no term
     ("what does whisper actually do", True),  # only listed
     ("What is SpaCy used for?", False),  # its row says
     ("On what kind of texts was BioGPT trained, and who built it?", True),  # never "trained"

@@ -523,7 +523,7 @@ _NOT_TERMS = frozenset(
     "example examples one kind kinds type types part parts step steps thing things key first last "
     "next most same other it this that they there these those he she you we i how why which when "
     "where who what wrong right true false good bad second third fourth fifth sixth item sub-item "
-    "items".split())
+    "items pls please again more further".split())
 
 
 # "what does Whisper actually do", "what is Coral used for": a sentence must say more of it than
@@ -559,7 +559,9 @@ def _defined(question: str) -> str:
     m = _DEFINED.search(question)
     words = m.group(1).split() if m else []
     words = list(itertools.takewhile(lambda w: w.lower() not in _LINKING | STOPWORDS, words))
-    return "" if not words or words[0].lower() in _NOT_TERMS else " ".join(words)
+    if not words or words[0].lower() in _NOT_TERMS or words[0].lower().endswith("ly"):
+        return ""  # "explain briefly" asks for no term
+    return " ".join(words)
 
 
 # alternatives a question offers: "which decoding strategy (greedy, beam search, sampling)",
