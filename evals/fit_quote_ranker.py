@@ -5,8 +5,8 @@ the held-out sets once they have been reported) it retrieves as the chain does, 
 sentence's features (`grounding.sentence_features`) and labels it by whether the sentence,
 with the context the quote would give it, holds every key fact. A listwise logistic
 regression (softmax over a question's sentences, L2) learns one weight per feature.
-It prints the weights to paste into grounding.py, how often the top sentence is right
-in-sample and leave-one-out, and the same for the weights grounding.py has now.
+It prints the weights to paste into grounding/quote.py, how often the top sentence is right
+in-sample and leave-one-out, and the same for the weights quote.py has now.
 
     .venv/bin/python evals/fit_quote_ranker.py [--split dev,test,holdout] [--loo]
 """
@@ -40,7 +40,7 @@ def question_table(retriever, row) -> tuple[np.ndarray, np.ndarray]:
     ranks = g.hit_ranks(candidates)
     x = np.array([g.sentence_features(ask, s, scores[i], ranks[i], weight)
                   for i, (_, s) in enumerate(candidates)])
-    text = lambda i: " ".join(candidates[j][1] for j in g._with_context(candidates, i))  # noqa: E731
+    text = lambda i: " ".join(candidates[j][1] for j in g.with_context(candidates, i))  # noqa: E731
     y = np.array([float(has_key_facts(text(i), row.key_facts)) for i in range(len(candidates))])
     return x, y
 
@@ -76,7 +76,7 @@ def main() -> None:
     print("QUOTE_FEATURES =", g.QUOTE_FEATURES)
     print("QUOTE_WEIGHTS =", tuple(round(float(v), 2) for v in w))
     print(f"top sentence right, in-sample: fitted {top_right(tables, w)}/{len(tables)}, "
-          f"grounding.py now {top_right(tables, np.array(g.QUOTE_WEIGHTS))}/{len(tables)}")
+          f"quote.py now {top_right(tables, np.array(g.QUOTE_WEIGHTS))}/{len(tables)}")
     if args.loo:
         right = sum(top_right([t], fit([u for u in tables if u is not t], steps=800)) for t in tables)
         print(f"top sentence right, leave-one-out: {right}/{len(tables)}")

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.chain.compress import units
-from assistant.chain.grounding import _DOES_Q, _alternatives, _defined, _offered, asked, claims
+from assistant.chain.grounding import asked, claims
+from assistant.chain.grounding.missing import _DOES_Q, _alternatives, _defined, _offered
 from assistant.corpus.chunks import sections, split_markdown
 from assistant.corpus.uploads import check_upload, safe_name
 from assistant.errors import InputError

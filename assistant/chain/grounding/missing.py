@@ -1,0 +1,246 @@
+"""Near misses: a question that asks for a fact the retrieved passages do not hold (a number,
+a name, a date, a term, an expansion, ...) gets "The course does not say ..." instead of an
+invented answer. Every regex is bounded or anchored; every loop is over bounded lists."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import replace
+
+from assistant.chain.grounding.questions import _PURPOSE, _WROTE, Asked, asked
+from assistant.chain.grounding.values import _base, _bases, _names, _proposed, holds_kind
+from assistant.text import STOPWORDS, keywords, named_terms, spells_out
+
+ABOUT_SHARE = 0.5  # tuning pool: 0.3 to 0.6 abstain on the same questions
+
+
+_BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
+
+
+# what a sentence that recommends says (a question in the course, "what is the best way
+# to ...?", recommends nothing)
+_ADVICE = frozenset(_base(w) for w in (
+    "recommend recommended recommends recommendation advise advised advice should suggest "
+    "suggested prefer preferred ideal").split())
+# the course's tools table ("Popular Tools: SpaCy; Utility: ... NER") recommends too
+_TOOLS = re.compile(r"\bpopular tools?\b", re.I)
+_TABLE_TALK = frozenset(_base(w) for w in (
+    "tool tools table ecosystem popular lecture course recommend recommended suggest suggested use "
+    "utility").split())
+
+
+def missing_fact(question: str, candidates: list[tuple]) -> str | None:
+    """What the question asks that no retrieved sentence holds, or None.
+
+    A fact question (how many X, what X size, when, who) is answerable when some sentence
+    holds a value of that kind and names X, about the asked subject (in the sentence or
+    its section; without a named subject, about most of the question's words). Otherwise:
+    "how many GPUs were used to train BioGPT". Whatever its kind, a question about what the
+    course recommends needs a sentence that recommends, one about authors a sentence that
+    says who wrote, and "what data was X trained on" a sentence that says X was trained.
+    """
+    known = frozenset(_base(n) for _, sentence in candidates for n in _names(sentence)
+                      if any(c.isupper() for c in n[1:]) or n.isupper())  # BERT, BioGPT, T5
+    ask = asked(question, known)
+    if ask.advice and not any(_recommends(ask, sentence) for _, sentence in candidates):
+        return _restate(question)
+    done = ask.done and (ask.done[0], _as_spelled(ask.done[1], candidates))
+    if done and not any(_did(done, clause, _bases(hit.section))
+                        for hit, sentence in candidates for clause in sentence.split(";")):
+        return _restate(question)
+    said = " ".join(sentence for _, sentence in candidates)
+    if (options := _alternatives(question)) and not any(
+            set(keywords(o)) & set(keywords(said)) or _proposed(o, words=False) & _proposed(said)
+            for o in options):
+        return _restate(question)  # "(greedy, beam search, sampling)": the passages name none
+    if _only_listed(question, candidates):
+        return _restate(question)  # "what does Whisper do": the course only lists it
+    if (term := _defined(question)) and not _bases(term) & _bases(said):
+        return _restate(question)  # "explain what perplexity is": the passages never say it
+    if ask.compared and not _compares(ask.compared, candidates):
+        return _restate(question)  # "which has more parameters, RoBERTa or BERT-Large?"
+    if ask.acronym and not any(spells_out(ask.acronym, f"{hit.section} {sentence}")
+                               for hit, sentence in candidates):
+        return _restate(question)  # "what does LSTM stand for": no passage spells it out
+    if (term := _offered(question)) and (_proposed(term, words=False) - _proposed(said)
+                                         or not set(keywords(term)) & set(keywords(said))):
+        # "is it 512 tokens?", "do they use teacher forcing?": the passages never say it
+        return _restate(question)
+    if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
+        return None
+    if _answers(ask, candidates):
+        return None
+    # "in which year did DALL-E appear, and ChatGPT?": each name answered on its own
+    names = [set(_bases(n)) for n in named_terms(question, every_sentence=True)]
+    if len(names) > 1 and set(ask.subject) <= set().union(*names) and all(
+            _answers(replace(ask, subject=sorted(name)), candidates) for name in names):
+        return None
+    return _restate(question)
+
+
+def _answers(ask: Asked, candidates: list[tuple]) -> bool:
+    """Some clause holds the asked fact about the asked subject."""
+    for i, (hit, sentence) in enumerate(candidates):
+        # what a sentence is about: its section, and the sentence before it in the same chunk
+        # ("BioGPT - Trained on ... . Developed by Owkin.")
+        before = candidates[i - 1][1] if i and candidates[i - 1][0] is hit else ""
+        context = _bases(hit.section) | _bases(before)
+        # a list read as one unit ("2021 - DALL-E, GitHub Copilot; 2022 - ChatGPT by OpenAI"):
+        # the fact must be in the item that names the subject, not anywhere in the list
+        if any(_holds(ask, clause, context) for clause in sentence.split(";")):
+            return True
+    return False
+
+
+# a term the question offers for confirmation: "is perplexity the metric ...", "do they use
+# teacher forcing", "..., is it byte pair encoding?"
+_OFFERED = re.compile(r"(?:^|[?.!]\s)\s*(?:is|are)\s+(?!it\b|there\b|this\b|that\b)"
+                      r"([\w-]+(?: [\w-]+)?)\s+(?:the|a|an)\s|"
+                      r"(?:^|[?.!]\s)\s*(?:do|does|did)\s+(?:[\w-]+\s+){1,3}?use\s+([\w-]+(?: [\w-]+){0,2})|"
+                      r",\s*(?:is|are) (?:it|they)\s+(?!true\b)([\w-]+(?: [\w-]+){0,2})\??\s*$", re.I)
+_LINKING = frozenset("during in on for to with by at of from when while as or and".split())
+# "explain what perplexity is", "what is mode collapse": the term defined must be in the passages
+_DEFINED = re.compile(r"\b(?:explain|define|what is|what's|whats|what are)\s+(?:what\s+(?:(?:is|are)\s+)?)?"
+                      r"(?:a |an |the )?['\"‘“]?([\w-]+(?: [\w-]+)?)['\"’”]?"
+                      r"(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)", re.I)
+# what such a question may ask about without naming a term ("what is the difference between")
+_NOT_TERMS = frozenset(
+    "difference differences best main purpose role point idea goal reason reasons meaning use uses "
+    "advantage advantages disadvantage disadvantages problem problems benefit benefits way ways name "
+    "example examples one kind kinds type types part parts step steps thing things key first last "
+    "next most same other it this that they there these those he she you we i how why which when "
+    "where who what wrong right true false good bad second third fourth fifth sixth item sub-item "
+    "items pls please again more further".split())
+
+
+# "what does Whisper actually do", "what is Coral used for": a sentence must say more of it than
+# a list does ("Utility: ChatGPT, Whisper")
+_ADVERB = r"(?:actually |exactly |really )?"
+_THING = r"(?:[\w-]+'s )?([\w-]+(?: (?!actually\b|exactly\b|really\b)[\w-]+)?) "
+_DOES_Q = re.compile(rf"\bwhat (?:does|do|did) {_THING}{_ADVERB}do\b|"
+                     rf"\bwhat (?:is|are|was|were|'s) {_THING}{_ADVERB}(?:used|good) for\b|"
+                     rf"\bhow (?:does|do) {_THING}{_ADVERB}work\b", re.I)
+
+
+def _only_listed(question: str, candidates: list[tuple]) -> str:
+    """The name a "what does X do" question asks about, when every passage clause that names
+    it is an item of a list ("Popular Tools: OpenAI; Utility: ChatGPT, Whisper"), else ''."""
+    m = _DOES_Q.search(question)
+    name = next((g for g in m.groups() if g), "") if m else ""
+    wanted = _bases(name)
+    named = {_base(n) for _, sentence in candidates for n in _names(f"x {sentence}")}
+    if not wanted or not wanted <= named:  # a name the passages use ("whisper" typed in lower case)
+        return ""
+    clauses = [(clause, sentence.count(";")) for _, sentence in candidates
+               for clause in sentence.split(";") if wanted <= _bases(clause)]
+    # an item of a list, in a few words: "Utility: ChatGPT, Whisper", "...; Image Inpainting;
+    # etc" ("Popular Tools: SpaCy" heads its row of two clauses, not a list)
+    listed = [c for c, semicolons in clauses
+              if any(wanted <= _bases(item) and len(item.split()) <= 3 for item in c.split(","))
+              and ("," in c or semicolons >= 3)]
+    return name if clauses and len(listed) == len(clauses) else ""
+
+
+def _defined(question: str) -> str:
+    """The term a question asks to have explained ("perplexity"), up to its first linking word."""
+    m = _DEFINED.search(question)
+    words = m.group(1).split() if m else []
+    words = list(itertools.takewhile(lambda w: w.lower() not in _LINKING | STOPWORDS, words))
+    if not words or words[0].lower() in _NOT_TERMS or words[0].lower().endswith("ly"):
+        return ""  # "explain briefly" asks for no term
+    return " ".join(words)
+
+
+# alternatives a question offers: "which decoding strategy (greedy, beam search, sampling)",
+# "what value is put there? like -infinity or 0?"
+# (an aside after the question mark, "? (exam tmrw, brain fried)", offers nothing)
+_ALTERNATIVES = re.compile(r"(?<![?!.] )\(([^()]{1,80}(?:,| or )[^()]{1,80})\)|"
+                           r"\blike ([^?.,]{1,40} or [^?.,]{1,40})\?*\s*$", re.I)
+
+
+def _alternatives(question: str) -> list[str]:
+    """The alternatives a question offers for confirmation, or []."""
+    m = _ALTERNATIVES.search(question)
+    text = next((g for g in m.groups() if g), "") if m else ""
+    return [a.strip() for a in re.split(r",|\bor\b|\betc\b\.?", text) if a.strip()]
+
+
+def _offered(question: str) -> str:
+    """The term a yes/no question offers ("teacher forcing"), up to its first linking word."""
+    m = _OFFERED.search(question)
+    words = next((g for g in m.groups() if g), "").split() if m else []
+    return " ".join(itertools.takewhile(lambda w: w.lower() not in _LINKING, words))
+
+
+def _compares(compared: tuple[str, str, str], candidates: list[tuple]) -> bool:
+    """Some clause names both things compared, or each has a clause that measures it (a
+    number, with the measure's word when the question names one)."""
+    measure, *things = compared
+    wanted = [_bases(t) for t in things]
+    clauses = [(_bases(clause), clause) for hit, sentence in candidates for clause in sentence.split(";")]
+    if any(all(w <= words for w in wanted) for words, _ in clauses):
+        return True
+    return all(any(w <= words and (not measure or measure in words) and holds_kind(clause, "number")
+                   for words, clause in clauses) for w in wanted)
+
+
+def _recommends(ask: Asked, sentence: str) -> bool:
+    """The sentence recommends, or names something "for" the asked purpose (two words or more:
+    "for GPT" names a model, not a purpose)."""
+    words = _bases(sentence)
+    if words & _ADVICE:
+        return True
+    # the course's tools table ("Popular Tools: SpaCy; Utility: ... NER") recommends, for
+    # what its row says: a question word beyond the table's own must be there
+    if _TOOLS.search(sentence) and {_base(t) for t in ask.terms} - _TABLE_TALK & words:
+        return True
+    purpose = set(ask.purpose)
+    return (len(purpose) > 1 and bool(_names(f"x {sentence}"))
+            and any(purpose <= _bases(m.group(1)) for m in _PURPOSE.finditer(sentence)))
+
+
+def _as_spelled(word: str, candidates: list[tuple]) -> str:
+    """The word as the passages spell it, when the question swapped two letters
+    ("pretrianed" -> "pretrained"): the same letters in another order."""
+    words = set().union(*(_bases(sentence) for _, sentence in candidates)) if candidates else set()
+    if word in words:
+        return word
+    head, bare = ("pre", word[3:]) if word.startswith("pre") else ("", word)  # "pretrianed": "trained"
+    letters = sorted(bare)
+    return next((head + w for w in sorted(words) if len(w) == len(bare) and sorted(w) == letters), word)
+
+
+def _did(done: tuple[str, str], clause: str, section: set[str]) -> bool:
+    """The clause says the subject was so treated: its verb ("pretrained" as "trained" too)
+    about the subject (named in the clause or its section)."""
+    subject, verb = done
+    words = _bases(clause)
+    bare = verb.removeprefix("pre").lstrip("-")
+    return bool({verb, bare} & words) and subject in words | section
+
+
+def _holds(ask: Asked, clause: str, context: set[str]) -> bool:
+    """The clause holds a value of the asked kind, names what is asked, about the subject."""
+    words = _bases(clause)
+    if ask.kind == "name" and set(ask.focus) & _WROTE:  # "who wrote X": authorship said
+        named = bool(words & _WROTE) or "et al" in clause.lower()
+    elif ask.kind == "name":  # "who made X": a verb of making, or an authorship "by/from <Name>"
+        named = bool(words & set(ask.focus) or _BY.search(clause) or not ask.focus)
+    else:
+        named = set(ask.focus) <= words
+    if not (named and holds_kind(clause, ask.kind, exclude=ask.subject)):
+        return False
+    if ask.subject:
+        return set(ask.subject) <= words | context
+    # no named subject ("who invented generative adversarial networks"): the question's
+    # other words, mostly
+    topic = {_base(w) for w in ask.terms} - set(ask.focus)
+    return not topic or len(topic & (words | context)) >= ABOUT_SHARE * len(topic)
+
+
+def _restate(question: str) -> str:
+    """The question as the thing the course does not say: 'how many GPUs trained BioGPT'."""
+    text = re.sub(r"\s*\baccording to the (course|notes)\b", "", question.strip(), flags=re.I)
+    text = text.rstrip(" ?.!")
+    return text[:1].lower() + text[1:]
