@@ -137,8 +137,8 @@ def retrieve(retriever, question: str, k: int = 4, min_score: float = 0.2,
     passages, best = compress(candidates, scores, hits, max_sentences)
     unknown = retriever.unknown_terms(question)
     # another field's question that shares a word with the course ("electrical transformers")
-    foreign, words = retriever.foreign_words(question)
-    foreign = best < FOREIGN_BEST and len(foreign) >= FOREIGN_MIN and len(foreign) >= FOREIGN_SHARE * words
+    strange, words = retriever.foreign_words(question)
+    foreign = best < FOREIGN_BEST and len(strange) >= max(FOREIGN_MIN, FOREIGN_SHARE * words)
     off_topic = not passages or best < min_score or bool(unknown) or foreign
     quote = choose_quote(question, candidates, scores, retriever.term_idf())
     missing = None if off_topic else missing_fact(question, candidates)

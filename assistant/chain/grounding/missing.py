@@ -31,41 +31,21 @@ _TABLE_TALK = frozenset(_base(w) for w in (
 
 
 def missing_fact(question: str, candidates: list[tuple]) -> str | None:
-    """What the question asks that no retrieved sentence holds, or None.
+    """What the question asks that no retrieved sentence holds (restated), or None.
 
-    A fact question (how many X, what X size, when, who) is answerable when some sentence
-    holds a value of that kind and names X, about the asked subject (in the sentence or
-    its section; without a named subject, about most of the question's words). Otherwise:
-    "how many GPUs were used to train BioGPT". Whatever its kind, a question about what the
-    course recommends needs a sentence that recommends, one about authors a sentence that
-    says who wrote, and "what data was X trained on" a sentence that says X was trained.
+    Each rule in `RULES` looks for one kind of unanswered question: a recommendation, a
+    treatment ("what data was X trained on"), an offered alternative, a list item asked to be
+    explained, a term to define, a comparison, an acronym, an offered value. Then a fact
+    question (how many X, what X size, when, who, where, which term) is answerable when some
+    sentence holds a value of that kind and names X, about the asked subject (in the sentence
+    or its section; without a named subject, about most of the question's words): otherwise
+    "how many GPUs were used to train BioGPT" is a near miss.
     """
     known = frozenset(_base(n) for _, sentence in candidates for n in _names(sentence)
                       if any(c.isupper() for c in n[1:]) or n.isupper())  # BERT, BioGPT, T5
     ask = asked(question, known)
-    if ask.advice and not any(_recommends(ask, sentence) for _, sentence in candidates):
-        return _restate(question)
-    done = ask.done and (ask.done[0], _as_spelled(ask.done[1], candidates))
-    if done and not any(_did(done, clause, _bases(hit.section))
-                        for hit, sentence in candidates for clause in sentence.split(";")):
-        return _restate(question)
     said = " ".join(sentence for _, sentence in candidates)
-    if (options := _alternatives(question)) and not any(
-            set(keywords(o)) & set(keywords(said)) or _proposed(o, words=False) & _proposed(said)
-            for o in options):
-        return _restate(question)  # "(greedy, beam search, sampling)": the passages name none
-    if _only_listed(question, candidates):
-        return _restate(question)  # "what does Whisper do": the course only lists it
-    if (term := _defined(question)) and not _bases(term) & _bases(said):
-        return _restate(question)  # "explain what perplexity is": the passages never say it
-    if ask.compared and not _compares(ask.compared, candidates):
-        return _restate(question)  # "which has more parameters, RoBERTa or BERT-Large?"
-    if ask.acronym and not any(spells_out(ask.acronym, f"{hit.section} {sentence}")
-                               for hit, sentence in candidates):
-        return _restate(question)  # "what does LSTM stand for": no passage spells it out
-    if (term := _offered(question)) and (_proposed(term, words=False) - _proposed(said)
-                                         or not set(keywords(term)) & set(keywords(said))):
-        # "is it 512 tokens?", "do they use teacher forcing?": the passages never say it
+    if any(rule(question, ask, candidates, said) for rule in RULES):
         return _restate(question)
     if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
         return None
@@ -77,6 +57,59 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
             _answers(replace(ask, subject=sorted(name)), candidates) for name in names):
         return None
     return _restate(question)
+
+
+# --- the rules: (question, what is asked, candidates, their text) -> the question is missed ----
+def unrecommended(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """A recommendation asked ("which technique does the course recommend"), none given."""
+    return ask.advice and not any(_recommends(ask, sentence) for _, sentence in candidates)
+
+
+def untreated(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """A treatment asked ("what data was BlueBERT trained on"), no sentence says it was."""
+    done = ask.done and (ask.done[0], _as_spelled(ask.done[1], candidates))
+    return bool(done) and not any(_did(done, clause, _bases(hit.section))
+                                  for hit, sentence in candidates for clause in sentence.split(";"))
+
+
+def no_alternative(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """Alternatives offered ("which strategy (greedy, beam search)"), the passages name none."""
+    options = _alternatives(question)
+    return bool(options) and not any(set(keywords(o)) & set(keywords(said))
+                                     or _proposed(o, words=False) & _proposed(said) for o in options)
+
+
+def only_listed(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """A listed name asked about ("what does Whisper do"), the course only lists it."""
+    return bool(_only_listed(question, candidates))
+
+
+def undefined(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """A term to explain ("explain what perplexity is"), the passages never use it."""
+    term = _defined(question)
+    return bool(term) and not _bases(term) & _bases(said)
+
+
+def uncompared(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """A comparison ("which has more parameters, RoBERTa or BERT-Large?"), not both measured."""
+    return bool(ask.compared) and not _compares(ask.compared, candidates)
+
+
+def unspelled(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """An acronym to expand ("what does LSTM stand for"), no passage spells it out."""
+    return bool(ask.acronym) and not any(spells_out(ask.acronym, f"{hit.section} {sentence}")
+                                         for hit, sentence in candidates)
+
+
+def unconfirmed(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """A value or term offered ("is it 512 tokens?", "teacher forcing?"), never said."""
+    term = _offered(question)
+    return bool(term) and bool(_proposed(term, words=False) - _proposed(said)
+                               or not set(keywords(term)) & set(keywords(said)))
+
+
+RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, uncompared, unspelled,
+         unconfirmed)
 
 
 def _answers(ask: Asked, candidates: list[tuple]) -> bool:
