@@ -19,7 +19,8 @@ MAX_QUOTE_SENTENCES = 2
 # its place in the chunk, its neighbours' words and its cosine relative to the best one were
 # tried as features and added nothing leave-one-out. With the second held-out set added (170
 # questions) a refit was no better (110/170 against these weights' 111/170), so they stay;
-# nor with held-out sets 4 and 5 (194/290 against 193/290, leave-one-out 190/290).
+# nor with held-out sets 4 and 5 (194/290 against 193/290, leave-one-out 190/290), nor with
+# all eighteen (506/810 in sample against these weights' 505/810).
 QUOTE_FEATURES = ("cosine", "terms", "kind", "short", "hit_rank")
 QUOTE_WEIGHTS = (3.43, 4.14, 3.34, -1.05, -4.15)
 NEIGHBOUR_BONUS = 0.5  # a neighbour of the best sentence reads on from it (pool: 0.5 > 1.0 > 1.5)
