@@ -315,8 +315,15 @@ def test_the_quote_comes_before_the_model_writes(assistant):
 def test_a_near_miss_abstains_with_the_closest_passage_and_no_model(assistant):
     answer = assistant.answer("How many layers does GPT have according to the course?")
     assert answer.abstained and answer.missing
-    assert answer.lead.startswith("The course does not say how many layers does GPT have")
+    assert answer.lead.startswith("The course does not say: how many layers does GPT have?")
     assert answer.quote and assistant.model.history == []
+
+    # a fact asked without inversion reads on as one sentence
+    from types import SimpleNamespace
+
+    from assistant.chain.assistant import abstention
+    near = SimpleNamespace(missing="how many GPUs trained BioGPT", quote=[Quote("BioGPT - ...", "", "")])
+    assert abstention(near).startswith("The course does not say how many GPUs trained BioGPT. ")
 
 
 def test_the_extractive_baseline_answers_with_the_quote(settings):

@@ -10,6 +10,7 @@ without the model.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -288,10 +289,16 @@ class CourseAssistant:
                       finish=reply.get("finish"), **base)
 
 
+_INVERTED = re.compile(r"(?:what|which|who|when|where|why|how)(?: [\w-]+){0,2}? "
+                       r"(?:does|do|did|is|are|was|were|can|could|has|have|should|would|will)\b", re.I)
+
+
 def abstention(p: Prepared) -> str:
     """What the student reads when the assistant does not answer."""
     if p.missing and p.quote:
-        return f"The course does not say {p.missing}. The closest passage: {p.quote[0].text}"
+        # "how many GPUs trained BioGPT" reads on; "what does LSTM stand for" is asked as it was
+        said = f": {p.missing}?" if _INVERTED.match(p.missing) else f" {p.missing}."
+        return f"The course does not say{said} The closest passage: {p.quote[0].text}"
     sections = list(dict.fromkeys(h.section for h in p.hits))[:3]
     return NOT_COVERED + (f" The closest sections are: {'; '.join(sections)}" if sections else "")
 
