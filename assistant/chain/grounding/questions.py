@@ -53,13 +53,13 @@ _PROPERTY_Q = re.compile(r"\bwhat(?:'?s| is| was| are)? (?:the )?((?:[\w-]+ ){0,
                          r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
 # "gpt-3 parameter count?", "bert vocab size": a keyword query for a number
 _TERSE_Q = re.compile(r"^\s*((?:[\w-]+ ){1,3})(?:size|count|length|number)\s*\??\s*$", re.I)
-# "in which month", "on what date": a year does not answer it
 # "in which country is Cohere based", "where is Cohere located": a sentence must say where
 _PLACE_Q = re.compile(r"\b(?:which|what) (?:country|city|state|continent|place)\b|"
                       r"\bwhere (?:is|are|was|were) (?:[\w-]+ ){1,4}?(?:based|located|headquartered)\b", re.I)
 # "the exact formula for ...": a sentence must hold one; "which version of X": a version number
 _FORMULA_Q = re.compile(r"\b(?:formula|equation)s?\b", re.I)
 _VERSION_Q = re.compile(r"\b(?:which|what) versions?\b", re.I)
+# "in which month", "on what date": a year does not answer it
 _MONTH_Q = re.compile(r"\b(?:which|what) (?:month|day|date)\b", re.I)
 _AMOUNT_Q = re.compile(r"\bhow (?:long|large|big)\b", re.I)
 # "how much did it cost", "how much data was used": the amount's verb or noun
@@ -96,7 +96,7 @@ _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|la
 # one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
 # ("how do the notes suggest deciding ..." asks for a method, not a recommendation)
 _ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest)", re.I | re.S)
-_PURPOSE = re.compile(r"\bfor ((?:[\w-]+ ?){2,6})", re.I)
+_PURPOSE = re.compile(r"\bfor ([\w-]+(?: [\w-]+){1,5})", re.I)
 
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
 # must say that the subject was so treated ("BioGPT - Trained on ..."), whatever it names
@@ -118,6 +118,38 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     >>> asked("What vocabulary size does GPT use?").focus
     ['vocabulary']
     """
+    kind, focus = _kind_and_focus(question)
+    typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question) if _base(w) in known]
+    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question, questions=True) + typed)
+               if w not in focus]
+    if kind == "name":  # "who developed X": a verb of making, or "by <Name>", must be there
+        focus = [w for w in (_base(k) for k in keywords(question)) if w in _MADE | _WROTE]
+        # "who coined ...": that verb; "the name of the benchmark ...": that kind of thing
+        if not focus and (m := _WHO_DID.search(question) or _NAME_OF.search(question)):
+            focus = [_base(m.group(1))]
+    terms = [w for w in dict.fromkeys(keywords(question)) if w not in _GENERIC]
+    done = None
+    if ((m := _DONE_Q.search(question)) and _base(m.group(2)) not in _GENERIC_DONE
+            and m.group(1).lower() not in STOPWORDS  # "what text is it trained on": whose?
+            # with no "on"/"in" after the verb, only a named subject ("which two sentences are
+            # being compared" is no "what data was X trained on")
+            and (m.group(0).rstrip().endswith(_DONE_PREPOSITIONS) or _base(m.group(1)) in subject)):
+        done = (_base(m.group(1)), _base(m.group(2)))
+    advice = _ADVICE_Q.search(question)
+    purpose = _PURPOSE.search(question, advice.end()) if advice else None
+    stands = _STANDS_Q.search(question)
+    acronym = next((g for g in stands.groups() if g), "") if stands else ""
+    compared = None
+    if m := _COMPARE_Q.search(question):
+        measure = next(iter(keywords(m.group(1))), "")
+        compared = (_base(measure) if measure else "", m.group(2), m.group(3))
+    return Asked(kind, focus, subject, terms, advice=bool(advice), done=done, compared=compared,
+                 acronym=acronym if acronym.isupper() or acronym.islower() else "",
+                 purpose=tuple(_base(w) for w in keywords(purpose.group(1))) if purpose else ())
+
+
+def _kind_and_focus(question: str) -> tuple[str, list[str]]:
+    """The kind of fact asked for, and the words naming the asked property (stemmed)."""
     kind, focus = "other", []
     if _PLACE_Q.search(question):
         kind = "place"
@@ -147,33 +179,7 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
         kind = "name"
     if kind == "number" and (m := _IN_UNIT.search(question)) and _base(m.group(1)) not in focus:
         focus = [*focus, _base(m.group(1))]
-    typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question) if _base(w) in known]
-    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question, questions=True) + typed)
-               if w not in focus]
-    if kind == "name":  # "who developed X": a verb of making, or "by <Name>", must be there
-        focus = [w for w in (_base(k) for k in keywords(question)) if w in _MADE | _WROTE]
-        # "who coined ...": that verb; "the name of the benchmark ...": that kind of thing
-        if not focus and (m := _WHO_DID.search(question) or _NAME_OF.search(question)):
-            focus = [_base(m.group(1))]
-    terms = [w for w in dict.fromkeys(keywords(question)) if w not in _GENERIC]
-    done = None
-    if ((m := _DONE_Q.search(question)) and _base(m.group(2)) not in _GENERIC_DONE
-            and m.group(1).lower() not in STOPWORDS  # "what text is it trained on": whose?
-            # with no "on"/"in" after the verb, only a named subject ("which two sentences are
-            # being compared" is no "what data was X trained on")
-            and (m.group(0).rstrip().endswith(_DONE_PREPOSITIONS) or _base(m.group(1)) in subject)):
-        done = (_base(m.group(1)), _base(m.group(2)))
-    advice = _ADVICE_Q.search(question)
-    purpose = _PURPOSE.search(question, advice.end()) if advice else None
-    stands = _STANDS_Q.search(question)
-    acronym = next((g for g in stands.groups() if g), "") if stands else ""
-    compared = None
-    if m := _COMPARE_Q.search(question):
-        measure = next(iter(keywords(m.group(1))), "")
-        compared = (_base(measure) if measure else "", m.group(2), m.group(3))
-    return Asked(kind, focus, subject, terms, advice=bool(advice), done=done, compared=compared,
-                 acronym=acronym if acronym.isupper() or acronym.islower() else "",
-                 purpose=tuple(_base(w) for w in keywords(purpose.group(1))) if purpose else ())
+    return kind, focus
 
 
 _GENERIC_DONE = frozenset(_base(w) for w in "used called named based mentioned described".split())
