@@ -408,6 +408,12 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("what value goes in the masked positions? like -infinity or 0?", True),
     ("which embeddings (WordPiece or BPE) does BERT use?", False),  # WordPiece is named
     ("what does NSP teach? (exam tmrw, brain fried)", False),  # an aside offers nothing
+    ("does GPT pick tokens with a strategy like greedy search or nucleus sampling?", True),
+    ("Explain chain-of-thought prompting.", True),  # the compound is never said, whatever "prompt" is
+    ("Tell me the context window size of GPT.", True),  # an instruction asks for a number too
+    ("bert maximum input sequence length in tokens", True),  # a keyword query with its unit
+    ("which tool should I use for image inpainting?", True),  # a recommendation asked
+    ("which tool should I use for NER?", False),  # the tools table's row says
 ])
 def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_lists(question, missing):
     nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")

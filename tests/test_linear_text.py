@@ -36,6 +36,7 @@ ADVERSARIAL = {
     "what does ... do, never done": "what does " + "it's " * 10_000 + "x",
     "explain what is, many times": "explain what is " * 5000 + "!",
     "open parentheses and likes": "(a, b " * 5000 + " like x or " * 3000,
+    "examples without end": "e.g. a, " * 8000 + "b",
 }
 FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md"),

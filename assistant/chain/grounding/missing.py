@@ -87,7 +87,11 @@ def only_listed(question: str, ask: Asked, candidates: list[tuple], said: str) -
 def undefined(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
     """A term to explain ("explain what perplexity is"), the passages never use it."""
     term = _defined(question)
-    return bool(term) and not _bases(term) & _bases(said)
+    if not term:
+        return False
+    compounds = [w.lower() for w in term.split() if "-" in w]  # "chain-of-thought": said as one
+    flat = said.lower()
+    return not _bases(term) & _bases(said) or any(c not in flat for c in compounds)
 
 
 def uncompared(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
@@ -189,7 +193,9 @@ def _defined(question: str) -> str:
 # "what value is put there? like -infinity or 0?"
 # (an aside after the question mark, "? (exam tmrw, brain fried)", offers nothing)
 _ALTERNATIVES = re.compile(r"(?<![?!.] )\(([^()]{1,80}(?:,| or )[^()]{1,80})\)|"
-                           r"\blike ([^?.,]{1,40} or [^?.,]{1,40})\?*\s*$", re.I)
+                           r"\blike ([^?.,]{1,40} or [^?.,]{1,40})\?*\s*$|"
+                           r"\b(?:like|e\.g\.|such as) ([\w -]{1,40}(?:, [\w -]{1,40}){0,4} or [\w -]{1,40})",
+                           re.I)
 
 
 def _alternatives(question: str) -> list[str]:

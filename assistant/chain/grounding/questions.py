@@ -47,12 +47,14 @@ _COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|
                       r"\bhow many ([\w-]+ [\w-]+s)\b", re.I)
 # "what vocabulary size / dropout rate / batch size ...": the property named before its unit
 # (a score, a temperature, a threshold, a rate: the unit itself is what a sentence must name)
-_PROPERTY_Q = re.compile(r"\bwhat(?:'?s| is| was| are)? (?:the )?((?:[\w-]+ ){0,3}?)(?:size|length|"
+_PROPERTY_Q = re.compile(r"\b(?:what(?:'?s| is| was| are)?|tell me|give me|state) (?:the )?"
+                         r"((?:[\w-]+ ){0,3}?)(?:size|length|"
                          r"number|count|dimension|ratio|resolution|window|"
                          r"(score|temperature|threshold|rate))s?\b"
                          r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
 # "gpt-3 parameter count?", "bert vocab size": a keyword query for a number
-_TERSE_Q = re.compile(r"^\s*((?:[\w-]+ ){1,3})(?:size|count|length|number)\s*\??\s*$", re.I)
+_TERSE_Q = re.compile(r"^\s*((?:[\w-]+ ){1,4})(?:size|count|length|number)(?: in [\w-]+)?\s*\??\s*$",
+                      re.I)
 # "in which country is Cohere based", "where is Cohere located": a sentence must say where
 _PLACE_Q = re.compile(r"\b(?:which|what) (?:country|city|state|continent|place)\b|"
                       r"\bwhere (?:is|are|was|were) (?:[\w-]+ ){1,4}?(?:based|located|headquartered)\b", re.I)
@@ -95,7 +97,8 @@ _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|la
 # "which technique does the course recommend": only a sentence that recommends answers it, or
 # one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
 # ("how do the notes suggest deciding ..." asks for a method, not a recommendation)
-_ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest)", re.I | re.S)
+_ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest|should (?:i|we|you) use\b)",
+                        re.I | re.S)
 _PURPOSE = re.compile(r"\bfor ([\w-]+(?: [\w-]+){1,5})", re.I)
 
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
