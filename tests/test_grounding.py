@@ -414,6 +414,10 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("bert maximum input sequence length in tokens", True),  # a keyword query with its unit
     ("which tool should I use for image inpainting?", True),  # a recommendation asked
     ("which tool should I use for NER?", False),  # the tools table's row says
+    ("How is perplexity used to evaluate GPT?", True),  # a term no passage uses
+    ("what went wrong with Gemini after launch?", True),  # the course only links to it
+    ("where can I read what went wrong with Gemini?", False),  # the link is what is asked
+    ("GPT-3 number of parameters?", True),  # a keyword query for a count
 ])
 def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_lists(question, missing):
     nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")
@@ -426,5 +430,7 @@ def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_li
         (nsp, "Popular Tools: SpaCy; Utility: Production grade NLP, especially NER."),
         (nsp, "Text Generation; Summarization; Image Editing; Image Inpainting; etc..."),
         (nsp, "BERT-Base came out in 2018; BERT-Large followed in 2019."),
+        (nsp, "Read here where Google explained what went wrong after the launch of Gemini."),
+        (nsp, "2020 - Stable Diffusion / GPT-3; 2021 - DALL-E."),
     ]
     assert (missing_fact(question, cands) is not None) == missing

@@ -70,6 +70,7 @@ def test_unknown_terms_are_names_the_course_never_mentions(index):
     retriever = CourseRetriever(index=index)
     assert retriever.unknown_terms("Who won the 2018 FIFA World Cup?") == ["FIFA", "World", "Cup"]
     assert retriever.unknown_terms("What did Google build with BERT?") == []
+    assert retriever.unknown_terms("As a TA: what did Google build with BERT?") == []  # too short
 
 
 def test_foreign_words_are_content_words_the_course_never_uses(index):

@@ -115,10 +115,11 @@ class CourseRetriever(BaseRetriever):
         return {kw.chunks[i].chunk_id: scores[i] / top for i in order if scores[i] > 0}
 
     def unknown_terms(self, question: str) -> list[str]:
-        """Names in the question that the course never mentions ('FIFA', 'LoRA')."""
+        """Names in the question that the course never mentions ('FIFA', 'LoRA'); two letters
+        ('TA', 'OK') are too few to call a name."""
         vocabulary = self._snapshot().vocabulary
-        return [w for w in named_terms(question, every_sentence=True)
-                if not all(p.rstrip("s") in vocabulary for p in re.findall(r"[a-z0-9]+", w.lower()))]
+        return [w for w in named_terms(question, every_sentence=True) if len(w) > 2
+                and not all(p.rstrip("s") in vocabulary for p in re.findall(r"[a-z0-9]+", w.lower()))]
 
     def foreign_words(self, question: str) -> tuple[list[str], int]:
         """The question's content words that the course never uses, and how many content words

@@ -112,8 +112,18 @@ def unconfirmed(question: str, ask: Asked, candidates: list[tuple], said: str) -
                                or not set(keywords(term)) & set(keywords(said)))
 
 
+def only_linked(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+    """"What went wrong with Gemini": the sentence about it only links to the explanation
+    ("Read here where Google explained what went wrong"), unless a link or paper is asked."""
+    if ask.kind != "other" or _ASKS_LINK.search(question) or not ask.terms:
+        return False  # "which company was that about" is answered by the pointer's names
+    wanted = {_base(t) for t in ask.terms}
+    best = max(candidates, key=lambda c: len(wanted & _bases(c[1])), default=None)
+    return best is not None and bool(_POINTER.search(best[1])) and len(wanted & _bases(best[1])) >= 2
+
+
 RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, uncompared, unspelled,
-         unconfirmed)
+         unconfirmed, only_linked)
 
 
 def _answers(ask: Asked, candidates: list[tuple]) -> bool:
@@ -140,7 +150,9 @@ _LINKING = frozenset("during in on for to with by at of from when while as or an
 # "explain what perplexity is", "what is mode collapse": the term defined must be in the passages
 _DEFINED = re.compile(r"\b(?:explain|define|what is|what's|whats|what are)\s+(?:what\s+(?:(?:is|are)\s+)?)?"
                       r"(?:a |an |the )?['\"‘“]?([\w-]+(?: [\w-]+)?)['\"’”]?"
-                      r"(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)", re.I)
+                      r"(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)|"
+                      r"\bhow (?:is|are) (?:a |an |the )?([\w-]+(?: [\w-]+)?) "
+                      r"(?:used|computed|calculated|measured)\b", re.I)
 # what such a question may ask about without naming a term ("what is the difference between")
 _NOT_TERMS = frozenset(
     "difference differences best main purpose role point idea goal reason reasons meaning use uses "
@@ -182,12 +194,16 @@ def _only_listed(question: str, candidates: list[tuple]) -> str:
 def _defined(question: str) -> str:
     """The term a question asks to have explained ("perplexity"), up to its first linking word."""
     m = _DEFINED.search(question)
-    words = m.group(1).split() if m else []
+    words = next((g for g in m.groups() if g), "").split() if m else []
     words = list(itertools.takewhile(lambda w: w.lower() not in _LINKING | STOPWORDS, words))
     if not words or words[0].lower() in _NOT_TERMS or words[0].lower().endswith("ly"):
         return ""  # "explain briefly" asks for no term
     return " ".join(words)
 
+
+# a sentence that only points elsewhere, and questions that ask for the pointer
+_POINTER = re.compile(r"\b(?:read|click|see) here\b|\bclick here\b", re.I)
+_ASKS_LINK = re.compile(r"\b(?:link|paper|article|post|where can|read more|source)\b", re.I)
 
 # alternatives a question offers: "which decoding strategy (greedy, beam search, sampling)",
 # "what value is put there? like -infinity or 0?"

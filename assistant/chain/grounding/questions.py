@@ -52,6 +52,9 @@ _PROPERTY_Q = re.compile(r"\b(?:what(?:'?s| is| was| are)?|tell me|give me|state
                          r"number|count|dimension|ratio|resolution|window|"
                          r"(score|temperature|threshold|rate))s?\b"
                          r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
+# "gpt-3 number of parameters?": a keyword query for a count
+_TERSE_OF_Q = re.compile(r"^\s*(?!(?:what|whats|which|how|who|when|where|why|tell|give)\b)"
+                         r"[\w-]+(?: [\w-]+){0,2} (?:number|count|size) of ([\w-]+)\s*\??\s*$", re.I)
 # "gpt-3 parameter count?", "bert vocab size": a keyword query for a number
 _TERSE_Q = re.compile(r"^\s*((?:[\w-]+ ){1,4})(?:size|count|length|number)(?: in [\w-]+)?\s*\??\s*$",
                       re.I)
@@ -162,6 +165,8 @@ def _kind_and_focus(question: str) -> tuple[str, list[str]]:
         kind = "number"
     elif _DATE_Q.search(question):
         kind = "month" if _MONTH_Q.search(question) else "date"
+    elif m := _TERSE_OF_Q.search(question):
+        kind, focus = "number", [_base(m.group(1))]
     elif m := _TERSE_Q.search(question):  # the word before "size" names it: "bert vocab size"
         kind, focus = "number", [_base(w) for w in keywords(m.group(1))[-1:]]
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
