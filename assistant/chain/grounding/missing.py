@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 from assistant.chain.grounding.questions import _PURPOSE, _WROTE, Asked, asked
 from assistant.chain.grounding.values import _base, _bases, _names, _proposed, holds_kind
@@ -44,8 +45,8 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     known = frozenset(_base(n) for _, sentence in candidates for n in _names(sentence)
                       if any(c.isupper() for c in n[1:]) or n.isupper())  # BERT, BioGPT, T5
     ask = asked(question, known)
-    said = " ".join(sentence for _, sentence in candidates)
-    if any(rule(question, ask, candidates, said) for rule in RULES):
+    passages = Passages(candidates)
+    if any(rule(question, ask, passages) for rule in RULES):
         return _restate(question)
     if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
         return None
@@ -59,67 +60,93 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     return _restate(question)
 
 
-# --- the rules: (question, what is asked, candidates, their text) -> the question is missed ----
-def unrecommended(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+@dataclass
+class Passages:
+    """The retrieved (hit, sentence) candidates, and what their text says, each worked out once
+    for all the rules."""
+
+    candidates: list[tuple]
+
+    @cached_property
+    def text(self) -> str:
+        return " ".join(sentence for _, sentence in self.candidates)
+
+    @cached_property
+    def words(self) -> set[str]:
+        return set(keywords(self.text))
+
+    @cached_property
+    def bases(self) -> set[str]:
+        return _bases(self.text)
+
+    @cached_property
+    def values(self) -> set[str]:
+        return _proposed(self.text)
+
+    def names(self, term: str) -> bool:
+        """The passages say one of the term's words, or its number."""
+        return bool(set(keywords(term)) & self.words or _proposed(term, words=False) & self.values)
+
+
+# --- the rules: (question, what is asked, the passages) -> the question is missed ---------------
+def unrecommended(question: str, ask: Asked, passages: Passages) -> bool:
     """A recommendation asked ("which technique does the course recommend"), none given."""
-    return ask.advice and not any(_recommends(ask, sentence) for _, sentence in candidates)
+    return ask.advice and not any(_recommends(ask, sentence) for _, sentence in passages.candidates)
 
 
-def untreated(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+def untreated(question: str, ask: Asked, passages: Passages) -> bool:
     """A treatment asked ("what data was BlueBERT trained on"), no sentence says it was."""
-    done = ask.done and (ask.done[0], _as_spelled(ask.done[1], candidates))
+    done = ask.done and (ask.done[0], _as_spelled(ask.done[1], passages.bases))
     return bool(done) and not any(_did(done, clause, _bases(hit.section))
-                                  for hit, sentence in candidates for clause in sentence.split(";"))
+                                  for hit, sentence in passages.candidates for clause in sentence.split(";"))
 
 
-def no_alternative(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+def no_alternative(question: str, ask: Asked, passages: Passages) -> bool:
     """Alternatives offered ("which strategy (greedy, beam search)"), the passages name none."""
     options = _alternatives(question)
-    return bool(options) and not any(set(keywords(o)) & set(keywords(said))
-                                     or _proposed(o, words=False) & _proposed(said) for o in options)
+    return bool(options) and not any(passages.names(o) for o in options)
 
 
-def only_listed(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+def only_listed(question: str, ask: Asked, passages: Passages) -> bool:
     """A listed name asked about ("what does Whisper do"), the course only lists it."""
-    return bool(_only_listed(question, candidates))
+    return bool(_only_listed(question, passages.candidates))
 
 
-def undefined(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+def undefined(question: str, ask: Asked, passages: Passages) -> bool:
     """A term to explain ("explain what perplexity is"), the passages never use it."""
     term = _defined(question)
     if not term:
         return False
     compounds = [w.lower() for w in term.split() if "-" in w]  # "chain-of-thought": said as one
-    flat = said.lower()
-    return not _bases(term) & _bases(said) or any(c not in flat for c in compounds)
+    return not _bases(term) & passages.bases or any(c not in passages.text.lower() for c in compounds)
 
 
-def uncompared(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+def uncompared(question: str, ask: Asked, passages: Passages) -> bool:
     """A comparison ("which has more parameters, RoBERTa or BERT-Large?"), not both measured."""
-    return bool(ask.compared) and not _compares(ask.compared, candidates)
+    return bool(ask.compared) and not _compares(ask.compared, passages.candidates)
 
 
-def unspelled(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+def unspelled(question: str, ask: Asked, passages: Passages) -> bool:
     """An acronym to expand ("what does LSTM stand for"), no passage spells it out."""
     return bool(ask.acronym) and not any(spells_out(ask.acronym, f"{hit.section} {sentence}")
-                                         for hit, sentence in candidates)
+                                         for hit, sentence in passages.candidates)
 
 
-def unconfirmed(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
+def unconfirmed(question: str, ask: Asked, passages: Passages) -> bool:
     """A value or term offered ("is it 512 tokens?", "teacher forcing?"), never said."""
     term = _offered(question)
-    return bool(term) and bool(_proposed(term, words=False) - _proposed(said)
-                               or not set(keywords(term)) & set(keywords(said)))
+    return bool(term) and bool(_proposed(term, words=False) - passages.values
+                               or not set(keywords(term)) & passages.words)
 
 
-def only_linked(question: str, ask: Asked, candidates: list[tuple], said: str) -> bool:
-    """"What went wrong with Gemini": the sentence about it only links to the explanation
+def only_linked(question: str, ask: Asked, passages: Passages) -> bool:
+    """An explanation asked ("what went wrong with Gemini") whose sentence only links to it
     ("Read here where Google explained what went wrong"), unless a link or paper is asked."""
     if ask.kind != "other" or _ASKS_LINK.search(question) or not ask.terms:
         return False  # "which company was that about" is answered by the pointer's names
     wanted = {_base(t) for t in ask.terms}
-    best = max(candidates, key=lambda c: len(wanted & _bases(c[1])), default=None)
-    return best is not None and bool(_POINTER.search(best[1])) and len(wanted & _bases(best[1])) >= 2
+    shared, sentence = max(((len(wanted & _bases(s)), s) for _, s in passages.candidates), default=(0, ""))
+    return shared >= 2 and bool(_POINTER.search(sentence))
 
 
 RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, uncompared, unspelled,
@@ -255,10 +282,9 @@ def _recommends(ask: Asked, sentence: str) -> bool:
             and any(purpose <= _bases(m.group(1)) for m in _PURPOSE.finditer(sentence)))
 
 
-def _as_spelled(word: str, candidates: list[tuple]) -> str:
-    """The word as the passages spell it, when the question swapped two letters
-    ("pretrianed" -> "pretrained"): the same letters in another order."""
-    words = set().union(*(_bases(sentence) for _, sentence in candidates)) if candidates else set()
+def _as_spelled(word: str, words: set[str]) -> str:
+    """The word as the passages (`words`, as `_bases` gives them) spell it, when the question
+    swapped two letters ("pretrianed" -> "pretrained"): the same letters in another order."""
     if word in words:
         return word
     head, bare = ("pre", word[3:]) if word.startswith("pre") else ("", word)  # "pretrianed": "trained"
