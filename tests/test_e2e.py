@@ -81,6 +81,18 @@ def test_off_topic_question_abstains(assistant):
     assert assistant.answer("Who won the 2018 FIFA World Cup?").abstained
 
 
+@pytest.mark.parametrize("question, off_topic", [
+    ("Any tips to improve my attention span when studying for long exams?", True),  # psychology's
+    ("What's the best way to fine-tune the intonation on an electric guitar?", True),
+    ("How does attention let a model focus on parts of the input?", False),
+])
+def test_a_course_word_in_another_fields_question_is_off_topic(assistant, question, off_topic):
+    from assistant.chain import retrieve
+
+    prepared = retrieve(assistant.retriever, question)
+    assert prepared.abstained == off_topic and (prepared.missing is None or not off_topic)
+
+
 def test_streaming_gives_several_pieces(assistant):
     pieces = list(assistant.stream("What does GPT stand for?"))
     assert len([p for p in pieces if isinstance(p, str)]) > 2

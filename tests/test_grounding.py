@@ -98,6 +98,14 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     assert (missing_fact(question, CANDIDATES) is not None) == missing
 
 
+def test_a_number_that_labels_a_thing_does_not_count_it():
+    figure = Hit(6, 0.5, "Transformers", "", "course.md", "c6")
+    cands = [(figure, "Below is an image of the attention for head 5 of the Transformer."),
+             (figure, "BERT-Base: 12 attention heads, 110M parameters.")]
+    assert missing_fact("How many attention heads does the Transformer use?", cands[:1]) is not None
+    assert missing_fact("How many attention heads does BERT-Base use?", cands) is None
+
+
 def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sentence_that_says_so():
     paper = Hit(3, 0.5, "Transformers", "", "course.md", "c3")
     cands = CANDIDATES + [(paper, "(2017) Attention is all you need paper introduced by Google."),
@@ -418,6 +426,12 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("what went wrong with Gemini after launch?", True),  # the course only links to it
     ("where can I read what went wrong with Gemini?", False),  # the link is what is asked
     ("GPT-3 number of parameters?", True),  # a keyword query for a count
+    ("which decoding (greedy, top-k sampling) does GPT use?", True),  # "samples" is no "sampling"
+    ("At inference, do GPT models use greedy decoding or beam search?", True),  # offered by "use"
+    ("does BERT use WordPiece or BPE embeddings?", False),  # WordPiece is named
+    ("which specific model should I pick for image inpainting?", True),  # a list item names none
+    ("which exact tool does the course name for NER?", False),  # SpaCy's row does
+    ("which specific model uses WordPiece embeddings?", False),  # BERT's sentence
 ])
 def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_lists(question, missing):
     nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")
@@ -432,5 +446,6 @@ def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_li
         (nsp, "BERT-Base came out in 2018; BERT-Large followed in 2019."),
         (nsp, "Read here where Google explained what went wrong after the launch of Gemini."),
         (nsp, "2020 - Stable Diffusion / GPT-3; 2021 - DALL-E."),
+        (nsp, "GANs generate new data samples from random noise, searching for realism."),
     ]
     assert (missing_fact(question, cands) is not None) == missing

@@ -17,6 +17,7 @@ ABOUT_SHARE = 0.5  # tuning pool: 0.3 to 0.6 abstain on the same questions
 
 
 _BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
+_LABEL = re.compile(r"\b([A-Za-z]+) (\d+)\b")  # a number after a noun labels it: "head 5", "step 2"
 
 
 # what a sentence that recommends says (a question in the course, "what is the best way
@@ -83,9 +84,16 @@ class Passages:
     def values(self) -> set[str]:
         return _proposed(self.text)
 
+    @cached_property
+    def surface(self) -> set[str]:
+        return set(re.findall(r"[a-z0-9]+", self.text.lower()))
+
     def names(self, term: str) -> bool:
-        """The passages say one of the term's words, or its number."""
-        return bool(set(keywords(term)) & self.words or _proposed(term, words=False) & self.values)
+        """The passages say every word of the term as written (a plural aside: "beam search"
+        needs "beam" and "search", and "sampling" is not "samples"), or its number."""
+        words = [w for w in re.findall(r"[a-z0-9]+", term.lower()) if w not in STOPWORDS]
+        said = all({w, w + "s", w + "es", w.removesuffix("s")} & self.surface for w in words)
+        return bool(words) and said or bool(_proposed(term, words=False) & self.values)
 
 
 # --- the rules: (question, what is asked, the passages) -> the question is missed ---------------
@@ -149,8 +157,23 @@ def only_linked(question: str, ask: Asked, passages: Passages) -> bool:
     return shared >= 2 and bool(_POINTER.search(sentence))
 
 
+def unnamed_pick(question: str, ask: Asked, passages: Passages) -> bool:
+    """A specific model or tool asked for ("which exact checkpoint should I use for the news
+    feed example"), and no sentence about that names one the question does not."""
+    if not _PICK.search(question):
+        return False
+    wanted = {_base(t) for t in ask.terms} - _PICK_TALK - _TABLE_TALK
+    own = _bases(question)
+    for hit, sentence in passages.candidates:
+        names = {_base(n) for n in _names(f"x {sentence}") if _product(n)} - own
+        about = wanted & (_bases(sentence) | _bases(hit.section))
+        if names and len(about) >= ABOUT_SHARE * len(wanted):
+            return False
+    return True
+
+
 RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, uncompared, unspelled,
-         unconfirmed, only_linked)
+         unconfirmed, only_linked, unnamed_pick)
 
 
 def _answers(ask: Asked, candidates: list[tuple]) -> bool:
@@ -228,16 +251,35 @@ def _defined(question: str) -> str:
     return " ".join(words)
 
 
+# "which specific model should I pick", "what exact checkpoint do the notes say to use"
+_PICK = re.compile(r"\b(?:which|what)\s+(?:specific|exact|particular)\s+(?:[\w-]+\s+){0,3}?"
+                   r"(?:models?|checkpoints?|tools?|librar(?:y|ies)|llms?|versions?)\b", re.I)
+_PICK_TALK = frozenset(_base(w) for w in (
+    "which what specific exact particular model checkpoint tool library llm version pick choose "
+    "use should say notes note lecture course recommend pre trained pretrained hugging face "
+    "example task we i do does".split()))
+
+_FIELD_WORDS = frozenset("nlp ner llm llms ai genai ml dl gpu gpus tpu tpus api q a".split())
+
+
+def _product(name: str) -> bool:
+    """A model's or tool's name as written (BERT, GPT-3, BioGPT, SpaCy), not a capitalised word
+    ("This", "Business") or the field's own acronyms (NLP, LLM)."""
+    return (name.lower() not in _FIELD_WORDS
+            and (name.isupper() or any(c.isupper() or c.isdigit() for c in name[1:])))
+
+
 # a sentence that only points elsewhere, and questions that ask for the pointer
 _POINTER = re.compile(r"\b(?:read|click|see) here\b|\bclick here\b", re.I)
 _ASKS_LINK = re.compile(r"\b(?:link|paper|article|post|where can|read more|source)\b", re.I)
 
 # alternatives a question offers: "which decoding strategy (greedy, beam search, sampling)",
-# "what value is put there? like -infinity or 0?"
+# "what value is put there? like -infinity or 0?", "do they use greedy decoding or beam search"
 # (an aside after the question mark, "? (exam tmrw, brain fried)", offers nothing)
 _ALTERNATIVES = re.compile(r"(?<![?!.] )\(([^()]{1,80}(?:,| or )[^()]{1,80})\)|"
                            r"\blike ([^?.,]{1,40} or [^?.,]{1,40})\?*\s*$|"
-                           r"\b(?:like|e\.g\.|such as) ([\w -]{1,40}(?:, [\w -]{1,40}){0,4} or [\w -]{1,40})",
+                           r"\b(?:like|e\.g\.|such as) ([\w -]{1,40}(?:, [\w -]{1,40}){0,4} or [\w -]{1,40})|"
+                           r"\b(?:use|uses|using) ([\w-]+(?: [\w-]+)? or [\w-]+(?: [\w-]+)?)",
                            re.I)
 
 
@@ -310,6 +352,8 @@ def _holds(ask: Asked, clause: str, context: set[str]) -> bool:
         named = bool(words & set(ask.focus) or _BY.search(clause) or not ask.focus)
     else:
         named = set(ask.focus) <= words
+    if ask.kind == "number" and ask.focus:  # "head 5" names one head: it counts none
+        clause = _LABEL.sub(lambda m: "" if _base(m.group(1)) in ask.focus else m.group(0), clause)
     if not (named and holds_kind(clause, ask.kind, exclude=ask.subject)):
         return False
     if ask.subject:
