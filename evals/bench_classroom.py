@@ -15,6 +15,10 @@ system prompt cached). Bounded: at most 64 clients and 128 tokens each.
     .venv/bin/python evals/bench_classroom.py --clients 8 16 --new-tokens 32 --precision fp32
     .venv/bin/python evals/bench_classroom.py --ways continuous concat --notes-words 150
 
+`--natural` lets each answer end where the model ends it (the app's stops, at most
+--new-tokens), as in the chat, and times every question alone too: each student's slowdown is
+their answer's time in the class over the same question's time alone.
+
 `--notes-words N` adds N words of the lecture to each prompt's notes (a different stretch per
 client): the app's prompts hold ~280 tokens (the seventh held-out set's median), these ~110.
 """
@@ -62,7 +66,8 @@ def ask_all(model, prompts, opts, stagger: float = 0.0) -> list[tuple[float, flo
     return results
 
 
-def summary(name: str, results, alone: float) -> dict:
+def summary(name: str, results, alone: float, each: list[float] | None = None) -> dict:
+    """`each`: every client's question asked alone (--natural), for each student's own slowdown."""
     firsts = [r[0] for r in results]
     dones = [r[1] for r in results]
     row = {"way": name, "clients": len(results),
@@ -76,6 +81,13 @@ def summary(name: str, results, alone: float) -> dict:
           f"answer p50 {row['answer_p50_s']:6.2f} s  max {row['answer_max_s']:6.2f} s  "
           f"{row['tokens_per_s']:6.1f} tokens/s  last/alone {row['last_over_alone']:5.2f}x  "
           f"median/alone {row['median_over_alone']:5.2f}x", flush=True)
+    if each:
+        slowdowns = [done / alone_i for done, alone_i in zip(dones, each)]
+        row.update(slowdown_p50=statistics.median(slowdowns), slowdown_max=max(slowdowns),
+                   tokens=[r[2] for r in results])
+        print(f"{'':<12}each student against the same question alone: slowdown p50 "
+              f"{row['slowdown_p50']:5.2f}x  max {row['slowdown_max']:5.2f}x  "
+              f"(answers of {min(row['tokens'])}-{max(row['tokens'])} tokens)", flush=True)
     return row
 
 
@@ -134,6 +146,10 @@ def main() -> None:
                         help="lecture words added to each prompt's notes [0]")
     parser.add_argument("--stagger", type=float, default=0.0,
                         help="seconds between two clients' questions [0: all at once]")
+    parser.add_argument("--natural", action="store_true",
+                        help="answers end where the model ends them (the app's stops, at most "
+                             "--new-tokens) instead of all being --new-tokens long; each "
+                             "question is also timed alone")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if any(not 1 <= n <= 64 for n in args.clients) or not 1 <= args.new_tokens <= 128:
@@ -156,23 +172,32 @@ def main() -> None:
     concat = Engine(loaded.model, loaded.tokenizer, loaded.device, slack=False)
     models = {"serialised": serial, "padded": twin(batched, engine=old), "continuous": batched,
               "concat": twin(batched, engine=concat)}
-    # fixed length: every answer costs the same number of decode steps both ways
+    # fixed length: every answer costs the same number of decode steps both ways (--natural:
+    # as long as the model makes it, as in the app)
+    fixed = {} if args.natural else {"min_new_tokens": args.new_tokens}
     opts = parse_options({"stop": ANSWER_OPTIONS["stop"], "max_new_tokens": args.new_tokens,
-                          "min_new_tokens": args.new_tokens, "no_repeat_ngram_size": 4})
+                          "no_repeat_ngram_size": 4, **fixed})
     prompts = [batched.render(m) for m in with_notes(course_prompts(max(args.clients)),
                                                       args.notes_words)]
     for way in args.ways:  # warm-up (and the continuous engine's system-prompt cache)
         ask_all(models[way], prompts[:2], opts)
     alone = min(ask_all(serial, prompts[:1], opts)[0][1] for _ in range(2))
+    # --natural: every question alone, the best of two (answers differ in length)
+    each = [min(ask_all(serial, [p], opts)[0][1] for _ in range(2)) for p in prompts] \
+        if args.natural else None
+    if each:
+        alone = statistics.median(each)
     import torch
 
     print(f"{args.model} on {loaded.device} ({loaded.precision}, {torch.get_num_threads()} "
-          f"threads), {args.new_tokens} tokens per answer; one answer alone: {alone:.2f} s; "
+          f"threads), {'at most ' if args.natural else ''}{args.new_tokens} tokens per answer; "
+          f"one answer alone: {alone:.2f} s{' (median)' if each else ''}; "
           + (f"a client asks every {args.stagger:g} s" if args.stagger else "all ask at once"),
           flush=True)
     rows = []
     for n in args.clients:
-        mine = {way: summary(way, ask_all(models[way], prompts[:n], opts, args.stagger), alone)
+        mine = {way: summary(way, ask_all(models[way], prompts[:n], opts, args.stagger), alone,
+                             each[:n] if each else None)
                 for way in args.ways}
         rows.extend(mine.values())
         first = mine[args.ways[0]]

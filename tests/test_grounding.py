@@ -98,6 +98,40 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     assert (missing_fact(question, CANDIDATES) is not None) == missing
 
 
+@pytest.mark.parametrize("question, missing", [
+    ("are the positional encodings in the transformer sinusoidal or learned?", True),  # neither said
+    ("are autoencoding models unidirectional or bidirectional?", False),  # said of them
+    ("what happens if you mask too few or too many words?", False),  # no yes/no choice
+    ("the timeline says GRU till 2013 - what exactly is a GRU?", True),  # only listed
+    ("explain briefly what zero-shot classification is", True),  # only listed
+    ("what exactly is multi-head attention?", False),  # explained
+    ("multi head attention vs normal attention - whats the diff", False),  # "diff" is no term
+    ("how do we evaluate a language model, is perplexity the metric used?", True),  # offered
+    ("for T5, do you add a text prefix to the input?", True),  # every word of it must be said
+    ("which one does the lecture say to prefer, GRU or LSTM?", True),  # a recommendation asked
+    ("according to the timeline when did stable diffusion come out", False),  # the event is asked
+    ("difference between zero shot and few shot prompting?", True),  # "few shot" is never said
+    ("what's the difference between autoencoding models and language modeling?", False),
+])
+def test_choices_listed_terms_and_offered_terms_need_the_passages_to_say_them(question, missing):
+    tf = Hit(7, 0.5, "Attention is all you need: Introduction to Transformers", "", "course.md", "c7")
+    cands = [
+        (tf, "Positional Encoding: the model introduces positional encodings."),
+        (tf, "These encodings are added to the input embeddings."),
+        (tf, "Multi-Head Attention: The Transformer employs multi-head attention, computed with "
+             "different learned linear projections."),
+        (tf, "Bidirectional Learning: Autoencoding models are bidirectional."),
+        (tf, "If you mask too many words, the model has too little context."),
+        (tf, "Timeline; Till 2013 - RNN/LSTMs/GRU; 2014 - Seq2seq; 2017 - Transformers; "
+             "2020 - Stable Diffusion / GPT3."),
+        (tf, "What NLP task does it map to?; Text Classification; Summarization; Translation; "
+             "Zero-Shot Classification."),
+        (tf, "Language Modeling predicts the likelihood of a sequence of tokens."),
+        (tf, "T5 casts every task as text-to-text, with the input text in and output text out."),
+    ]
+    assert (missing_fact(question, cands) is not None) == missing
+
+
 def test_a_number_that_labels_a_thing_does_not_count_it():
     figure = Hit(6, 0.5, "Transformers", "", "course.md", "c6")
     cands = [(figure, "Below is an image of the attention for head 5 of the Transformer."),

@@ -11,7 +11,15 @@ from hypothesis import strategies as st
 
 from assistant.chain.compress import units
 from assistant.chain.grounding import asked, claims
-from assistant.chain.grounding.missing import _DOES_Q, _alternatives, _defined, _offered
+from assistant.chain.grounding.missing import (
+    _BETWEEN,
+    _CHOICE,
+    _DOES_Q,
+    _PICK,
+    _alternatives,
+    _defined,
+    _offered,
+)
 from assistant.corpus.chunks import sections, split_markdown
 from assistant.corpus.uploads import check_upload, safe_name
 from assistant.errors import InputError
@@ -37,6 +45,10 @@ ADVERSARIAL = {
     "explain what is, many times": "explain what is " * 5000 + "!",
     "open parentheses and likes": "(a, b " * 5000 + " like x or " * 3000,
     "examples without end": "e.g. a, " * 8000 + "b",
+    "choices that never end": "are " + "a or " * 12_000 + "b c !",
+    "explains without a what": "explain " * 10_000 + "what x is y",
+    "which specifics, no model": "which specific " * 8000 + "x",
+    "differences without an and": "difference between a b " * 5000 + "c",
 }
 FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md"),
@@ -44,7 +56,9 @@ FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "figure names": lambda text: _IMG_SRC.sub("", text),
              # uploaded chunks are cut into quotable units; questions and answers are parsed
              "units": units, "asked": asked, "claims": claims, "offered term": _offered,
-             "defined term": _defined, "what does X do": _DOES_Q.search, "alternatives": _alternatives}
+             "defined term": _defined, "what does X do": _DOES_Q.search, "alternatives": _alternatives,
+             "a choice at the end": _CHOICE.search, "a specific pick": _PICK.search,
+             "a difference between": _BETWEEN.search}
 
 
 def _seconds(fn, text: str) -> float:

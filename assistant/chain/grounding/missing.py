@@ -17,6 +17,11 @@ ABOUT_SHARE = 0.5  # tuning pool: 0.3 to 0.6 abstain on the same questions
 
 
 _BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
+# what a date question asks happened, not what it is about ("according to the timeline, when
+# did stable diffusion come out")
+_EVENT = frozenset(_base(w) for w in (
+    "come came out release released launch launched appear appeared introduce introduced "
+    "publish published timeline first").split())
 _LABEL = re.compile(r"\b([A-Za-z]+) (\d+)\b")  # a number after a noun labels it: "head 5", "step 2"
 
 
@@ -86,14 +91,27 @@ class Passages:
 
     @cached_property
     def surface(self) -> set[str]:
-        return set(re.findall(r"[a-z0-9]+", self.text.lower()))
+        return _surface(self.text)
+
+    @staticmethod
+    def says(term: str, sentence: str) -> bool:
+        """The sentence says every word of the term as written (a plural aside)."""
+        return _all_said(term, _surface(sentence))
 
     def names(self, term: str) -> bool:
         """The passages say every word of the term as written (a plural aside: "beam search"
         needs "beam" and "search", and "sampling" is not "samples"), or its number."""
-        words = [w for w in re.findall(r"[a-z0-9]+", term.lower()) if w not in STOPWORDS]
-        said = all({w, w + "s", w + "es", w.removesuffix("s")} & self.surface for w in words)
-        return bool(words) and said or bool(_proposed(term, words=False) & self.values)
+        return _all_said(term, self.surface) or bool(_proposed(term, words=False) & self.values)
+
+
+def _surface(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _all_said(term: str, said: set[str]) -> bool:
+    """Every content word of the term is in `said`, as written or with a plural s / es."""
+    words = [w for w in re.findall(r"[a-z0-9]+", term.lower()) if w not in STOPWORDS]
+    return bool(words) and all({w, w + "s", w + "es", w.removesuffix("s")} & said for w in words)
 
 
 # --- the rules: (question, what is asked, the passages) -> the question is missed ---------------
@@ -110,9 +128,23 @@ def untreated(question: str, ask: Asked, passages: Passages) -> bool:
 
 
 def no_alternative(question: str, ask: Asked, passages: Passages) -> bool:
-    """Alternatives offered ("which strategy (greedy, beam search)"), the passages name none."""
+    """Alternatives offered ("which strategy (greedy, beam search)"), the passages name none;
+    offered at the end ("are the positional encodings sinusoidal or learned?"), none is said
+    in a sentence about what is asked (two of its words, "positional encoding")."""
     options = _alternatives(question)
-    return bool(options) and not any(passages.names(o) for o in options)
+    if options:
+        return not any(passages.names(o) for o in options)
+    m = _CHOICE.search(question)
+    if not m:
+        return False
+    options = [m.group(1), m.group(2)]
+    offered = set().union(*(_bases(o) for o in options))
+    # what the choice is about, in the passages' words ("quick check - are ..." is not)
+    topic = ({_base(t) for t in ask.terms} - offered - _CHOICE_TALK) & passages.bases
+    need = min(2, len(topic))
+    return not any(passages.says(o, sentence)
+                   and len(topic & _bases(f"{hit.section} {sentence}")) >= need
+                   for o in options for hit, sentence in passages.candidates)
 
 
 def only_listed(question: str, ask: Asked, passages: Passages) -> bool:
@@ -144,7 +176,7 @@ def unconfirmed(question: str, ask: Asked, passages: Passages) -> bool:
     """A value or term offered ("is it 512 tokens?", "teacher forcing?"), never said."""
     term = _offered(question)
     return bool(term) and bool(_proposed(term, words=False) - passages.values
-                               or not set(keywords(term)) & passages.words)
+                               or not set(keywords(term)) <= passages.words)
 
 
 def only_linked(question: str, ask: Asked, passages: Passages) -> bool:
@@ -172,8 +204,15 @@ def unnamed_pick(question: str, ask: Asked, passages: Passages) -> bool:
     return True
 
 
+def unpaired(question: str, ask: Asked, passages: Passages) -> bool:
+    """A difference asked ("between zero shot and few shot prompting"), one side never said."""
+    m = _BETWEEN.search(question)
+    return bool(m) and not all(any(passages.says(side, sentence)
+                                   for _, sentence in passages.candidates) for side in m.groups())
+
+
 RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, uncompared, unspelled,
-         unconfirmed, only_linked, unnamed_pick)
+         unconfirmed, only_linked, unnamed_pick, unpaired)
 
 
 def _answers(ask: Asked, candidates: list[tuple]) -> bool:
@@ -192,13 +231,15 @@ def _answers(ask: Asked, candidates: list[tuple]) -> bool:
 
 # a term the question offers for confirmation: "is perplexity the metric ...", "do they use
 # teacher forcing", "..., is it byte pair encoding?"
-_OFFERED = re.compile(r"(?:^|[?.!]\s)\s*(?:is|are)\s+(?!it\b|there\b|this\b|that\b)"
+_OFFERED = re.compile(r"(?:^|[?.!,]\s)\s*(?:is|are)\s+(?!it\b|there\b|this\b|that\b)"
                       r"([\w-]+(?: [\w-]+)?)\s+(?:the|a|an)\s|"
-                      r"(?:^|[?.!]\s)\s*(?:do|does|did)\s+(?:[\w-]+\s+){1,3}?use\s+([\w-]+(?: [\w-]+){0,2})|"
+                      r"(?:^|[?.!,]\s)\s*(?:do|does|did)\s+(?:[\w-]+\s+){1,3}?(?:use|add|apply)\s+"
+                      r"([\w-]+(?: [\w-]+){0,2})|"
                       r",\s*(?:is|are) (?:it|they)\s+(?!true\b)([\w-]+(?: [\w-]+){0,2})\??\s*$", re.I)
 _LINKING = frozenset("during in on for to with by at of from when while as or and".split())
 # "explain what perplexity is", "what is mode collapse": the term defined must be in the passages
-_DEFINED = re.compile(r"\b(?:explain|define|what is|what's|whats|what are)\s+(?:what\s+(?:(?:is|are)\s+)?)?"
+_DEFINED = re.compile(r"\b(?:explain|define|what(?: exactly| actually)? is|what's|whats|what are)\s+"
+                      r"(?:what\s+(?:(?:is|are)\s+)?)?"
                       r"(?:a |an |the )?['\"‘“]?([\w-]+(?: [\w-]+)?)['\"’”]?"
                       r"(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)|"
                       r"\bhow (?:is|are) (?:a |an |the )?([\w-]+(?: [\w-]+)?) "
@@ -210,16 +251,24 @@ _NOT_TERMS = frozenset(
     "example examples one kind kinds type types part parts step steps thing things key first last "
     "next most same other it this that they there these those he she you we i how why which when "
     "where who what wrong right true false good bad second third fourth fifth sixth item sub-item "
-    "items pls please again more further".split())
+    "items pls please again more further diff vs versus number amount count size".split())
 
 
-# "what does Whisper actually do", "what is Coral used for": a sentence must say more of it than
-# a list does ("Utility: ChatGPT, Whisper")
+# "what does Whisper actually do", "what is Coral used for", "what exactly is a GRU": a sentence
+# must say more of it than a list does ("Utility: ChatGPT, Whisper", "Till 2013 - RNN/LSTMs/GRU")
 _ADVERB = r"(?:actually |exactly |really )?"
 _THING = r"(?:[\w-]+'s )?([\w-]+(?: (?!actually\b|exactly\b|really\b)[\w-]+)?) "
 _DOES_Q = re.compile(rf"\bwhat (?:does|do|did) {_THING}{_ADVERB}do\b|"
                      rf"\bwhat (?:is|are|was|were|'s) {_THING}{_ADVERB}(?:used|good) for\b|"
-                     rf"\bhow (?:does|do) {_THING}{_ADVERB}work\b", re.I)
+                     rf"\bhow (?:does|do) {_THING}{_ADVERB}work\b|"
+                     r"\bwhat (?:exactly |actually )?(?:is|are) (?:a |an |the )?([\w-]+(?: [\w-]+)?)"
+                     r"(?=\s*(?:[?.,!]|$)|\s(?:and|in)\b)|"
+                     r"\b(?:explain|describe)\b.{0,20}?\bwhat (?:a |an |the )?([\w-]+(?: [\w-]+)?) "
+                     r"(?:is|are)\s*[?.!]*\s*$",
+                     re.I)
+
+
+_ITEM = re.compile(r",|/| - ")  # "Utility: ChatGPT, Whisper", "Till 2013 - RNN/LSTMs/GRU"
 
 
 def _only_listed(question: str, candidates: list[tuple]) -> str:
@@ -236,7 +285,7 @@ def _only_listed(question: str, candidates: list[tuple]) -> str:
     # an item of a list, in a few words: "Utility: ChatGPT, Whisper", "...; Image Inpainting;
     # etc" ("Popular Tools: SpaCy" heads its row of two clauses, not a list)
     listed = [c for c, semicolons in clauses
-              if any(wanted <= _bases(item) and len(item.split()) <= 3 for item in c.split(","))
+              if any(wanted <= _bases(item) and len(item.split()) <= 3 for item in _ITEM.split(c))
               and ("," in c or semicolons >= 3)]
     return name if clauses and len(listed) == len(clauses) else ""
 
@@ -281,6 +330,19 @@ _ALTERNATIVES = re.compile(r"(?<![?!.] )\(([^()]{1,80}(?:,| or )[^()]{1,80})\)|"
                            r"\b(?:like|e\.g\.|such as) ([\w -]{1,40}(?:, [\w -]{1,40}){0,4} or [\w -]{1,40})|"
                            r"\b(?:use|uses|using) ([\w-]+(?: [\w-]+)? or [\w-]+(?: [\w-]+)?)",
                            re.I)
+
+
+# "the difference between zero shot and few shot prompting"
+_BETWEEN = re.compile(r"\bdiff(?:erence)?s? between (?:a |an |the )?([\w-]+(?: [\w-]+)?) and (?:a |an |the )?"
+                      r"([\w-]+(?: [\w-]+)?)", re.I)
+
+# a yes/no question's choice, offered at its end: "are they sinusoidal or learned?", "are they
+# computed with sine and cosine functions, or are they learned?"
+_CHOICE = re.compile(r"(?:^|[?.!,;:-]\s*|\band\s+)(?:are|is|was|were|do|does|did)\s[^?.!]{0,80}?"
+                     r"\b([\w/-]+(?: [\w/-]+)?),? or (?:are they |is it |do they |does it )?"
+                     r"([\w/-]+(?: [\w/-]+){0,2})\s*\??\s*$", re.I)
+_CHOICE_TALK = frozenset(_base(w) for w in (
+    "original course lecture notes slide say use model models fixed".split()))
 
 
 def _alternatives(question: str) -> list[str]:
@@ -361,6 +423,8 @@ def _holds(ask: Asked, clause: str, context: set[str]) -> bool:
     # no named subject ("who invented generative adversarial networks"): the question's
     # other words, mostly
     topic = {_base(w) for w in ask.terms} - set(ask.focus)
+    if ask.kind in ("date", "month"):  # "when did stable diffusion come out": the event is asked
+        topic -= _EVENT
     return not topic or len(topic & (words | context)) >= ABOUT_SHARE * len(topic)
 
 

@@ -100,7 +100,8 @@ _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|la
 # "which technique does the course recommend": only a sentence that recommends answers it, or
 # one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
 # ("how do the notes suggest deciding ..." asks for a method, not a recommendation)
-_ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest|should (?:i|we|you) use\b)",
+_ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest|prefer\b|"
+                       r"should (?:i|we|you) (?:use|pick|choose)\b)",
                         re.I | re.S)
 _PURPOSE = re.compile(r"\bfor ([\w-]+(?: [\w-]+){1,5})", re.I)
 
