@@ -74,6 +74,7 @@ CANDIDATES = [
     ("roughly how much electricity in kwh does it take to train GPT-3", "number",
      ["electricity", "kwh"], ["gpt", "3"]),
     ("GPT-3 parameter count?", "number", ["parameter"], ["gpt", "3"]),  # a keyword query
+    ("How many are there?", "number", [], []),  # names nothing (it once raised)
     ("GPT-J is in the list. Who developed GPT-J?", "name", ["develop"], ["gpt", "j"]),  # after context
     ("In BERT's MLM, what share of words gets masked?", "percent", ["word"], ["bert", "mlm"]),
     ("BERT is said to solve 11+ NLP tasks. What is the name of the benchmark those tasks come from?",
@@ -112,6 +113,12 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     ("according to the timeline when did stable diffusion come out", False),  # the event is asked
     ("difference between zero shot and few shot prompting?", True),  # "few shot" is never said
     ("what's the difference between autoencoding models and language modeling?", False),
+    ("were the positional encodings sinusoidal or learned? which is better", True),  # a choice, then more
+    ("which technique gives better results, few-shot prompting or chain of thought?", True),
+    ("explain briefly how zero-shot classification works", True),  # only listed
+    ("how is the reward model trained in RLHF?", True),  # "reward" is never said
+    ("how is language modeling defined?", False),
+    ("once a word is picked, does bert swap it? whats the breakdown", False),  # no term to define
 ])
 def test_choices_listed_terms_and_offered_terms_need_the_passages_to_say_them(question, missing):
     tf = Hit(7, 0.5, "Attention is all you need: Introduction to Transformers", "", "course.md", "c7")
@@ -130,6 +137,19 @@ def test_choices_listed_terms_and_offered_terms_need_the_passages_to_say_them(qu
         (tf, "T5 casts every task as text-to-text, with the input text in and output text out."),
     ]
     assert (missing_fact(question, cands) is not None) == missing
+
+
+def test_a_misspelt_focus_a_counted_list_and_a_listed_tool_named_in_full():
+    bert = Hit(8, 0.5, "Disadvantages of Transformers", "", "course.md", "c8")
+    cands = CANDIDATES + [
+        (bert, "T5: Has 11B parameters."),
+        (bert, "Needs GPUs; Huge amount of Data; Overfitting; Energy Consumption; Interpretation."),
+        (bert, "Popular Tools: OpenAI; Utility: ChatGPT, Whisper."),
+    ]
+    assert missing_fact("how many paramters does T5 have", cands) is None  # one letter dropped
+    assert missing_fact("how many disadvantages of transformers are listed?", cands) is None
+    assert missing_fact("how many disadvantages did the authors measure?", cands) is not None
+    assert missing_fact("what is openai whisper used for", cands) is not None  # only listed
 
 
 def test_a_number_that_labels_a_thing_does_not_count_it():

@@ -14,6 +14,7 @@ from assistant.chain.grounding import asked, claims
 from assistant.chain.grounding.missing import (
     _BETWEEN,
     _CHOICE,
+    _COUNTED,
     _DOES_Q,
     _PICK,
     _alternatives,
@@ -49,6 +50,7 @@ ADVERSARIAL = {
     "explains without a what": "explain " * 10_000 + "what x is y",
     "which specifics, no model": "which specific " * 8000 + "x",
     "differences without an and": "difference between a b " * 5000 + "c",
+    "how many, never listed": "how many are does x " * 4000 + "y",
 }
 FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md"),
@@ -58,7 +60,7 @@ FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "units": units, "asked": asked, "claims": claims, "offered term": _offered,
              "defined term": _defined, "what does X do": _DOES_Q.search, "alternatives": _alternatives,
              "a choice at the end": _CHOICE.search, "a specific pick": _PICK.search,
-             "a difference between": _BETWEEN.search}
+             "a difference between": _BETWEEN.search, "how many are listed": _COUNTED.search}
 
 
 def _seconds(fn, text: str) -> float:

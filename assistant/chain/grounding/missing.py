@@ -52,11 +52,13 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
                       if any(c.isupper() for c in n[1:]) or n.isupper())  # BERT, BioGPT, T5
     ask = asked(question, known)
     passages = Passages(candidates)
+    ask = replace(ask, focus=[_as_spelled(w, passages.bases) for w in ask.focus],
+                  subject=[_as_spelled(w, passages.bases) for w in ask.subject])
     if any(rule(question, ask, passages) for rule in RULES):
         return _restate(question)
     if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
         return None
-    if _answers(ask, candidates):
+    if _answers(ask, candidates, counted=bool(_COUNTED.search(question))):
         return None
     # "in which year did DALL-E appear, and ChatGPT?": each name answered on its own
     names = [set(_bases(n)) for n in named_terms(question, every_sentence=True)]
@@ -140,7 +142,8 @@ def no_alternative(question: str, ask: Asked, passages: Passages) -> bool:
     options = [m.group(1), m.group(2)]
     offered = set().union(*(_bases(o) for o in options))
     # what the choice is about, in the passages' words ("quick check - are ..." is not)
-    topic = ({_base(t) for t in ask.terms} - offered - _CHOICE_TALK) & passages.bases
+    topic = ({_as_spelled(_base(t), passages.bases) for t in ask.terms} - offered - _CHOICE_TALK
+             ) & passages.bases
     need = min(2, len(topic))
     return not any(passages.says(o, sentence)
                    and len(topic & _bases(f"{hit.section} {sentence}")) >= need
@@ -158,7 +161,10 @@ def undefined(question: str, ask: Asked, passages: Passages) -> bool:
     if not term:
         return False
     compounds = [w.lower() for w in term.split() if "-" in w]  # "chain-of-thought": said as one
-    return not _bases(term) & passages.bases or any(c not in passages.text.lower() for c in compounds)
+    # "how is the reward model trained": a process of a thing, every word of which must be said
+    strict = bool((m := _DEFINED.search(question)) and m.group(2))
+    said = _bases(term) <= passages.bases if strict else bool(_bases(term) & passages.bases)
+    return not said or any(c not in passages.text.lower() for c in compounds)
 
 
 def uncompared(question: str, ask: Asked, passages: Passages) -> bool:
@@ -215,8 +221,9 @@ RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, uncom
          unconfirmed, only_linked, unnamed_pick, unpaired)
 
 
-def _answers(ask: Asked, candidates: list[tuple]) -> bool:
-    """Some clause holds the asked fact about the asked subject."""
+def _answers(ask: Asked, candidates: list[tuple], counted: bool = False) -> bool:
+    """Some clause holds the asked fact about the asked subject (`counted`: "how many X are
+    listed" is answered by a list of X, counted rather than told)."""
     for i, (hit, sentence) in enumerate(candidates):
         # what a sentence is about: its section, and the sentence before it in the same chunk
         # ("BioGPT - Trained on ... . Developed by Owkin.")
@@ -226,7 +233,17 @@ def _answers(ask: Asked, candidates: list[tuple]) -> bool:
         # the fact must be in the item that names the subject, not anywhere in the list
         if any(_holds(ask, clause, context) for clause in sentence.split(";")):
             return True
+        if counted and _listing(sentence) and set(ask.focus) <= _bases(sentence) | context:
+            return True
     return False
+
+
+_COUNTED = re.compile(r"\bhow many\b[^?.!]{0,60}?\b(?:are|were|is)\s+(?:listed|named|mentioned|given)\b|"
+                      r"\bhow many\b[^?.!]{0,60}?\b(?:does|do)\s+(?:[\w-]+\s+){1,3}?(?:list|name)\b", re.I)
+
+
+def _listing(sentence: str) -> bool:
+    return sentence.count(";") >= 3 or sentence.count(",") >= 3
 
 
 # a term the question offers for confirmation: "is perplexity the metric ...", "do they use
@@ -243,7 +260,7 @@ _DEFINED = re.compile(r"\b(?:explain|define|what(?: exactly| actually)? is|what'
                       r"(?:a |an |the )?['\"‘“]?([\w-]+(?: [\w-]+)?)['\"’”]?"
                       r"(?=\s*(?:[?.,!]|$)|\s(?:and|in|is|are)\b)|"
                       r"\bhow (?:is|are) (?:a |an |the )?([\w-]+(?: [\w-]+)?) "
-                      r"(?:used|computed|calculated|measured)\b", re.I)
+                      r"(?:used|computed|calculated|measured|defined|trained|built|learned)\b", re.I)
 # what such a question may ask about without naming a term ("what is the difference between")
 _NOT_TERMS = frozenset(
     "difference differences best main purpose role point idea goal reason reasons meaning use uses "
@@ -251,7 +268,8 @@ _NOT_TERMS = frozenset(
     "example examples one kind kinds type types part parts step steps thing things key first last "
     "next most same other it this that they there these those he she you we i how why which when "
     "where who what wrong right true false good bad second third fourth fifth sixth item sub-item "
-    "items pls please again more further diff vs versus number amount count size".split())
+    "items pls please again more further diff vs versus number amount count size breakdown split "
+    "gist summary takeaway intuition catch deal".split())
 
 
 # "what does Whisper actually do", "what is Coral used for", "what exactly is a GRU": a sentence
@@ -261,6 +279,7 @@ _THING = r"(?:[\w-]+'s )?([\w-]+(?: (?!actually\b|exactly\b|really\b)[\w-]+)?) "
 _DOES_Q = re.compile(rf"\bwhat (?:does|do|did) {_THING}{_ADVERB}do\b|"
                      rf"\bwhat (?:is|are|was|were|'s) {_THING}{_ADVERB}(?:used|good) for\b|"
                      rf"\bhow (?:does|do) {_THING}{_ADVERB}work\b|"
+                     r"\bhow (?:a |an |the )?([\w-]+(?: [\w-]+)?) works\b|"
                      r"\bwhat (?:exactly |actually )?(?:is|are) (?:a |an |the )?([\w-]+(?: [\w-]+)?)"
                      r"(?=\s*(?:[?.,!]|$)|\s(?:and|in)\b)|"
                      r"\b(?:explain|describe)\b.{0,20}?\bwhat (?:a |an |the )?([\w-]+(?: [\w-]+)?) "
@@ -282,6 +301,8 @@ def _only_listed(question: str, candidates: list[tuple]) -> str:
         return ""
     clauses = [(clause, sentence.count(";")) for _, sentence in candidates
                for clause in sentence.split(";") if wanted <= _bases(clause)]
+    if not clauses and len(name.split()) == 2:  # "openai whisper": the name is its last word
+        return _only_listed(f"what does {name.split()[-1]} do", candidates)
     # an item of a list, in a few words: "Utility: ChatGPT, Whisper", "...; Image Inpainting;
     # etc" ("Popular Tools: SpaCy" heads its row of two clauses, not a list)
     listed = [c for c, semicolons in clauses
@@ -323,12 +344,14 @@ _POINTER = re.compile(r"\b(?:read|click|see) here\b|\bclick here\b", re.I)
 _ASKS_LINK = re.compile(r"\b(?:link|paper|article|post|where can|read more|source)\b", re.I)
 
 # alternatives a question offers: "which decoding strategy (greedy, beam search, sampling)",
-# "what value is put there? like -infinity or 0?", "do they use greedy decoding or beam search"
+# "what value is put there? like -infinity or 0?", "do they use greedy decoding or beam search",
+# "which technique gives better results, few-shot prompting or chain of thought?"
 # (an aside after the question mark, "? (exam tmrw, brain fried)", offers nothing)
 _ALTERNATIVES = re.compile(r"(?<![?!.] )\(([^()]{1,80}(?:,| or )[^()]{1,80})\)|"
                            r"\blike ([^?.,]{1,40} or [^?.,]{1,40})\?*\s*$|"
                            r"\b(?:like|e\.g\.|such as) ([\w -]{1,40}(?:, [\w -]{1,40}){0,4} or [\w -]{1,40})|"
-                           r"\b(?:use|uses|using) ([\w-]+(?: [\w-]+)? or [\w-]+(?: [\w-]+)?)",
+                           r"\b(?:use|uses|using) ([\w-]+(?: [\w-]+)? or [\w-]+(?: [\w-]+)?)|"
+                           r"^\s*which\b[^?,]{0,80}, ([\w -]{1,40} or [\w -]{1,40})\?*\s*$",
                            re.I)
 
 
@@ -340,7 +363,7 @@ _BETWEEN = re.compile(r"\bdiff(?:erence)?s? between (?:a |an |the )?([\w-]+(?: [
 # computed with sine and cosine functions, or are they learned?"
 _CHOICE = re.compile(r"(?:^|[?.!,;:-]\s*|\band\s+)(?:are|is|was|were|do|does|did)\s[^?.!]{0,80}?"
                      r"\b([\w/-]+(?: [\w/-]+)?),? or (?:are they |is it |do they |does it )?"
-                     r"([\w/-]+(?: [\w/-]+){0,2})\s*\??\s*$", re.I)
+                     r"([\w/-]+(?: [\w/-]+){0,2})\s*(?:\?|$)", re.I)
 _CHOICE_TALK = frozenset(_base(w) for w in (
     "original course lecture notes slide say use model models fixed".split()))
 
@@ -388,12 +411,22 @@ def _recommends(ask: Asked, sentence: str) -> bool:
 
 def _as_spelled(word: str, words: set[str]) -> str:
     """The word as the passages (`words`, as `_bases` gives them) spell it, when the question
-    swapped two letters ("pretrianed" -> "pretrained"): the same letters in another order."""
+    swapped two letters ("pretrianed" -> "pretrained": the same letters in another order) or,
+    in a word of five letters or more, dropped or doubled one ("paramters" -> "parameters")."""
     if word in words:
         return word
     head, bare = ("pre", word[3:]) if word.startswith("pre") else ("", word)  # "pretrianed": "trained"
     letters = sorted(bare)
-    return next((head + w for w in sorted(words) if len(w) == len(bare) and sorted(w) == letters), word)
+    swapped = next((head + w for w in sorted(words) if len(w) == len(bare) and sorted(w) == letters), "")
+    if swapped or len(word) < 5:
+        return swapped or word
+    return next((w for w in sorted(words) if _one_letter_apart(w, word)), word)
+
+
+def _one_letter_apart(a: str, b: str) -> bool:
+    """One of the two words is the other with one letter more."""
+    long, short = (a, b) if len(a) > len(b) else (b, a)
+    return len(long) == len(short) + 1 and any(long[:i] + long[i + 1:] == short for i in range(len(long)))
 
 
 def _did(done: tuple[str, str], clause: str, section: set[str]) -> bool:

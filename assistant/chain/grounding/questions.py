@@ -171,7 +171,8 @@ def _kind_and_focus(question: str) -> tuple[str, list[str]]:
     elif m := _TERSE_Q.search(question):  # the word before "size" names it: "bert vocab size"
         kind, focus = "number", [_base(w) for w in keywords(m.group(1))[-1:]]
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
-        named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q else m.group(1) or m.group(2)
+        # "how many are there?" names nothing: group 1 is empty and group 2 did not take part
+        named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q else m.group(1) or m.group(2) or ""
         kind, focus = "number", [_base(w) for w in keywords(named) if w.lower() not in _VAGUE]
         if not focus and m.re is _PROPERTY_Q:  # "what is the dimension of the feed-forward layer"
             focus = [_base(w) for w in keywords(m.group(3) or "") if w.lower() not in _VAGUE]
