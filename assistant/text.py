@@ -35,7 +35,9 @@ def stem(word: str) -> str:
 # "true or false"), as `w.rstrip("s")` gives them
 COURSE_TALK = frozenset(w.rstrip("s") for w in (
     "lecture course class topic agenda according mention mentioned say says list listed explain "
-    "true false correct right").split())
+    "true false correct right "
+    # and words that name nothing ("is it lighter in speed or in something else?")
+    "something anything everything nothing someone anyone else").split())
 
 # words students clip when they type ("bert vocab size?"), read as the course spells them
 CLIPPED = {"vocab": "vocabulary", "vocabs": "vocabularies", "param": "parameter",

@@ -84,7 +84,9 @@ def test_off_topic_question_abstains(assistant):
 @pytest.mark.parametrize("question, off_topic", [
     ("Any tips to improve my attention span when studying for long exams?", True),  # psychology's
     ("What's the best way to fine-tune the intonation on an electric guitar?", True),
+    ("how do I fine tune my guitar to drop D tuning", True),  # two such words in six
     ("How does attention let a model focus on parts of the input?", False),
+    ("who published attention is all you need, and what did it get rid of", False),
 ])
 def test_a_course_word_in_another_fields_question_is_off_topic(assistant, question, off_topic):
     from assistant.chain import retrieve

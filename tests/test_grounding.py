@@ -75,6 +75,10 @@ CANDIDATES = [
      ["electricity", "kwh"], ["gpt", "3"]),
     ("GPT-3 parameter count?", "number", ["parameter"], ["gpt", "3"]),  # a keyword query
     ("How many are there?", "number", [], []),  # names nothing (it once raised)
+    ("how long did T5 take to train, and on how many TPUs?", "number", ["tpu"], ["t5"]),
+    ("number of parameters in gpt-3?", "number", ["parameter"], []),  # lower case: no name yet
+    ("what makes a model count as generative AI?", "other", [], ["ai"]),  # "count as" is a verb
+    ("what hardware/resources do transformers need?", "other", [], []),  # either will do
     ("GPT-J is in the list. Who developed GPT-J?", "name", ["develop"], ["gpt", "j"]),  # after context
     ("In BERT's MLM, what share of words gets masked?", "percent", ["word"], ["bert", "mlm"]),
     ("BERT is said to solve 11+ NLP tasks. What is the name of the benchmark those tasks come from?",
@@ -119,6 +123,9 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     ("how is the reward model trained in RLHF?", True),  # "reward" is never said
     ("how is language modeling defined?", False),
     ("once a word is picked, does bert swap it? whats the breakdown", False),  # no term to define
+    ("LSTM vs GRU - which one is better and why?", True),  # a judgement the course never makes
+    ("for generation which decoding is better, beam search or greedy? does the lecture say", True),
+    ("what does language modeling predict? like whats the definition", False),
 ])
 def test_choices_listed_terms_and_offered_terms_need_the_passages_to_say_them(question, missing):
     tf = Hit(7, 0.5, "Attention is all you need: Introduction to Transformers", "", "course.md", "c7")

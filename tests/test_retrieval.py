@@ -71,6 +71,8 @@ def test_unknown_terms_are_names_the_course_never_mentions(index):
     assert retriever.unknown_terms("Who won the 2018 FIFA World Cup?") == ["FIFA", "World", "Cup"]
     assert retriever.unknown_terms("What did Google build with BERT?") == []
     assert retriever.unknown_terms("As a TA: what did Google build with BERT?") == []  # too short
+    assert retriever.unknown_terms("Why is a mask put over a GPT-style model?") == []  # GPT's name
+    assert retriever.unknown_terms("Is a Google-Gemini model open?") == ["Google-Gemini"]
 
 
 def test_foreign_words_are_content_words_the_course_never_uses(index):
@@ -81,6 +83,7 @@ def test_foreign_words_are_content_words_the_course_never_uses(index):
     # words about the course and the asking are not another field's
     assert retriever.foreign_words("According to the lecture, is it true that BERT has attention?") \
         == ([], 2)
+    assert retriever.foreign_words("is BERT lighter or something else?")[0] == ["lighter"]
 
 
 @pytest.mark.parametrize("word, expected", [("models", "model"), ("masking", "mask"),

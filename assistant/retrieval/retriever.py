@@ -24,6 +24,8 @@ from assistant.text import COURSE_TALK, STOPWORDS, cosine, expand, find_abbrevia
 # little for BM25 weights 0.3-0.5 and section weights 0.3-0.8. 0.3 finds 2 more passages in the
 # top 4, but answers with SmolLM2 were worse (26 vs 30 of 90 correct): 0.5 stays.
 BM25_WEIGHT = 0.5
+# what a hyphenated name may end in and stay that name ("GPT-style", "BERT-based")
+NAME_SUFFIXES = frozenset("style like based only sized size type esque family".split())
 SECTION_WEIGHT = 0.5
 
 
@@ -116,10 +118,11 @@ class CourseRetriever(BaseRetriever):
 
     def unknown_terms(self, question: str) -> list[str]:
         """Names in the question that the course never mentions ('FIFA', 'LoRA'); two letters
-        ('TA', 'OK') are too few to call a name."""
+        ('TA', 'OK') are too few to call a name, and 'GPT-style' is GPT's name."""
         vocabulary = self._snapshot().vocabulary
         return [w for w in named_terms(question, every_sentence=True) if len(w) > 2
-                and not all(p.rstrip("s") in vocabulary for p in re.findall(r"[a-z0-9]+", w.lower()))]
+                and not all(p.rstrip("s") in vocabulary or (i and p in NAME_SUFFIXES)
+                            for i, p in enumerate(re.findall(r"[a-z0-9]+", w.lower())))]
 
     def foreign_words(self, question: str) -> tuple[list[str], int]:
         """The question's content words that the course never uses, and how many content words

@@ -269,7 +269,7 @@ _NOT_TERMS = frozenset(
     "next most same other it this that they there these those he she you we i how why which when "
     "where who what wrong right true false good bad second third fourth fifth sixth item sub-item "
     "items pls please again more further diff vs versus number amount count size breakdown split "
-    "gist summary takeaway intuition catch deal".split())
+    "gist summary takeaway intuition catch deal definition".split())
 
 
 # "what does Whisper actually do", "what is Coral used for", "what exactly is a GRU": a sentence
@@ -351,7 +351,7 @@ _ALTERNATIVES = re.compile(r"(?<![?!.] )\(([^()]{1,80}(?:,| or )[^()]{1,80})\)|"
                            r"\blike ([^?.,]{1,40} or [^?.,]{1,40})\?*\s*$|"
                            r"\b(?:like|e\.g\.|such as) ([\w -]{1,40}(?:, [\w -]{1,40}){0,4} or [\w -]{1,40})|"
                            r"\b(?:use|uses|using) ([\w-]+(?: [\w-]+)? or [\w-]+(?: [\w-]+)?)|"
-                           r"^\s*which\b[^?,]{0,80}, ([\w -]{1,40} or [\w -]{1,40})\?*\s*$",
+                           r"\bwhich\b[^?,]{0,80}, ([\w -]{1,40} or [\w -]{1,40})(?:\?|\s*$)",
                            re.I)
 
 

@@ -44,17 +44,19 @@ _NAME_Q = re.compile(r"(?:^|[.?!]\s)\s*(?:who|which (?:company|organi[sz]ation|l
 # "how many attention heads does ...": the counted thing runs up to the verb
 _COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|were|can|could|has|have|"
                       r"had|will|would|should|fit|go|went)\b|"
-                      r"\bhow many ([\w-]+ [\w-]+s)\b", re.I)
+                      r"\bhow many ([\w-]+ [\w-]+s)\b|"
+                      r"\bhow many ([\w-]+s)\s*(?:[?.!,]|$)", re.I)  # "... and on how many TPUs?"
 # "what vocabulary size / dropout rate / batch size ...": the property named before its unit
 # (a score, a temperature, a threshold, a rate: the unit itself is what a sentence must name)
 _PROPERTY_Q = re.compile(r"\b(?:what(?:'?s| is| was| are)?|tell me|give me|state) (?:the )?"
                          r"((?:[\w-]+ ){0,3}?)(?:size|length|"
                          r"number|count|dimension|ratio|resolution|window|"
-                         r"(score|temperature|threshold|rate))s?\b"
+                         r"(score|temperature|threshold|rate))s?\b(?! as\b)"  # "count as" is a verb
                          r"(?: of (?:the |a |an )?([\w-]+(?: [\w-]+)?))?", re.I)
-# "gpt-3 number of parameters?": a keyword query for a count
+# "gpt-3 number of parameters?", "number of parameters in gpt-3?": a keyword query for a count
 _TERSE_OF_Q = re.compile(r"^\s*(?!(?:what|whats|which|how|who|when|where|why|tell|give)\b)"
-                         r"[\w-]+(?: [\w-]+){0,2} (?:number|count|size) of ([\w-]+)\s*\??\s*$", re.I)
+                         r"(?:[\w-]+(?: [\w-]+){0,2} )?(?:number|count|size) of ([\w-]+)"
+                         r"(?: (?:in|of|for) [\w-]+(?: [\w-]+)?)?\s*\??\s*$", re.I)
 # "gpt-3 parameter count?", "bert vocab size": a keyword query for a number
 _TERSE_Q = re.compile(r"^\s*((?:[\w-]+ ){1,4})(?:size|count|length|number)(?: in [\w-]+)?\s*\??\s*$",
                       re.I)
@@ -84,7 +86,7 @@ _VAGUE = frozenset("different various distinct separate total unique individual 
 # "which optimizer / activation function / tokenizer ...": a thing the course must name
 _TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|"
                      r"tokeni[sz](?:er|ation)|benchmark|licen[cs]e|programming language|hardware|"
-                     r"algorithm|metric)s?\b", re.I)
+                     r"algorithm|metric)s?\b(?!/)", re.I)  # "hardware/resources": either will do
 
 # "what does LSTM stand for", "what's NSP short for": an acronym of 3 to 6 letters (a name in
 # mixed case, "RoBERTa", is not spelled out by initials)
@@ -101,7 +103,8 @@ _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|la
 # one that says what serves the purpose asked ("... for training and fine-tuning LLMs")
 # ("how do the notes suggest deciding ..." asks for a method, not a recommendation)
 _ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest|prefer\b|"
-                       r"should (?:i|we|you) (?:use|pick|choose)\b)",
+                       r"should (?:i|we|you) (?:use|pick|choose)\b|"
+                       r"which (?:[\w-]+ ){0,2}(?:is|works?) (?:better|best)\b)",
                         re.I | re.S)
 _PURPOSE = re.compile(r"\bfor ([\w-]+(?: [\w-]+){1,5})", re.I)
 
@@ -172,7 +175,8 @@ def _kind_and_focus(question: str) -> tuple[str, list[str]]:
         kind, focus = "number", [_base(w) for w in keywords(m.group(1))[-1:]]
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
         # "how many are there?" names nothing: group 1 is empty and group 2 did not take part
-        named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q else m.group(1) or m.group(2) or ""
+        named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q \
+            else m.group(1) or m.group(2) or m.group(3) or ""
         kind, focus = "number", [_base(w) for w in keywords(named) if w.lower() not in _VAGUE]
         if not focus and m.re is _PROPERTY_Q:  # "what is the dimension of the feed-forward layer"
             focus = [_base(w) for w in keywords(m.group(3) or "") if w.lower() not in _VAGUE]
