@@ -79,6 +79,9 @@ CANDIDATES = [
     ("number of parameters in gpt-3?", "number", ["parameter"], []),  # lower case: no name yet
     ("what makes a model count as generative AI?", "other", [], ["ai"]),  # "count as" is a verb
     ("what hardware/resources do transformers need?", "other", [], []),  # either will do
+    ("how many TPUs and how long did it take to train BERT", "number", [], ["tpu", "bert"]),  # not "long"
+    ("how many encoder and decoder layers does the Transformer stack?", "number",
+     ["encoder", "decoder", "layer"], ["transformer"]),
     ("GPT-J is in the list. Who developed GPT-J?", "name", ["develop"], ["gpt", "j"]),  # after context
     ("In BERT's MLM, what share of words gets masked?", "percent", ["word"], ["bert", "mlm"]),
     ("BERT is said to solve 11+ NLP tasks. What is the name of the benchmark those tasks come from?",
@@ -126,6 +129,8 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     ("LSTM vs GRU - which one is better and why?", True),  # a judgement the course never makes
     ("for generation which decoding is better, beam search or greedy? does the lecture say", True),
     ("what does language modeling predict? like whats the definition", False),
+    ("why not mask more words? whats the tradeoff", False),  # no term to define
+    ("is language modeling proprietary or not?", False),  # a yes/no, no alternatives
 ])
 def test_choices_listed_terms_and_offered_terms_need_the_passages_to_say_them(question, missing):
     tf = Hit(7, 0.5, "Attention is all you need: Introduction to Transformers", "", "course.md", "c7")
@@ -144,6 +149,13 @@ def test_choices_listed_terms_and_offered_terms_need_the_passages_to_say_them(qu
         (tf, "T5 casts every task as text-to-text, with the input text in and output text out."),
     ]
     assert (missing_fact(question, cands) is not None) == missing
+
+
+def test_a_choice_is_offered_in_the_clause_that_asks_it():
+    from assistant.chain.grounding.missing import _CHOICE
+
+    assert _CHOICE.search("are positional encodings sinusoidal or learned?")
+    assert not _CHOICE.search("does BERT mask 15%, and what if you mask too little or too much")
 
 
 def test_a_misspelt_focus_a_counted_list_and_a_listed_tool_named_in_full():

@@ -84,6 +84,7 @@ def test_foreign_words_are_content_words_the_course_never_uses(index):
     assert retriever.foreign_words("According to the lecture, is it true that BERT has attention?") \
         == ([], 2)
     assert retriever.foreign_words("is BERT lighter or something else?")[0] == ["lighter"]
+    assert "params" not in retriever.foreign_words("how many params does BERT have?")[0]  # clipped
 
 
 @pytest.mark.parametrize("word, expected", [("models", "model"), ("masking", "mask"),

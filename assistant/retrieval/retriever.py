@@ -18,7 +18,16 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
-from assistant.text import COURSE_TALK, STOPWORDS, cosine, expand, find_abbreviations, keywords, named_terms
+from assistant.text import (
+    CLIPPED,
+    COURSE_TALK,
+    STOPWORDS,
+    cosine,
+    expand,
+    find_abbreviations,
+    keywords,
+    named_terms,
+)
 
 # Measured on evals/datasets/course_qa.jsonl (evals/bench_retrieval.py); hit@k moves
 # little for BM25 weights 0.3-0.5 and section weights 0.3-0.8. 0.3 finds 2 more passages in the
@@ -131,7 +140,9 @@ class CourseRetriever(BaseRetriever):
         vocabulary = self._snapshot().vocabulary
         words = [w for w in dict.fromkeys(re.findall(r"[a-z][a-z0-9]+", question.lower()))
                  if len(w) > 2 and w not in STOPWORDS and w.rstrip("s") not in COURSE_TALK]
-        return [w for w in words if w.rstrip("s") not in vocabulary], len(words)
+        # a clipped word is the course's word: "params" is "parameters"
+        return [w for w in words if w.rstrip("s") not in vocabulary
+                and CLIPPED.get(w, w).rstrip("s") not in vocabulary], len(words)
 
     def term_idf(self) -> dict[str, float]:
         """BM25's idf of each course word (stemmed, as `keywords` gives them): rare words weigh more."""

@@ -140,6 +140,8 @@ def no_alternative(question: str, ask: Asked, passages: Passages) -> bool:
     if not m:
         return False
     options = [m.group(1), m.group(2)]
+    if m.group(2).lower() == "not":  # "is it proprietary or not": a yes/no, no alternatives
+        return False
     offered = set().union(*(_bases(o) for o in options))
     # what the choice is about, in the passages' words ("quick check - are ..." is not)
     topic = ({_as_spelled(_base(t), passages.bases) for t in ask.terms} - offered - _CHOICE_TALK
@@ -269,7 +271,7 @@ _NOT_TERMS = frozenset(
     "next most same other it this that they there these those he she you we i how why which when "
     "where who what wrong right true false good bad second third fourth fifth sixth item sub-item "
     "items pls please again more further diff vs versus number amount count size breakdown split "
-    "gist summary takeaway intuition catch deal definition".split())
+    "gist summary takeaway intuition catch deal definition tradeoff trade-off downside upside".split())
 
 
 # "what does Whisper actually do", "what is Coral used for", "what exactly is a GRU": a sentence
@@ -361,7 +363,7 @@ _BETWEEN = re.compile(r"\bdiff(?:erence)?s? between (?:a |an |the )?([\w-]+(?: [
 
 # a yes/no question's choice, offered at its end: "are they sinusoidal or learned?", "are they
 # computed with sine and cosine functions, or are they learned?"
-_CHOICE = re.compile(r"(?:^|[?.!,;:-]\s*|\band\s+)(?:are|is|was|were|do|does|did)\s[^?.!]{0,80}?"
+_CHOICE = re.compile(r"(?:^|[?.!,;:-]\s*|\band\s+)(?:are|is|was|were|do|does|did)\s[^?.!,]{0,80}?"
                      r"\b([\w/-]+(?: [\w/-]+)?),? or (?:are they |is it |do they |does it )?"
                      r"([\w/-]+(?: [\w/-]+){0,2})\s*(?:\?|$)", re.I)
 _CHOICE_TALK = frozenset(_base(w) for w in (

@@ -42,7 +42,8 @@ _NAME_Q = re.compile(r"(?:^|[.?!]\s)\s*(?:who|which (?:company|organi[sz]ation|l
                      r"university))\b|"
                      r"\bwhat(?: is|'?s|\s+was) the name of\b", re.I)
 # "how many attention heads does ...": the counted thing runs up to the verb
-_COUNT_Q = re.compile(r"\bhow many ((?:[\w-]+ ){0,4}?)(?:does|do|did|is|are|was|were|can|could|has|have|"
+_COUNT_Q = re.compile(r"\bhow many ((?:(?!and (?:how|what|when|who|which|why)\b)[\w-]+ ){0,4}?)"
+                      r"(?:does|do|did|is|are|was|were|can|could|has|have|"
                       r"had|will|would|should|fit|go|went)\b|"
                       r"\bhow many ([\w-]+ [\w-]+s)\b|"
                       r"\bhow many ([\w-]+s)\s*(?:[?.!,]|$)", re.I)  # "... and on how many TPUs?"
