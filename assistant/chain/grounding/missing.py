@@ -19,22 +19,22 @@ ABOUT_SHARE = 0.5  # tuning pool: 0.3 to 0.6 abstain on the same questions
 _BY = re.compile(r"\b(?i:by|from)\s+[A-Z]")
 # what a date question asks happened, not what it is about ("according to the timeline, when
 # did stable diffusion come out")
-_EVENT = frozenset(_base(w) for w in (
+_EVENT = frozenset(_bases(
     "come came out release released launch launched appear appeared introduce introduced "
-    "publish published timeline first").split())
+    "publish published timeline first"))
 _LABEL = re.compile(r"\b([A-Za-z]+) (\d+)\b")  # a number after a noun labels it: "head 5", "step 2"
 
 
 # what a sentence that recommends says (a question in the course, "what is the best way
 # to ...?", recommends nothing)
-_ADVICE = frozenset(_base(w) for w in (
+_ADVICE = frozenset(_bases(
     "recommend recommended recommends recommendation advise advised advice should suggest "
-    "suggested prefer preferred ideal").split())
+    "suggested prefer preferred ideal"))
 # the course's tools table ("Popular Tools: SpaCy; Utility: ... NER") recommends too
 _TOOLS = re.compile(r"\bpopular tools?\b", re.I)
-_TABLE_TALK = frozenset(_base(w) for w in (
+_TABLE_TALK = frozenset(_bases(
     "tool tools table ecosystem popular lecture course recommend recommended suggest suggested use "
-    "utility").split())
+    "utility"))
 
 
 def missing_fact(question: str, candidates: list[tuple]) -> str | None:
@@ -159,12 +159,10 @@ def only_listed(question: str, ask: Asked, passages: Passages) -> bool:
 
 def undefined(question: str, ask: Asked, passages: Passages) -> bool:
     """A term to explain ("explain what perplexity is"), the passages never use it."""
-    term = _defined(question)
+    term, strict = _defined(question)
     if not term:
         return False
     compounds = [w.lower() for w in term.split() if "-" in w]  # "chain-of-thought": said as one
-    # "how is the reward model trained": a process of a thing, every word of which must be said
-    strict = bool((m := _DEFINED.search(question)) and m.group(2))
     said = _bases(term) <= passages.bases if strict else bool(_bases(term) & passages.bases)
     return not said or any(c not in passages.text.lower() for c in compounds)
 
@@ -296,7 +294,11 @@ def _only_listed(question: str, candidates: list[tuple]) -> str:
     """The name a "what does X do" question asks about, when every passage clause that names
     it is an item of a list ("Popular Tools: OpenAI; Utility: ChatGPT, Whisper"), else ''."""
     m = _DOES_Q.search(question)
-    name = next((g for g in m.groups() if g), "") if m else ""
+    return _listed_only(next((g for g in m.groups() if g), "") if m else "", candidates)
+
+
+def _listed_only(name: str, candidates: list[tuple]) -> str:
+    """The name, when every passage clause that names it is a list item, else ''."""
     wanted = _bases(name)
     named = {_base(n) for _, sentence in candidates for n in _names(f"x {sentence}")}
     if not wanted or not wanted <= named:  # a name the passages use ("whisper" typed in lower case)
@@ -304,7 +306,7 @@ def _only_listed(question: str, candidates: list[tuple]) -> str:
     clauses = [(clause, sentence.count(";")) for _, sentence in candidates
                for clause in sentence.split(";") if wanted <= _bases(clause)]
     if not clauses and len(name.split()) == 2:  # "openai whisper": the name is its last word
-        return _only_listed(f"what does {name.split()[-1]} do", candidates)
+        return _listed_only(name.split()[-1], candidates)
     # an item of a list, in a few words: "Utility: ChatGPT, Whisper", "...; Image Inpainting;
     # etc" ("Popular Tools: SpaCy" heads its row of two clauses, not a list)
     listed = [c for c, semicolons in clauses
@@ -313,23 +315,25 @@ def _only_listed(question: str, candidates: list[tuple]) -> str:
     return name if clauses and len(listed) == len(clauses) else ""
 
 
-def _defined(question: str) -> str:
-    """The term a question asks to have explained ("perplexity"), up to its first linking word."""
+def _defined(question: str) -> tuple[str, bool]:
+    """The term a question asks to have explained ("perplexity"), up to its first linking word
+    ('' for none), and whether every word of it must be said: "how is the reward model
+    trained" asks about a process of a thing, "what is perplexity" about the term."""
     m = _DEFINED.search(question)
     words = next((g for g in m.groups() if g), "").split() if m else []
     words = list(itertools.takewhile(lambda w: w.lower() not in _LINKING | STOPWORDS, words))
     if not words or words[0].lower() in _NOT_TERMS or words[0].lower().endswith("ly"):
-        return ""  # "explain briefly" asks for no term
-    return " ".join(words)
+        return "", False  # "explain briefly" asks for no term
+    return " ".join(words), bool(m.group(2))
 
 
 # "which specific model should I pick", "what exact checkpoint do the notes say to use"
 _PICK = re.compile(r"\b(?:which|what)\s+(?:specific|exact|particular)\s+(?:[\w-]+\s+){0,3}?"
                    r"(?:models?|checkpoints?|tools?|librar(?:y|ies)|llms?|versions?)\b", re.I)
-_PICK_TALK = frozenset(_base(w) for w in (
+_PICK_TALK = frozenset(_bases(
     "which what specific exact particular model checkpoint tool library llm version pick choose "
     "use should say notes note lecture course recommend pre trained pretrained hugging face "
-    "example task we i do does".split()))
+    "example task we i do does"))
 
 _FIELD_WORDS = frozenset("nlp ner llm llms ai genai ml dl gpu gpus tpu tpus api q a".split())
 
@@ -366,8 +370,8 @@ _BETWEEN = re.compile(r"\bdiff(?:erence)?s? between (?:a |an |the )?([\w-]+(?: [
 _CHOICE = re.compile(r"(?:^|[?.!,;:-]\s*|\band\s+)(?:are|is|was|were|do|does|did)\s[^?.!,]{0,80}?"
                      r"\b([\w/-]+(?: [\w/-]+)?),? or (?:are they |is it |do they |does it )?"
                      r"([\w/-]+(?: [\w/-]+){0,2})\s*(?:\?|$)", re.I)
-_CHOICE_TALK = frozenset(_base(w) for w in (
-    "original course lecture notes slide say use model models fixed".split()))
+_CHOICE_TALK = frozenset(_bases(
+    "original course lecture notes slide say use model models fixed"))
 
 
 def _alternatives(question: str) -> list[str]:

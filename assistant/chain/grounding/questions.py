@@ -106,7 +106,7 @@ _COMPARE_Q = re.compile(r"^\s*which\b(?:\s+[\w-]+){0,4}?\s+(?:more|less|fewer|la
 _ADVICE_Q = re.compile(r"^(?!\s*how\b).*?\b(?:recommend|advis|suggest|prefer\b|"
                        r"should (?:i|we|you) (?:use|pick|choose)\b|"
                        r"which (?:[\w-]+ ){0,2}(?:is|works?) (?:better|best)\b)",
-                        re.I | re.S)
+                       re.I | re.S)
 _PURPOSE = re.compile(r"\bfor ([\w-]+(?: [\w-]+){1,5})", re.I)
 
 # "what data was BlueBERT trained on", "which framework was BERT implemented in": a sentence
