@@ -210,8 +210,9 @@ def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sen
 
 
 def test_a_subject_typed_in_lower_case_is_one_when_the_passages_name_it():
-    assert asked("who made roberta").subject == []
-    assert asked("who made roberta", frozenset({"roberta"})).subject == ["roberta"]
+    assert asked("when did roberta come out").subject == []
+    assert asked("when did roberta come out", frozenset({"roberta"})).subject == ["roberta"]
+    assert asked("who made roberta").subject == ["roberta"]  # what is made is the subject
     hit = Hit(1, 0.5, "Models", "", "c.md", "r1")
     cands = [(hit, "RoBERTa by Facebook AI shown to not require NSP task.")]
     assert missing_fact("who made roberta and which task did it drop", cands) is None
@@ -520,5 +521,58 @@ def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_li
         (nsp, "Read here where Google explained what went wrong after the launch of Gemini."),
         (nsp, "2020 - Stable Diffusion / GPT-3; 2021 - DALL-E."),
         (nsp, "GANs generate new data samples from random noise, searching for realism."),
+    ]
+    assert (missing_fact(question, cands) is not None) == missing
+
+
+@pytest.mark.parametrize("question, missing", [
+    # an asked number must count what is asked: "three layer of token embedding" counts no tokens
+    ("What's the maximum input length of BERT in tokens?", True),
+    ("How many layers does BERT-Large have?", False),  # "24 transformer layers"
+    ("how big is biogpt, like number of params?", True),  # 2 million counts articles
+    ("how many articles was BioGPT trained on?", False),
+    ("how many paramters does BERT-Large have", False),  # the unit as the passages spell it
+    # a treatment asked at the end, or about "it" after the topic
+    ("SciBERT was trained on what corpus exactly?", True),  # only listed
+    ("SciBERT - what corpus was it trained on?", True),
+    ("BioGPT was trained on what data?", False),
+    # who makes a thing: the thing named, wherever the question puts it
+    ("Coral is listed among the popular LLMs \u2014 which company makes it?", True),
+    ("who makes coral, the llm in the list", True),
+    ("who makes FLAN-T5?", False),
+    ("which institute built SciBERT?", True),
+    # a loss or a prefix asked: a sentence about the subject must name one
+    ("what loss function do GANs use during training", True),
+    ("which loss function do autoregressive models use?", False),
+    ("what prefix do you put in front of the input for T5?", True),
+    # a choice after a phrase of place, an aside in brackets
+    ("in the original transformer are the positional encodings sinusoidal (sin/cos) or learned?", True),
+    # a difference asked, one side only listed; a term to explain that is only listed
+    ("how is a GRU different from an LSTM?", True),
+    ("whats the difference between BERT-Base and BERT-Large?", False),
+    ("what is zero shot classification?", True),
+    ("what does zero-shot classification mean exactly", True),
+])
+def test_what_is_asked_must_be_what_the_passages_say(question, missing):
+    bert = Hit(6, 0.5, "Popular Models > 1. BERT", "", "course.md", "c6")
+    bio = Hit(7, 0.5, "Popular Models > Domain-specific", "", "course.md", "c7")
+    lm = Hit(8, 0.5, "AutoEncoding Vs AutoRegressive", "", "course.md", "c8")
+    misc = Hit(9, 0.5, "Applications", "", "course.md", "c9")
+    prompts = Hit(10, 0.5, "Prompt Engineering", "", "course.md", "c10")
+    cands = [
+        (bert, "Input to BERT: BERT uses three layer of token embedding for a given piece of text."),
+        (bert, "BERT-Base: 12 transformer layers, 110M parameters."),
+        (bert, "BERT-Large: 24 transformer layers, 340M parameters."),
+        (bio, "BioGPT - Trained on large scale biomedical literature (more than 2 million articles)."),
+        (bio, "SciBERT; BlueBERT."),
+        (prompts, "Few models are aligned with instructions: ChatGPT (closed-source model from OpenAI) "
+                  "and FLAN-T5 (an open-source model from Google)."),
+        (prompts, "Popular LLMs like GPT-3, GPT-4, ChatGPT, Coral, GPT-J, FLAN-T5, etc."),
+        (bio, "GANs consist of two neural networks: a generator and a discriminator."),
+        (bio, "T5 uses both encoder and decoder and can solve tasks such as translation."),
+        (lm, "The autoregressive model adjusts its parameters using a cross-entropy loss."),
+        (misc, "Positional Encoding: positional encodings are added to the input embeddings."),
+        (misc, "Till 2013 - RNN/LSTMs/GRU; 2014 - Seq2seq; 2017 - Transformers; 2018 - BERT."),
+        (misc, "Text Classification; Zero-Shot Classification; Summarization; Translation; etc."),
     ]
     assert (missing_fact(question, cands) is not None) == missing

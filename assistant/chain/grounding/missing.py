@@ -48,12 +48,14 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
     or its section; without a named subject, about most of the question's words): otherwise
     "how many GPUs were used to train BioGPT" is a near miss.
     """
+    question = _resolve_topic(question)
     known = frozenset(_base(n) for _, sentence in candidates for n in _names(sentence)
                       if any(c.isupper() for c in n[1:]) or n.isupper())  # BERT, BioGPT, T5
     ask = asked(question, known)
     passages = Passages(candidates)
     ask = replace(ask, focus=[_as_spelled(w, passages.bases) for w in ask.focus],
-                  subject=[_as_spelled(w, passages.bases) for w in ask.subject])
+                  subject=[_as_spelled(w, passages.bases) for w in ask.subject],
+                  unit=_as_spelled(ask.unit, passages.bases) if ask.unit else "")
     if any(rule(question, ask, passages) for rule in RULES):
         return _restate(question)
     if ask.kind == "other" or not (ask.focus or ask.subject or ask.terms):
@@ -66,6 +68,21 @@ def missing_fact(question: str, candidates: list[tuple]) -> str | None:
             _answers(replace(ask, subject=sorted(name)), candidates) for name in names):
         return None
     return _restate(question)
+
+
+# "SciBERT - what corpus was it trained on?": the topic first, then a question about "it"
+_TOPIC_FIRST = re.compile(r"^\s*(\w[\w.-]*(?: \w[\w.-]*){0,2})\s*"
+                          r"(?:[-\u2014\u2013:]|,\s*(?=what|which|how|who))\s*"
+                          r"((?:what|which|how|who|when|where|why)\b[^?]{0,200}?)\b(it|they|them)\b", re.I)
+
+
+def _resolve_topic(question: str) -> str:
+    """The question with its pronoun replaced by the topic it opens with: "SciBERT - what
+    corpus was it trained on?" -> "what corpus was SciBERT trained on?"."""
+    m = _TOPIC_FIRST.match(question)
+    if not m or m.group(1).lower() in STOPWORDS:
+        return question
+    return f"{m.group(2)}{m.group(1)}{question[m.end():]}"
 
 
 @dataclass
@@ -136,7 +153,7 @@ def no_alternative(question: str, ask: Asked, passages: Passages) -> bool:
     options = _alternatives(question)
     if options:
         return not any(passages.names(o) for o in options)
-    m = _CHOICE.search(question)
+    m = _CHOICE.search(_ASIDE.sub("", question))  # "sinusoidal (sin/cos) or learned?"
     if not m:
         return False
     options = [m.group(1), m.group(2)]
@@ -165,6 +182,19 @@ def undefined(question: str, ask: Asked, passages: Passages) -> bool:
     compounds = [w.lower() for w in term.split() if "-" in w]  # "chain-of-thought": said as one
     said = _bases(term) <= passages.bases if strict else bool(_bases(term) & passages.bases)
     return not said or any(c not in passages.text.lower() for c in compounds)
+
+
+def undifferentiated(question: str, ask: Asked, passages: Passages) -> bool:
+    """A difference asked ("how is a GRU different from an LSTM"), one side only listed."""
+    m = _DIFFER_Q.search(question)
+    sides = [g for g in m.groups() if g] if m else []
+    return any(_listed_only(side, passages.candidates) for side in sides)
+
+
+_DIFFER_Q = re.compile(r"\bhow (?:is|are|does|do) (?:a |an |the )?([\w-]+(?: [\w-]+)?) (?:different|differ) "
+                       r"from (?:a |an |the )?([\w-]+(?: [\w-]+)?)|"
+                       r"\bdifferences? between (?:a |an |the )?([\w-]+(?: [\w-]+)?) and (?:a |an |the )?"
+                       r"([\w-]+(?: [\w-]+)?)", re.I)
 
 
 def uncompared(question: str, ask: Asked, passages: Passages) -> bool:
@@ -217,8 +247,8 @@ def unpaired(question: str, ask: Asked, passages: Passages) -> bool:
                                    for _, sentence in passages.candidates) for side in m.groups())
 
 
-RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, uncompared, unspelled,
-         unconfirmed, only_linked, unnamed_pick, unpaired)
+RULES = (unrecommended, untreated, no_alternative, only_listed, undefined, undifferentiated, uncompared,
+         unspelled, unconfirmed, only_linked, unnamed_pick, unpaired)
 
 
 def _answers(ask: Asked, candidates: list[tuple], counted: bool = False) -> bool:
@@ -280,8 +310,9 @@ _DOES_Q = re.compile(rf"\bwhat (?:does|do|did) {_THING}{_ADVERB}do\b|"
                      rf"\bwhat (?:is|are|was|were|'s) {_THING}{_ADVERB}(?:used|good) for\b|"
                      rf"\bhow (?:does|do) {_THING}{_ADVERB}work\b|"
                      r"\bhow (?:a |an |the )?([\w-]+(?: [\w-]+)?) works\b|"
-                     r"\bwhat (?:exactly |actually )?(?:is|are) (?:a |an |the )?([\w-]+(?: [\w-]+)?)"
+                     r"\bwhat (?:exactly |actually )?(?:is|are) (?:a |an |the )?([\w-]+(?: [\w-]+){0,2})"
                      r"(?=\s*(?:[?.,!]|$)|\s(?:and|in)\b)|"
+                     rf"\bwhat (?:does|do) {_THING}(?:actually |exactly |really )?mean\b|"
                      r"\b(?:explain|describe)\b.{0,20}?\bwhat (?:a |an |the )?([\w-]+(?: [\w-]+)?) "
                      r"(?:is|are)\s*[?.!]*\s*$",
                      re.I)
@@ -367,9 +398,11 @@ _BETWEEN = re.compile(r"\bdiff(?:erence)?s? between (?:a |an |the )?([\w-]+(?: [
 
 # a yes/no question's choice, offered at its end: "are they sinusoidal or learned?", "are they
 # computed with sine and cosine functions, or are they learned?"
-_CHOICE = re.compile(r"(?:^|[?.!,;:-]\s*|\band\s+)(?:are|is|was|were|do|does|did)\s[^?.!,]{0,80}?"
+_CHOICE = re.compile(r"(?:^|[?.!,;:-]\s*|\band\s+|^\s*(?:in|for|with|on)\s[^?.!,]{0,40}?\s)"
+                     r"(?:are|is|was|were|do|does|did)\s[^?.!,]{0,80}?"
                      r"\b([\w/-]+(?: [\w/-]+)?),? or (?:are they |is it |do they |does it )?"
                      r"([\w/-]+(?: [\w/-]+){0,2})\s*(?:\?|$)", re.I)
+_ASIDE = re.compile(r"\s*\([^()]{0,60}\)")
 _CHOICE_TALK = frozenset(_bases(
     "original course lecture notes slide say use model models fixed"))
 
@@ -457,6 +490,8 @@ def _holds(ask: Asked, clause: str, context: set[str]) -> bool:
         clause = _LABEL.sub(lambda m: "" if _base(m.group(1)) in ask.focus else m.group(0), clause)
     if not (named and holds_kind(clause, ask.kind, exclude=ask.subject)):
         return False
+    if ask.kind == "number" and ask.unit and not _counts(clause, ask.unit):
+        return False
     if ask.subject:
         return set(ask.subject) <= words | context
     # no named subject ("who invented generative adversarial networks"): the question's
@@ -465,6 +500,32 @@ def _holds(ask: Asked, clause: str, context: set[str]) -> bool:
     if ask.kind in ("date", "month"):  # "when did stable diffusion come out": the event is asked
         topic -= _EVENT
     return not topic or len(topic & (words | context)) >= ABOUT_SHARE * len(topic)
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9,.]*[A-Za-z0-9]|[A-Za-z0-9]|[:=(]")
+_SCALE = frozenset("million billion thousand trillion k m b t more than over about around roughly nearly "
+                   "approximately ~".split())
+_NUMBER_TOKEN = re.compile(r"~?\d[\d,.]*[kKmMbBtT]?$|(?i:one|two|three|four|five|six|seven|eight|nine|ten|"
+                           r"eleven|twelve|hundred|dozen)$")
+
+
+def _counts(clause: str, unit: str) -> bool:
+    """Some number in the clause counts the unit: "24 transformer layers", "2 million articles",
+    "parameters: 175B", "a vocabulary of 30,000" (not "three layers of token embedding" for tokens)."""
+    tokens = _TOKEN.findall(clause)
+    for i, token in enumerate(tokens):
+        if not _NUMBER_TOKEN.match(token):
+            continue
+        after = []
+        for word in tokens[i + 1:i + 6]:
+            if word.lower() in ("of", "and", "or", "(", ":", "="):
+                break
+            if word.lower() not in _SCALE:
+                after.append(word)
+        before = tokens[max(0, i - 3):i]
+        if unit in {_base(w) for w in after[:3] + before}:
+            return True
+    return False
 
 
 def _restate(question: str) -> str:

@@ -7,12 +7,13 @@ import re
 from dataclasses import dataclass, field
 
 from assistant.chain.grounding.values import _base, _names
-from assistant.text import STOPWORDS, keywords, stem
+from assistant.text import CLIPPED, STOPWORDS, keywords, stem
 
 # words that say nothing about what is asked ("according to the course", "what does X use")
 _GENERIC = frozenset(stem(w) for w in (
     "course notes note say says according mention mentioned describe described explain "
-    "used use uses using give given name named called call example main").split())
+    "used use uses using give given name named called call example main lecture slide kind type sort "
+    ).split())
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Asked:
     done: tuple[str, str] | None = None  # "what data was BlueBERT trained on": (bluebert, train)
     acronym: str = ""  # "what does LSTM stand for": the passages must spell it out
     compared: tuple[str, str, str] | None = None  # "which has more parameters, A or B": (parameter, A, B)
+    unit: str = ""  # "how many GPUs", "... in tokens": what the asked number must count
 
 
 # ("When we fine-tune a model, ..." is a condition, not a date question)
@@ -38,8 +40,8 @@ _DATE_Q = re.compile(r"\band when\b|\bwhen (?:exactly )?(?:did|was|were)\b|"
 _NAME_OF = re.compile(r"\bname of (?:the |that |this |a |an )?(?:[\w-]+ ){0,3}?(dataset|benchmark|"
                       r"corpus|company|organi[sz]ation|lab|paper|algorithm|method|technique|library|"
                       r"framework|tool|metric|university|person)s?\b", re.I)
-_NAME_Q = re.compile(r"(?:^|[.?!]\s)\s*(?:who|which (?:company|organi[sz]ation|lab|team|person|"
-                     r"university))\b|"
+_NAME_Q = re.compile(r"(?:^|[.?!;,:\u2014\u2013-]\s)\s*(?:who|which (?:company|organi[sz]ation|lab|team|"
+                     r"person|university|institute|institution|firm|startup|group))\b|"
                      r"\bwhat(?: is|'?s|\s+was) the name of\b", re.I)
 # "how many attention heads does ...": the counted thing runs up to the verb
 _COUNT_Q = re.compile(r"\bhow many ((?:(?!and (?:how|what|when|who|which|why)\b)[\w-]+ ){0,4}?)"
@@ -58,6 +60,13 @@ _PROPERTY_Q = re.compile(r"\b(?:what(?:'?s| is| was| are)?|tell me|give me|state
 _TERSE_OF_Q = re.compile(r"^\s*(?!(?:what|whats|which|how|who|when|where|why|tell|give)\b)"
                          r"(?:[\w-]+(?: [\w-]+){0,2} )?(?:number|count|size) of ([\w-]+)"
                          r"(?: (?:in|of|for) [\w-]+(?: [\w-]+)?)?\s*\??\s*$", re.I)
+_NUMBER_OF = re.compile(r"\b(?:number|count) of ([\w-]+)", re.I)
+# what a maker is asked of: "who makes coral", "Coral is listed ... which company makes it?"
+_MAKING = (r"(?:made|makes|make|built|builds|build|created|creates|create|developed|develops|develop|"
+           r"released|releases|owns|own)")
+_MADE_WHAT = re.compile(rf"\bwho\s+(?:\w+\s+)?{_MAKING}\s+(?:the\s+)?([\w-]+)|"
+                        rf"^\s*([\w-]+)\b[^?]{{0,80}}\bwhich\s+(?:company|organi[sz]ation|lab|team|institute)\s+"
+                        rf"(?:\w+\s+)?{_MAKING}\s+(?:it|them)\b", re.I)
 # "gpt-3 parameter count?", "bert vocab size": a keyword query for a number
 _TERSE_Q = re.compile(r"^\s*((?:[\w-]+ ){1,4})(?:size|count|length|number)(?: in [\w-]+)?\s*\??\s*$",
                       re.I)
@@ -85,9 +94,10 @@ _PERCENT_Q = re.compile(r"\bwhat (?:percentage|percent|fraction|proportion|share
 _VAGUE = frozenset("different various distinct separate total unique individual overall maximum "
                    "minimum max min default typical average exact approximate".split())
 # "which optimizer / activation function / tokenizer ...": a thing the course must name
+# ("hardware/resources": either will do; "which loss function": a loss)
 _TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|"
                      r"tokeni[sz](?:er|ation)|benchmark|licen[cs]e|programming language|hardware|"
-                     r"algorithm|metric)s?\b(?!/)", re.I)  # "hardware/resources": either will do
+                     r"algorithm|metric|loss|prefix)(?:es|s)?\b(?!/)(?: functions?\b)?", re.I)
 
 # "what does LSTM stand for", "what's NSP short for": an acronym of 3 to 6 letters (a name in
 # mixed case, "RoBERTa", is not spelled out by initials)
@@ -115,6 +125,9 @@ _DONE_PREPOSITIONS = (" on", " in", " with", " by", " from", " at", " using")
 _DONE_Q = re.compile(r"\b(?:which|what)\s+(?:[\w-]+\s+){1,3}?(?:is|are|was|were)\s+(?:the\s+)?"
                      r"(?:original\s+)?([\w-]+)\s+([a-z-]+ed)(?:\s+(?:on|in|with|by|from|at|using)\b|\s*[,?.]|$)",
                      re.I)
+# the same asked at the end: "SciBERT was trained on what corpus exactly?"
+_DONE_LAST_Q = re.compile(r"\b([\w-]+)\s+(?:is|are|was|were)\s+(?:[a-z]+ly\s+)?([a-z-]+ed)\s+"
+                          r"(?:on|in|with|by|from|at|using)\s+(?:what|which)\b", re.I)
 
 
 def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
@@ -129,23 +142,21 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     >>> asked("What vocabulary size does GPT use?").focus
     ['vocabulary']
     """
-    kind, focus = _kind_and_focus(question)
-    typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question) if _base(w) in known]
-    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question, questions=True) + typed)
-               if w not in focus]
+    kind, focus, unit = _kind_and_focus(question)
+    typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question.lower()) if _base(w) in known]
+    made = _MADE_WHAT.search(question) if kind == "name" else None  # "who makes coral"
+    made = next(g for g in made.groups() if g).split("-") if made else []
+    subject = [w for w in dict.fromkeys(_base(n) for n in _names(question, questions=True) + typed + made)
+               if w not in focus and w not in STOPWORDS]
     if kind == "name":  # "who developed X": a verb of making, or "by <Name>", must be there
         focus = [w for w in (_base(k) for k in keywords(question)) if w in _MADE | _WROTE]
         # "who coined ...": that verb; "the name of the benchmark ...": that kind of thing
         if not focus and (m := _WHO_DID.search(question) or _NAME_OF.search(question)):
             focus = [_base(m.group(1))]
     terms = [w for w in dict.fromkeys(keywords(question)) if w not in _GENERIC]
-    done = None
-    if ((m := _DONE_Q.search(question)) and _base(m.group(2)) not in _GENERIC_DONE
-            and m.group(1).lower() not in STOPWORDS  # "what text is it trained on": whose?
-            # with no "on"/"in" after the verb, only a named subject ("which two sentences are
-            # being compared" is no "what data was X trained on")
-            and (m.group(0).rstrip().endswith(_DONE_PREPOSITIONS) or _base(m.group(1)) in subject)):
-        done = (_base(m.group(1)), _base(m.group(2)))
+    if kind == "term" and (m := _TERM_Q.search(question)) and m.group(0).endswith(("function", "functions")):
+        terms = [w for w in terms if w != "function"]  # "which loss function": a loss
+    done = _done(question, subject)
     advice = _ADVICE_Q.search(question)
     purpose = _PURPOSE.search(question, advice.end()) if advice else None
     stands = _STANDS_Q.search(question)
@@ -154,14 +165,31 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     if m := _COMPARE_Q.search(question):
         measure = next(iter(keywords(m.group(1))), "")
         compared = (_base(measure) if measure else "", m.group(2), m.group(3))
-    return Asked(kind, focus, subject, terms, advice=bool(advice), done=done, compared=compared,
+    return Asked(kind, focus, subject, terms, advice=bool(advice), done=done, compared=compared, unit=unit,
                  acronym=acronym if acronym.isupper() or acronym.islower() else "",
                  purpose=tuple(_base(w) for w in keywords(purpose.group(1))) if purpose else ())
 
 
-def _kind_and_focus(question: str) -> tuple[str, list[str]]:
-    """The kind of fact asked for, and the words naming the asked property (stemmed)."""
-    kind, focus = "other", []
+def _done(question: str, subject: list[str]) -> tuple[str, str] | None:
+    """(subject, verb) of "what data was BlueBERT trained on" or "SciBERT was trained on what
+    corpus", else None."""
+    if ((m := _DONE_Q.search(question)) and _base(m.group(2)) not in _GENERIC_DONE
+            and m.group(1).lower() not in STOPWORDS  # "what text is it trained on": whose?
+            # with no "on"/"in" after the verb, only a named subject ("which two sentences are
+            # being compared" is no "what data was X trained on")
+            and (m.group(0).rstrip().endswith(_DONE_PREPOSITIONS) or _base(m.group(1)) in subject)):
+        return _base(m.group(1)), _base(m.group(2))
+    if ((m := _DONE_LAST_Q.search(question)) and _base(m.group(2)) not in _GENERIC_DONE
+            and _base(m.group(1)) in subject):
+        return _base(m.group(1)), _base(m.group(2))
+    return None
+
+
+def _kind_and_focus(question: str) -> tuple[str, list[str], str]:
+    """The kind of fact asked for, the words naming the asked property (stemmed), and the unit
+    an asked number must come in: the counted thing ("how many GPUs") or the unit named ("in
+    tokens")."""
+    kind, focus, unit = "other", [], ""
     if _PLACE_Q.search(question):
         kind = "place"
     elif _FORMULA_Q.search(question):
@@ -171,7 +199,8 @@ def _kind_and_focus(question: str) -> tuple[str, list[str]]:
     elif _DATE_Q.search(question):
         kind = "month" if _MONTH_Q.search(question) else "date"
     elif m := _TERSE_OF_Q.search(question):
-        kind, focus = "number", [_base(m.group(1))]
+        kind, focus = "number", [_base(CLIPPED.get(m.group(1).lower(), m.group(1)))]
+        unit = focus[0]
     elif m := _TERSE_Q.search(question):  # the word before "size" names it: "bert vocab size"
         kind, focus = "number", [_base(w) for w in keywords(m.group(1))[-1:]]
     elif m := _COUNT_Q.search(question) or _PROPERTY_Q.search(question):
@@ -179,6 +208,8 @@ def _kind_and_focus(question: str) -> tuple[str, list[str]]:
         named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q \
             else m.group(1) or m.group(2) or m.group(3) or ""
         kind, focus = "number", [_base(w) for w in keywords(named) if w.lower() not in _VAGUE]
+        if m.re is _COUNT_Q and (head := keywords(re.split(r"\bof\b", named)[0])):
+            unit = _base(head[-1])  # "how many attention heads": heads; "words of text": words
         if not focus and m.re is _PROPERTY_Q:  # "what is the dimension of the feed-forward layer"
             focus = [_base(w) for w in keywords(m.group(3) or "") if w.lower() not in _VAGUE]
     elif m := _PERCENT_Q.search(question):
@@ -194,7 +225,13 @@ def _kind_and_focus(question: str) -> tuple[str, list[str]]:
         kind = "name"
     if kind == "number" and (m := _IN_UNIT.search(question)) and _base(m.group(1)) not in focus:
         focus = [*focus, _base(m.group(1))]
-    return kind, focus
+    if kind == "number" and (m := _IN_UNIT.search(question)):
+        unit = _base(m.group(1))
+    elif kind == "number" and not unit and (m := _COUNT_Q.search(question) or _NUMBER_OF.search(question)):
+        # "what's the max input length bert can take, how many tokens?", "how big, number of params?"
+        head = keywords(re.split(r"\bof\b", next(g for g in (*m.groups(), "") if g is not None))[0])
+        unit = _base(head[-1]) if head else ""
+    return kind, focus, unit
 
 
 _GENERIC_DONE = frozenset(_base(w) for w in "used called named based mentioned described".split())
