@@ -439,6 +439,22 @@ def test_table_rows_read_as_sentences_with_their_column_names():
                                                                        "SpaCy; NER"]
 
 
+def test_the_steps_under_an_item_are_one_unit_and_long_top_level_items_stay_apart():
+    from assistant.chain.compress import units
+
+    steps = ("3. Fine-tuning trains the LLM on a small dataset. The basic fine-tuning loop is the same.\n"
+             "    a. Define a model you want to fine-tune as well as fine-tuning parameters "
+             "(eg: learning rate)\n"
+             "    b. Aggregate some training data.\n    c. Compute loss and gradients.\n")
+    assert units(steps) == [
+        "Fine-tuning trains the LLM on a small dataset.", "The basic fine-tuning loop is the same.",
+        "Define a model you want to fine-tune as well as fine-tuning parameters (eg: learning rate); "
+        "Aggregate some training data.; Compute loss and gradients."]
+    top = ("1. Masked Language Modeling hides some words of a sentence and trains the model to predict.\n"
+           "2. BERT masks 15% of the input tokens during pre-training.\n")
+    assert len(units(top)) == 2  # two statements, not the parts of one
+
+
 def test_a_sentence_does_not_end_at_an_abbreviation():
     from assistant.chain.compress import units
 

@@ -15,6 +15,8 @@ from assistant.retrieval import Hit
 from assistant.text import cosine, plain_text
 
 SHORT_ITEM = 80  # list items shorter than this are kept together as one unit
+SHORT_SUB_ITEM = 100  # the same for an indented item: the steps or parts of the item above it
+SHORT_LABEL = 80  # a line ending in ':' shorter than this labels the unit after it
 _MARKER = re.compile(r"^\s*(\d+\.|[-*+]|[a-z]\.)\s+")
 # a sentence ends at . ! ? before a capital, but not after an abbreviation ("token i.e. [CLS]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bi\.e\.)(?<!\be\.g\.)(?<!\betc\.)(?<!\bvs\.)\s+(?=[A-Z\[(])")
@@ -64,10 +66,11 @@ def units(text: str) -> list[str]:
         line = _MARKER.sub("", raw).strip()
         if not line:
             continue
-        if line.endswith(":") and len(line) < SHORT_ITEM:
+        if line.endswith(":") and len(line) < SHORT_LABEL:
             label, short_run = f"{label}{line} ", False
             continue
-        if len(line) < SHORT_ITEM and _MARKER.match(raw) and not label:
+        short = SHORT_SUB_ITEM if raw[:1].isspace() else SHORT_ITEM
+        if len(line) < short and _MARKER.match(raw) and not label:
             if short_run:
                 out[-1] = f"{out[-1]}; {line}"
             else:
