@@ -568,6 +568,18 @@ def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_li
     ("whats the difference between BERT-Base and BERT-Large?", False),
     ("what is zero shot classification?", True),
     ("what does zero-shot classification mean exactly", True),
+    # a possessive before the asked property; a count's unit must come right before its number
+    ("What is BERT's maximum input length in tokens?", True),
+    ("how many books are in the Book Corpus that bert was trained on", True),  # 800 Million words
+    ("How many words are in the Book Corpus?", False),
+    # "OpenAI's Whisper model", "Whisper (in the tools table)": the listed name
+    ("What does OpenAI's Whisper model do?", True),
+    ("What does Whisper (listed in the tools table) actually do?", True),
+    # which mathematical function: a sentence about the subject must name one
+    ("What mathematical functions are used to compute the positional encodings?", True),
+    # a student's "tokens" are the course's "words"
+    ("what % of tokens does BERT mask?", False),
+    ("what % of layers does BERT mask?", True),
 ])
 def test_what_is_asked_must_be_what_the_passages_say(question, missing):
     bert = Hit(6, 0.5, "Popular Models > 1. BERT", "", "course.md", "c6")
@@ -590,5 +602,9 @@ def test_what_is_asked_must_be_what_the_passages_say(question, missing):
         (misc, "Positional Encoding: positional encodings are added to the input embeddings."),
         (misc, "Till 2013 - RNN/LSTMs/GRU; 2014 - Seq2seq; 2017 - Transformers; 2018 - BERT."),
         (misc, "Text Classification; Zero-Shot Classification; Summarization; Translation; etc."),
+        (bert, "Data: Pretrained on: English Wikipedia - 2.5 Billion words; "
+               "Book Corpus - 800 Million words."),
+        (bert, "In BERT, we mask out a random k=15% of the words."),
+        (misc, "Popular Tools: OpenAI; Utility: ChatGPT, Whisper."),
     ]
     assert (missing_fact(question, cands) is not None) == missing

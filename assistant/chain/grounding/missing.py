@@ -318,14 +318,17 @@ _DOES_Q = re.compile(rf"\bwhat (?:does|do|did) {_THING}{_ADVERB}do\b|"
                      re.I)
 
 
+_KIND_OF_THING = re.compile(r"\s+(?:model|tool|library|framework|package|system)s?$", re.I)
 _ITEM = re.compile(r",|/| - ")  # "Utility: ChatGPT, Whisper", "Till 2013 - RNN/LSTMs/GRU"
 
 
 def _only_listed(question: str, candidates: list[tuple]) -> str:
     """The name a "what does X do" question asks about, when every passage clause that names
     it is an item of a list ("Popular Tools: OpenAI; Utility: ChatGPT, Whisper"), else ''."""
-    m = _DOES_Q.search(question)
-    return _listed_only(next((g for g in m.groups() if g), "") if m else "", candidates)
+    m = _DOES_Q.search(_ASIDE.sub("", question))  # "Whisper (listed in the tools table)"
+    name = next((g for g in m.groups() if g), "") if m else ""
+    # "OpenAI's Whisper model": the name, not the kind of thing it is
+    return _listed_only(_KIND_OF_THING.sub("", name), candidates)
 
 
 def _listed_only(name: str, candidates: list[tuple]) -> str:
@@ -477,6 +480,11 @@ def _did(done: tuple[str, str], clause: str, section: set[str]) -> bool:
     return bool({verb, bare} & words) and subject in words | section
 
 
+# what the course and students call the same units ("what % of tokens does BERT mask": "15% of
+# the words")
+_ALSO = {"token": "word", "word": "token"}
+
+
 def _holds(ask: Asked, clause: str, context: set[str]) -> bool:
     """The clause holds a value of the asked kind, names what is asked, about the subject."""
     words = _bases(clause)
@@ -485,7 +493,7 @@ def _holds(ask: Asked, clause: str, context: set[str]) -> bool:
     elif ask.kind == "name":  # "who made X": a verb of making, or an authorship "by/from <Name>"
         named = bool(words & set(ask.focus) or _BY.search(clause) or not ask.focus)
     else:
-        named = set(ask.focus) <= words
+        named = all(f in words or _ALSO.get(f) in words for f in ask.focus)
     if ask.kind == "number" and ask.focus:  # "head 5" names one head: it counts none
         clause = _LABEL.sub(lambda m: "" if _base(m.group(1)) in ask.focus else m.group(0), clause)
     if not (named and holds_kind(clause, ask.kind, exclude=ask.subject)):
@@ -522,8 +530,11 @@ def _counts(clause: str, unit: str) -> bool:
                 break
             if word.lower() not in _SCALE:
                 after.append(word)
-        before = tokens[max(0, i - 3):i]
-        if unit in {_base(w) for w in after[:3] + before}:
+        # before it: "parameters: 175B", "a vocabulary of 30,000", "layers = 12"
+        before = tokens[max(0, i - 2):i]
+        if before and before[-1].lower() in ("of", ":", "=", "is", "was", "are", "were"):
+            before = before[:-1]
+        if unit in {_base(w) for w in after[:3] + before[-1:]}:
             return True
     return False
 

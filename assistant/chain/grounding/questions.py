@@ -60,6 +60,9 @@ _PROPERTY_Q = re.compile(r"\b(?:what(?:'?s| is| was| are)?|tell me|give me|state
 _TERSE_OF_Q = re.compile(r"^\s*(?!(?:what|whats|which|how|who|when|where|why|tell|give)\b)"
                          r"(?:[\w-]+(?: [\w-]+){0,2} )?(?:number|count|size) of ([\w-]+)"
                          r"(?: (?:in|of|for) [\w-]+(?: [\w-]+)?)?\s*\??\s*$", re.I)
+# "BERT's" (not "what's", "it's")
+_POSSESSIVE = re.compile(r"\b(?!(?:what|that|it|who|there|here|where|how|let|he|she)['\u2019]s\b)"
+                         r"(\w+)['\u2019]s\b", re.I)
 _NUMBER_OF = re.compile(r"\b(?:number|count) of ([\w-]+)", re.I)
 # what a maker is asked of: "who makes coral", "Coral is listed ... which company makes it?"
 _MAKING = (r"(?:made|makes|make|built|builds|build|created|creates|create|developed|develops|develop|"
@@ -97,7 +100,9 @@ _VAGUE = frozenset("different various distinct separate total unique individual 
 # ("hardware/resources": either will do; "which loss function": a loss)
 _TERM_Q = re.compile(r"\b(?:which|what(?:'?s)?) (?:[\w-]+ ){0,4}?(optimi[sz]er|activation|"
                      r"tokeni[sz](?:er|ation)|benchmark|licen[cs]e|programming language|hardware|"
-                     r"algorithm|metric|loss|prefix)(?:es|s)?\b(?!/)(?: functions?\b)?", re.I)
+                     r"algorithm|metric|loss|prefix|"
+                     r"(?<=mathematical )function|function(?= do| does| is| are))"
+                     r"(?:es|s)?\b(?!/)(?: functions?\b)?", re.I)
 
 # "what does LSTM stand for", "what's NSP short for": an acronym of 3 to 6 letters (a name in
 # mixed case, "RoBERTa", is not spelled out by initials)
@@ -142,7 +147,7 @@ def asked(question: str, known: frozenset[str] = frozenset()) -> Asked:
     >>> asked("What vocabulary size does GPT use?").focus
     ['vocabulary']
     """
-    kind, focus, unit = _kind_and_focus(question)
+    kind, focus, unit = _kind_and_focus(_POSSESSIVE.sub(r"\1", question))  # "BERT's maximum input length"
     typed = [w for w in re.findall(r"[a-z][a-z0-9-]*", question.lower()) if _base(w) in known]
     made = _MADE_WHAT.search(question) if kind == "name" else None  # "who makes coral"
     made = next(g for g in made.groups() if g).split("-") if made else []
