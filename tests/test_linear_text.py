@@ -15,11 +15,14 @@ from assistant.chain.grounding.missing import (
     _BETWEEN,
     _CHOICE,
     _COUNTED,
+    _DIFFER_Q,
     _DOES_Q,
     _PICK,
     _alternatives,
+    _counts,
     _defined,
     _offered,
+    _resolve_topic,
 )
 from assistant.corpus.chunks import sections, split_markdown
 from assistant.corpus.uploads import check_upload, safe_name
@@ -51,6 +54,9 @@ ADVERSARIAL = {
     "which specifics, no model": "which specific " * 8000 + "x",
     "differences without an and": "difference between a b " * 5000 + "c",
     "how many, never listed": "how many are does x " * 4000 + "y",
+    "a topic, then no pronoun": "bert - what " + "is " * 20_000 + "x",
+    "numbers without units": "1 2 3 " * 10_000 + "of tokens",
+    "who makes, never it": "x which company makes " * 5000 + "y",
 }
 FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "sections": sections, "split_markdown": lambda text: split_markdown(text, "x.md"),
@@ -60,7 +66,9 @@ FUNCTIONS = {"find_abbreviations": find_abbreviations, "plain_text": plain_text,
              "units": units, "asked": asked, "claims": claims, "offered term": _offered,
              "defined term": _defined, "what does X do": _DOES_Q.search, "alternatives": _alternatives,
              "a choice at the end": _CHOICE.search, "a specific pick": _PICK.search,
-             "a difference between": _BETWEEN.search, "how many are listed": _COUNTED.search}
+             "a difference between": _BETWEEN.search, "how many are listed": _COUNTED.search,
+             "how is X different": _DIFFER_Q.search, "the topic first": _resolve_topic,
+             "a number's unit": lambda text: _counts(text, "token")}
 
 
 def _seconds(fn, text: str) -> float:
