@@ -453,6 +453,10 @@ def test_the_steps_under_an_item_are_one_unit_and_long_top_level_items_stay_apar
     top = ("1. Masked Language Modeling hides some words of a sentence and trains the model to predict.\n"
            "2. BERT masks 15% of the input tokens during pre-training.\n")
     assert len(units(top)) == 2  # two statements, not the parts of one
+    labelled = ("5. Data: Pretrained on:\n    a. English Wikipedia - 2.5 Billion words\n"
+                "    b. Book Corpus - 800 Million words\n")
+    assert units(labelled) == ["Data: Pretrained on: English Wikipedia - 2.5 Billion words; "
+                               "Book Corpus - 800 Million words"]
 
 
 def test_a_sentence_does_not_end_at_an_abbreviation():

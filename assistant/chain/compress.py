@@ -70,11 +70,12 @@ def units(text: str) -> list[str]:
             label, short_run = f"{label}{line} ", False
             continue
         short = SHORT_SUB_ITEM if raw[:1].isspace() else SHORT_ITEM
-        if len(line) < short and _MARKER.match(raw) and not label:
-            if short_run:
+        if len(line) < short and _MARKER.match(raw):
+            if short_run and not label:
                 out[-1] = f"{out[-1]}; {line}"
-            else:
-                out.append(line)
+            else:  # a label ("Data: Pretrained on:") leads the list it introduces
+                out.append(f"{label}{line}")
+                label = ""
             short_run = True
             continue
         short_run = False
