@@ -4,9 +4,9 @@ No model is called: for each question it retrieves, grounds and decides as the c
 then reports the share of answerable questions whose quote holds every key fact, abstention
 on off-topic and near-miss questions, and false abstentions.
 
-Splits: `dev`, `test` (evals/datasets/course_qa.jsonl) and `holdout` to `holdout62`
+Splits: `dev`, `test` (evals/datasets/course_qa.jsonl) and `holdout` to `holdout67`
 (course_qa_holdout*.jsonl). Each was reported once (its suite in evals/suites/), before any
-rule was tuned on it; all sixty-four are tuning data now. The next report needs questions that
+rule was tuned on it; all sixty-nine are tuning data now. The next report needs questions that
 nobody has run: add them as a new split, report them with the eval harness, then add them here.
 
     .venv/bin/python evals/tune_grounding.py [--split dev,test,holdout,holdout2,...] [--show]
@@ -41,7 +41,8 @@ REPORTED = ("holdout", "holdout2", "holdout3", "holdout4", "holdout5", "holdout6
             "holdout43", "holdout44", "holdout45", "holdout46", "holdout47", "holdout48",
             "holdout49", "holdout50", "holdout51", "holdout52", "holdout53", "holdout54",
             "holdout55", "holdout56", "holdout57", "holdout58", "holdout59", "holdout60",
-            "holdout61", "holdout62")
+            "holdout61", "holdout62", "holdout63", "holdout64", "holdout65", "holdout66",
+            "holdout67")
 DATASETS = {"dev": "course_qa.jsonl", "test": "course_qa.jsonl",
             **{name: f"course_qa_{name}.jsonl" for name in REPORTED}}
 TUNING = ",".join(DATASETS)
