@@ -181,12 +181,11 @@ def main() -> None:
                                                       args.notes_words)]
     for way in args.ways:  # warm-up (and the continuous engine's system-prompt cache)
         ask_all(models[way], prompts[:2], opts)
-    alone = min(ask_all(serial, prompts[:1], opts)[0][1] for _ in range(2))
-    # --natural: every question alone, the best of two (answers differ in length)
-    each = [min(ask_all(serial, [p], opts)[0][1] for _ in range(2)) for p in prompts] \
-        if args.natural else None
-    if each:
-        alone = statistics.median(each)
+    # the best of two; --natural: every question alone (answers differ in length), their median
+    each = [min(ask_all(serial, [p], opts)[0][1] for _ in range(2))
+            for p in (prompts if args.natural else prompts[:1])]
+    alone = statistics.median(each)
+    each = each if args.natural else None
     import torch
 
     print(f"{args.model} on {loaded.device} ({loaded.precision}, {torch.get_num_threads()} "

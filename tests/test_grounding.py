@@ -586,7 +586,7 @@ def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_li
     ("what % of layers does BERT mask?", True),
 ])
 def test_what_is_asked_must_be_what_the_passages_say(question, missing):
-    bert = Hit(6, 0.5, "Popular Models > 1. BERT", "", "course.md", "c6")
+    bert = BERT
     bio = Hit(7, 0.5, "Popular Models > Domain-specific", "", "course.md", "c7")
     lm = Hit(8, 0.5, "AutoEncoding Vs AutoRegressive", "", "course.md", "c8")
     misc = Hit(9, 0.5, "Applications", "", "course.md", "c9")

@@ -71,7 +71,7 @@ def units(text: str) -> list[str]:
             continue
         short = SHORT_SUB_ITEM if raw[:1].isspace() else SHORT_ITEM
         if len(line) < short and _MARKER.match(raw):
-            if short_run and not label:
+            if short_run:  # (a label always ends a run)
                 out[-1] = f"{out[-1]}; {line}"
             else:  # a label ("Data: Pretrained on:") leads the list it introduces
                 out.append(f"{label}{line}")

@@ -186,15 +186,14 @@ def undefined(question: str, ask: Asked, passages: Passages) -> bool:
 
 def undifferentiated(question: str, ask: Asked, passages: Passages) -> bool:
     """A difference asked ("how is a GRU different from an LSTM"), one side only listed."""
-    m = _DIFFER_Q.search(question)
-    sides = [g for g in m.groups() if g] if m else []
+    m = _DIFFER_Q.search(question) or _BETWEEN.search(question)
+    sides = m.groups() if m else ()
     return any(_listed_only(side, passages.candidates) for side in sides)
 
 
+# ("the difference between A and B" is `_BETWEEN`)
 _DIFFER_Q = re.compile(r"\bhow (?:is|are|does|do) (?:a |an |the )?([\w-]+(?: [\w-]+)?) (?:different|differ) "
-                       r"from (?:a |an |the )?([\w-]+(?: [\w-]+)?)|"
-                       r"\bdifferences? between (?:a |an |the )?([\w-]+(?: [\w-]+)?) and (?:a |an |the )?"
-                       r"([\w-]+(?: [\w-]+)?)", re.I)
+                       r"from (?:a |an |the )?([\w-]+(?: [\w-]+)?)", re.I)
 
 
 def uncompared(question: str, ask: Asked, passages: Passages) -> bool:

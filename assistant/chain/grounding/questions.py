@@ -213,8 +213,8 @@ def _kind_and_focus(question: str) -> tuple[str, list[str], str]:
         named = f"{m.group(1)} {m.group(2) or ''}" if m.re is _PROPERTY_Q \
             else m.group(1) or m.group(2) or m.group(3) or ""
         kind, focus = "number", [_base(w) for w in keywords(named) if w.lower() not in _VAGUE]
-        if m.re is _COUNT_Q and (head := keywords(re.split(r"\bof\b", named)[0])):
-            unit = _base(head[-1])  # "how many attention heads": heads; "words of text": words
+        if m.re is _COUNT_Q:
+            unit = _counted(named)  # "how many attention heads": heads; "words of text": words
         if not focus and m.re is _PROPERTY_Q:  # "what is the dimension of the feed-forward layer"
             focus = [_base(w) for w in keywords(m.group(3) or "") if w.lower() not in _VAGUE]
     elif m := _PERCENT_Q.search(question):
@@ -228,15 +228,19 @@ def _kind_and_focus(question: str) -> tuple[str, list[str], str]:
         kind, focus = "term", [_base(w) for w in m.group(1).split()]
     elif _NAME_Q.search(question):
         kind = "name"
-    if kind == "number" and (m := _IN_UNIT.search(question)) and _base(m.group(1)) not in focus:
-        focus = [*focus, _base(m.group(1))]
     if kind == "number" and (m := _IN_UNIT.search(question)):
         unit = _base(m.group(1))
+        focus = focus if unit in focus else [*focus, unit]
     elif kind == "number" and not unit and (m := _COUNT_Q.search(question) or _NUMBER_OF.search(question)):
         # "what's the max input length bert can take, how many tokens?", "how big, number of params?"
-        head = keywords(re.split(r"\bof\b", next(g for g in (*m.groups(), "") if g is not None))[0])
-        unit = _base(head[-1]) if head else ""
+        unit = _counted(next((g for g in m.groups() if g is not None), ""))
     return kind, focus, unit
+
+
+def _counted(named: str) -> str:
+    """The thing a count names, stemmed: "attention heads" -> head, "words of text" -> word."""
+    head = keywords(re.split(r"\bof\b", named)[0])
+    return _base(head[-1]) if head else ""
 
 
 _GENERIC_DONE = frozenset(_base(w) for w in "used called named based mentioned described".split())
