@@ -21,7 +21,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: install browser axe promptfoo run test test-unit test-e2e bench lint clean
+.PHONY: install browser axe promptfoo run test test-unit test-e2e bench lint gpu-wheels clean
 
 install: $(STAMP)
 
@@ -76,6 +76,14 @@ bench: install
 lint: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check assistant tests evals app.py
+
+# what a lent GPU machine's image lacks (it has torch and transformers), as Python 3.12 x86-64
+# wheels at this venv's versions, for evals/gpu_check.sh
+GPU_PACKAGES := langchain-core|langchain-text-splitters|pydantic-settings|python-dotenv|platformdirs
+gpu-wheels: install
+	$(BIN)/pip download --quiet --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .gpu/wheels \
+	  $$($(BIN)/pip freeze | grep -i -E '^($(GPU_PACKAGES))==')
 
 clean:
 	rm -rf $(VENV) .pytest_cache .promptfoo .npm-tools

@@ -92,18 +92,14 @@ def summary(name: str, results, alone: float, each: list[float] | None = None) -
 
 
 def twin(source, max_batch: int = 64, engine=None):
-    """A model on `source`'s loaded weights with its own queue (and engine, when given)."""
+    """A model on `source`'s loaded weights and lock, with its own queue (and engine, when
+    given): a copy of its settings, so a random-weights model twins as well as a bundled one."""
     import dataclasses
 
-    from assistant.config import Settings
-    from assistant.models import get_model
-
-    model = get_model(source.model_name, Settings().cache_dir, device=source.device,
-                      precision=source.precision)
-    model.max_batch = max_batch
+    model = source.model_copy(update={"max_batch": max_batch})
     loaded = source.load()
     model._loaded = dataclasses.replace(loaded, engine=engine) if engine else loaded
-    model._lock = source._lock
+    model._lock, model._scheduler = source._lock, None
     return model
 
 
@@ -127,10 +123,10 @@ def with_notes(chats: list[list], words: int) -> list[list]:
 
 def main() -> None:
     from assistant.config import Settings
-    from assistant.models import get_model
-    from assistant.models.bench import ANSWER_OPTIONS, course_prompts
+    from assistant.models.bench import ANSWER_OPTIONS, chat_model, course_prompts
     from assistant.models.decode import Engine
     from assistant.models.options import parse_options
+    from assistant.threads import on_fresh_thread
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -138,6 +134,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--device")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="a randomly initialised model of the same architecture (a GPU machine "
+                             "has no weights): the same shapes and speed; fixed-length answers")
     parser.add_argument("--threads", type=int, help="torch CPU threads [torch's default]: on a "
                         "machine other processes share, 1 avoids OpenMP threads waiting on each other")
     parser.add_argument("--ways", nargs="+", default=["serialised", "padded", "continuous"],
@@ -158,15 +157,17 @@ def main() -> None:
         parser.error("--stagger 0-10 seconds")
     if not 0 <= args.notes_words <= 1000:
         parser.error("--notes-words 0-1000")
+    if args.random_weights and args.natural:
+        parser.error("--natural needs real weights: a random model's answers end anywhere")
     if args.threads is not None:
         if not 1 <= args.threads <= 256:
             parser.error("--threads 1-256")
         import torch
 
         torch.set_num_threads(args.threads)
-    settings = Settings()
-    batched = get_model(args.model, settings.cache_dir, device=args.device, precision=args.precision)
-    loaded = batched.load()
+    batched, _ = on_fresh_thread(chat_model, args.model, Settings().cache_dir, args.random_weights,
+                                 args.device, args.precision)
+    loaded = on_fresh_thread(batched.load)
     serial = twin(batched, max_batch=1)  # same weights and engine, one request at a time
     old = Engine(loaded.model, loaded.tokenizer, loaded.device, _mergeable=False)
     concat = Engine(loaded.model, loaded.tokenizer, loaded.device, slack=False)

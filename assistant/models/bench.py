@@ -52,6 +52,8 @@ def chat_model(name: str, cache_dir: Path, random_weights: bool, device: str | N
     tokenizer = train_tokenizer(texts, vocab_size=2000)
     torch.manual_seed(0)
     weights, kind = architecture(name, tokenizer)
+    with torch.no_grad():  # ids past the small tokenizer score 0 and are never picked: answers
+        weights.get_output_embeddings().weight[len(tokenizer):] = 0  # stream text, as a real one's
     state = weights.state_dict()
 
     def load(dev, dtype):
