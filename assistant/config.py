@@ -79,6 +79,14 @@ class Settings(BaseSettings):
                            description="weights of local models: auto, fp32, bf16, int4 or int8")
     concurrency: int = Field(4, ge=1, le=256, validation_alias=_env("concurrency", "CONCURRENCY"),
                              description="requests in flight to an openai: server")
+    # a local model's dynamic batcher (models/scheduler.py): how a class asking at once is served
+    batch_window_ms: int = Field(20, ge=0, le=1000,
+                                 validation_alias=_env("batch_window_ms", "BATCH_WINDOW_MS"),
+                                 description="how long a local model's next batch waits for more questions")
+    max_batch: int = Field(64, ge=1, le=1024, validation_alias=_env("max_batch", "MAX_BATCH"),
+                           description="most answers a local model decodes together (1: one at a time)")
+    max_queue: int = Field(256, ge=1, le=100_000, validation_alias=_env("max_queue", "MAX_QUEUE"),
+                           description="questions waiting for a local model before 'busy, try again'")
     collection: str = Field("course", description="Chroma collection name")
     k: int = Field(4, ge=1, le=50, description="passages to retrieve")
     retrieval_mode: str = Field("hybrid", pattern="^(hybrid|dense)$",

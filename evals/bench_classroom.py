@@ -19,6 +19,15 @@ system prompt cached). Bounded: at most 64 clients and 128 tokens each.
 --new-tokens), as in the chat, and times every question alone too: each student's slowdown is
 their answer's time in the class over the same question's time alone.
 
+`--app` asks through the app itself, over loopback: N `gradio_client` clients call its `/ask`
+at the same moment (retrieval, the grounded answer and Gradio's queue included), on an app
+started with `COURSELAB_MAX_BATCH=1` (serialised: one answer at a time, the lock before
+batching) and on one with the default batcher (continuous). Answers are as long as the app
+makes them; every question is also asked alone on the warm batched app, and each student's
+slowdown is their answer's time in the class over that. Only the full answer is timed.
+
+    .venv/bin/python evals/bench_classroom.py --app --clients 8 16
+
 `--notes-words N` adds N words of the lecture to each prompt's notes (a different stretch per
 client): the app's prompts hold ~280 tokens (the seventh held-out set's median), these ~110.
 """
@@ -91,6 +100,85 @@ def summary(name: str, results, alone: float, each: list[float] | None = None) -
     return row
 
 
+def app_class(model: str, clients: list[int], ways: list[str]) -> list[dict]:
+    """The class through the app (--app): a row per way and class size."""
+    import tempfile
+
+    from gradio_client import Client
+
+    from evals.load_app import start_app
+    from evals.loadkit import questions
+
+    asked = questions(max(clients))
+    work = Path(tempfile.mkdtemp(prefix="bench-classroom-"))
+    rows, each = [], None
+    # the batched app first: every question alone on it is what a lone student gets
+    for way in sorted(ways, key=lambda w: w != "continuous"):
+        proc, url = start_app(model, "all-MiniLM-L6-v2", work,
+                              {"COURSELAB_MAX_BATCH": "1"} if way == "serialised" else {})
+        try:
+            client = Client(url, verbose=False)
+            for q in asked[:2]:  # the model's load and first forwards are not timed
+                client.predict(q, [], "", "", 4, api_name="/ask")
+            if each is None:
+                each = [ask_app(client, q) for q in asked]
+                print(f"{model} through the app: each question alone, median "
+                      f"{statistics.median(each):.2f} s", flush=True)
+            for n in clients:
+                rows.append(app_summary(way, app_at_once(url, asked[:n]), each[:n]))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return rows
+
+
+def app_summary(way: str, timed: list[tuple[float, float]], each: list[float]) -> dict:
+    """Times to the full answer against each question alone (first tokens are not seen)."""
+    dones = [done for _, done in timed]
+    alone = statistics.median(each)
+    slowdowns = [done / own for done, own in zip(dones, each)]
+    wall = max(start + done for start, done in timed) - min(start for start, _ in timed)
+    row = {"way": way, "clients": len(timed), "alone_p50_s": alone,
+           "answer_p50_s": statistics.median(dones), "answer_max_s": max(dones),
+           "answers_per_s": len(timed) / wall, "last_over_alone": max(dones) / alone,
+           "median_over_alone": statistics.median(dones) / alone,
+           "slowdown_p50": statistics.median(slowdowns), "slowdown_max": max(slowdowns)}
+    print(f"{way:<12}{len(timed):>4} clients  answer p50 {row['answer_p50_s']:6.2f} s  max "
+          f"{row['answer_max_s']:6.2f} s  {row['answers_per_s']:5.2f} answers/s  last/alone "
+          f"{row['last_over_alone']:5.2f}x  median/alone {row['median_over_alone']:5.2f}x  "
+          f"each student: slowdown p50 {row['slowdown_p50']:5.2f}x max {row['slowdown_max']:5.2f}x",
+          flush=True)
+    return row
+
+
+def ask_app(client, question: str) -> float:
+    start = time.perf_counter()
+    client.predict(question, [], "", "", 4, api_name="/ask")
+    return time.perf_counter() - start
+
+
+def app_at_once(url: str, asked: list[str]) -> list[tuple[float, float]]:
+    """Each question from its own gradio_client client, all at one moment: (asked at, seconds)."""
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False) for _ in asked]
+    out: list = [None] * len(asked)
+    gate = threading.Barrier(len(asked) + 1)
+
+    def one(i):
+        gate.wait()
+        start = time.perf_counter()
+        out[i] = (start, ask_app(clients[i], asked[i]))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(asked))]
+    for t in threads:
+        t.start()
+    gate.wait()
+    for t in threads:
+        t.join(timeout=1800)
+    return out
+
+
 def twin(source, max_batch: int = 64, engine=None):
     """A model on `source`'s loaded weights and lock, with its own queue (and engine, when
     given): a copy of its settings, so a random-weights model twins as well as a bundled one."""
@@ -139,8 +227,8 @@ def main() -> None:
                              "has no weights): the same shapes and speed; fixed-length answers")
     parser.add_argument("--threads", type=int, help="torch CPU threads [torch's default]: on a "
                         "machine other processes share, 1 avoids OpenMP threads waiting on each other")
-    parser.add_argument("--ways", nargs="+", default=["serialised", "padded", "continuous"],
-                        choices=["serialised", "padded", "continuous", "concat"])
+    parser.add_argument("--ways", nargs="+", choices=["serialised", "padded", "continuous", "concat"],
+                        help="[serialised padded continuous; with --app: serialised continuous]")
     parser.add_argument("--notes-words", type=int, default=0,
                         help="lecture words added to each prompt's notes [0]")
     parser.add_argument("--stagger", type=float, default=0.0,
@@ -149,6 +237,9 @@ def main() -> None:
                         help="answers end where the model ends them (the app's stops, at most "
                              "--new-tokens) instead of all being --new-tokens long; each "
                              "question is also timed alone")
+    parser.add_argument("--app", action="store_true",
+                        help="ask through the app over loopback (gradio_client clients of /ask), "
+                             "serialised and continuous")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if any(not 1 <= n <= 64 for n in args.clients) or not 1 <= args.new_tokens <= 128:
@@ -159,6 +250,15 @@ def main() -> None:
         parser.error("--notes-words 0-1000")
     if args.random_weights and args.natural:
         parser.error("--natural needs real weights: a random model's answers end anywhere")
+    app_ways = ["serialised", "continuous"]
+    args.ways = args.ways or (app_ways if args.app else ["serialised", "padded", "continuous"])
+    if args.app:
+        if args.random_weights or set(args.ways) - set(app_ways):
+            parser.error("--app runs the app's own model, serialised and continuous")
+        rows = app_class(args.model, args.clients, args.ways)
+        if args.json:
+            print(json.dumps({"rows": rows}, indent=2))
+        return
     if args.threads is not None:
         if not 1 <= args.threads <= 256:
             parser.error("--threads 1-256")

@@ -35,9 +35,12 @@ def signature(turn: dict, exact: bool) -> tuple:
     return (turn.get("question"), sources, turn.get("answer") if exact else None)
 
 
-def start_app(model: str, embedder: str, work: Path) -> tuple[subprocess.Popen, str]:
+def start_app(model: str, embedder: str, work: Path,
+              settings: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """`courselab app` on a free loopback port, data in `work`; `settings`: more COURSELAB_*."""
     port = free_port()
-    env = {**os.environ, "COURSELAB_HOME": str(work / "home"), "COURSELAB_INDEX": str(work / "index"),
+    env = {**os.environ, **(settings or {}),
+           "COURSELAB_HOME": str(work / "home"), "COURSELAB_INDEX": str(work / "index"),
            "COURSELAB_MODEL": model, "COURSELAB_EMBEDDER": embedder,
            "COURSELAB_CACHE": os.environ.get("COURSELAB_CACHE", str(ROOT / ".cache")),
            "GRADIO_ANALYTICS_ENABLED": "False", "ANONYMIZED_TELEMETRY": "False",

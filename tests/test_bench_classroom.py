@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,7 +43,13 @@ def test_bench_classroom_runs_both_ways_on_random_weights(tmp_path):
     assert data["engine"]["prefix_hits"] > 0  # the shared system prompt was reused
 
 
-def test_bench_classroom_refuses_natural_lengths_on_random_weights():
-    run = subprocess.run([sys.executable, "evals/bench_classroom.py", "--random-weights",
-                          "--natural"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2 and "--natural needs real weights" in run.stderr
+@pytest.mark.parametrize("args, error", [
+    (["--random-weights", "--natural"], "--natural needs real weights"),
+    (["--app", "--random-weights"], "--app runs the app's own model"),
+    (["--app", "--ways", "padded"], "--app runs the app's own model"),
+    (["--clients", "65"], "1-64 clients"),
+])
+def test_bench_classroom_refuses_what_it_cannot_measure(args, error):
+    run = subprocess.run([sys.executable, "evals/bench_classroom.py", *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and error in run.stderr

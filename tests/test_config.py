@@ -19,7 +19,8 @@ def test_environment_then_defaults_and_keywords_win(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("values", [{"bogus": 1}, {"device": "tpu"}, {"precision": "fp8"},
-                                    {"chroma_url": "ftp://x"}, {"k": 0}])
+                                    {"chroma_url": "ftp://x"}, {"k": 0}, {"max_batch": 0},
+                                    {"batch_window_ms": -1}, {"max_queue": 0}])
 def test_bad_settings_are_errors(values):
     with pytest.raises(ValidationError):
         Settings(**values)

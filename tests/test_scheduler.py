@@ -3,6 +3,7 @@ each with its own stream, stop strings and limits, and the answer it would get a
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
@@ -212,3 +213,40 @@ def test_at_exit_a_worker_that_is_ending_is_waited_for():
     assert alive
     module._settle()
     assert not any(w.is_alive() for w in alive)
+
+
+def rows_per_forward(model) -> list[int]:
+    """Every forward's batch size from now on (a prefill of a group counts its prompts)."""
+    weights, seen = model.load().model, []
+    forward = weights.forward
+
+    @functools.wraps(forward)  # the same signature: the engine reads its cache argument's name
+    def counting(*args, **kwargs):
+        seen.append(kwargs["input_ids"].shape[0])
+        return forward(*args, **kwargs)
+
+    weights.forward = counting
+    return seen
+
+
+def test_the_settings_size_the_batcher_of_every_registry_model(tokenizer, tmp_path):
+    """COURSELAB_MAX_BATCH, _BATCH_WINDOW_MS and _MAX_QUEUE reach the model every front end
+    builds (models.model_for); a batch of 1 is one answer at a time, as before batching."""
+    from assistant.config import Settings
+    from assistant.models import model_for as registry_model
+
+    tiny_llama(tokenizer).save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    name = f"hf:{tmp_path / 'tiny'}"
+    opts = parse_options({"max_new_tokens": 6, "min_new_tokens": 6})
+    one = registry_model(Settings(max_batch=1, batch_window_ms=200, max_queue=9, precision="fp32",
+                                  device="cpu"), name)
+    scheduler = one.scheduler()
+    assert (scheduler.max_batch, scheduler.window_s, scheduler.max_queue) == (1, 0.2, 9)
+    seen = rows_per_forward(one)
+    run_concurrently(one, [(p, opts) for p in PROMPTS[:3]])
+    assert seen and set(seen) == {1}
+    many = registry_model(Settings(batch_window_ms=200, precision="fp32", device="cpu"), name)
+    seen = rows_per_forward(many)
+    run_concurrently(many, [(p, opts) for p in PROMPTS[:3]])
+    assert max(seen) == 3

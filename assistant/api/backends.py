@@ -219,11 +219,9 @@ class ModelPool:
 
 
 def _registry_model(settings, name: str):
-    from assistant.models import get_model
+    from assistant.models import model_for
 
-    # "auto" is get_model's own default: only a chosen precision is passed on
-    kwargs = {"precision": settings.precision} if settings.precision != "auto" else {}
-    return get_model(name, settings.cache_dir, device=settings.device, **kwargs)
+    return model_for(settings, name)
 
 
 def _course_assistant(settings, model_name: str, template: str):

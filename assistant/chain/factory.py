@@ -95,21 +95,19 @@ def load_model(settings: Settings, name: str | None = None, options: dict | None
     options gets the same object, so its weights load once. Past MAX_LOADED_MODELS the least
     recently used goes (freed once no answer in progress holds it), never a pinned name.
     """
-    from assistant.models import get_model
+    from assistant.models import model_for
 
     name = name or settings.model
     merged = {**ANSWER_OPTIONS, **(options or {})}
-    key = (name, settings.device, settings.precision, settings.concurrency,
-           json.dumps(merged, sort_keys=True))
+    key = (name, settings.device, settings.precision, settings.concurrency, settings.batch_window_ms,
+           settings.max_batch, settings.max_queue, json.dumps(merged, sort_keys=True))
     with _models_lock:
         if pin:
             _pinned.add(name)
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
-        # "auto" is get_model's own default: only a chosen precision is passed on
-        kwargs = {"precision": settings.precision} if settings.precision != "auto" else {}
-        model = get_model(name, settings.cache_dir, merged, device=settings.device, **kwargs)
+        model = model_for(settings, name, merged)
         if hasattr(model, "concurrency"):
             model.concurrency = settings.concurrency
         _models[key] = model

@@ -78,17 +78,14 @@ class LocalModel:
     """A courselab registry model, with the provider's options as generation options."""
 
     def __init__(self, provider: Provider, settings):
-        from assistant.models import get_model
+        from assistant.models import model_for
 
         opts = dict(provider.options)
         if "max_tokens" in opts:
             opts["max_new_tokens"] = opts.pop("max_tokens")
         if isinstance(opts.get("stop"), str):
             opts["stop"] = [opts["stop"]]
-        # "auto" is get_model's own default: only a chosen precision is passed on
-        kwargs = {"precision": settings.precision} if settings.precision != "auto" else {}
-        self.model = get_model(provider.model, settings.cache_dir, opts, device=settings.device,
-                               **kwargs)
+        self.model = model_for(settings, provider.model, opts)
 
     def __call__(self, messages: list[tuple[str, str]]) -> Output:
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage

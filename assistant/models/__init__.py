@@ -188,3 +188,15 @@ def get_model(name: str, cache_dir: Path, options: dict | GenerationOptions | No
     if hasattr(model, "precision"):
         model.precision = chosen
     return model
+
+
+def model_for(settings, name: str, options: dict | GenerationOptions | None = None):
+    """get_model on the settings' device and precision, its batcher sized by the settings:
+    how every front end builds a registry model (`settings`: assistant.config.Settings)."""
+    # "auto" is get_model's own default: only a chosen precision is passed on
+    kwargs = {"precision": settings.precision} if settings.precision != "auto" else {}
+    model = get_model(name, settings.cache_dir, options, device=settings.device, **kwargs)
+    for field in ("batch_window_ms", "max_batch", "max_queue"):
+        if hasattr(model, field):
+            setattr(model, field, getattr(settings, field))
+    return model
