@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import threading
@@ -110,25 +111,28 @@ def app_class(model: str, clients: list[int], ways: list[str]) -> list[dict]:
     from evals.loadkit import questions
 
     asked = questions(max(clients))
-    work = Path(tempfile.mkdtemp(prefix="bench-classroom-"))
+    work = Path(tempfile.mkdtemp(prefix="bench-classroom-"))  # the index, built at the first launch
     rows, each = [], None
-    # the batched app first: every question alone on it is what a lone student gets
-    for way in sorted(ways, key=lambda w: w != "continuous"):
-        proc, url = start_app(model, "all-MiniLM-L6-v2", work,
-                              {"COURSELAB_MAX_BATCH": "1"} if way == "serialised" else {})
-        try:
-            client = Client(url, verbose=False)
-            for q in asked[:2]:  # the model's load and first forwards are not timed
-                client.predict(q, [], "", "", 4, api_name="/ask")
-            if each is None:
-                each = [ask_app(client, q) for q in asked]
-                print(f"{model} through the app: each question alone, median "
-                      f"{statistics.median(each):.2f} s", flush=True)
-            for n in clients:
-                rows.append(app_summary(way, app_at_once(url, asked[:n]), each[:n]))
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    try:
+        # the batched app first: every question alone on it is what a lone student gets
+        for way in sorted(ways, key=lambda w: w != "continuous"):
+            proc, url = start_app(model, "all-MiniLM-L6-v2", work,
+                                  {"COURSELAB_MAX_BATCH": "1"} if way == "serialised" else {})
+            try:
+                client = Client(url, verbose=False)
+                for q in asked[:2]:  # the model's load and first forwards are not timed
+                    client.predict(q, [], "", "", 4, api_name="/ask")
+                if each is None:
+                    each = [ask_app(client, q) for q in asked]
+                    print(f"{model} through the app: each question alone, median "
+                          f"{statistics.median(each):.2f} s", flush=True)
+                for n in clients:
+                    rows.append(app_summary(way, app_at_once(url, asked[:n]), each[:n]))
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return rows
 
 
