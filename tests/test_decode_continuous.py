@@ -266,3 +266,34 @@ def test_long_prompts_asked_at_once_are_prefilled_in_one_forward_when_nothing_de
     # the shared system prompt once (kept), then the questions' parts, as many as fit a forward
     assert [rows for rows, _ in prompts] == widths
     assert [(j.text, j.output_tokens) for j in jobs] == want
+
+
+def test_prompts_that_wait_together_are_grouped_by_length_so_a_forward_pads_little(
+        tokenizer, monkeypatch):
+    """While nothing decodes, every first token waits for the last prefill anyway, so the
+    waiting prompts are ordered by length: the two short ones share a forward, the two long
+    ones another (asked long, short, long, short, a forward padded to the longest would be
+    twice as wide); `group_cap` counts the padding. Each answer is the one it gets alone."""
+    small = {"chunk": 8, "group_tokens": 512}
+    opts = parse_options({"max_new_tokens": 8, "min_new_tokens": 8})
+    short, long = QUESTIONS[0], " ".join(QUESTIONS)
+    questions = [long, short, long + " Again?", short + " Why?"]
+    want = [alone(tokenizer, q, opts, **small) for q in questions]
+    model = model_for(tokenizer, **small)
+    model.scheduler().complete([model._job(prompt(model, "Warm up."), opts)])  # prefix cached
+    jobs = [model._job(prompt(model, q), opts) for q in questions]
+    needs = [model.load().engine._need(j) for j in jobs]
+    model.load().engine.group_cap = 2 * max(needs)  # room for two rows of the longest, not three
+    calls: list[tuple[int, int]] = []
+    forward = model.load().model.forward
+
+    @functools.wraps(forward)
+    def spy(*args, **kwargs):
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.load().model, "forward", spy)
+    model.scheduler().complete(jobs)
+    prefills = [shape for shape in calls if shape[1] > 1]
+    assert prefills == [(2, max(needs[1], needs[3])), (2, max(needs[0], needs[2]))]
+    assert [(j.text, j.output_tokens) for j in jobs] == want

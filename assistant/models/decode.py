@@ -222,9 +222,10 @@ class Engine:
     chunk: int = 128  # prompt tokens per prefill forward; a few per decode step while rows decode
     prefill_per_step: int = 256  # prompt tokens prefilled between two decode steps
     group_tokens: int = 512  # longest prompt part grouped with others while nothing decodes
-    # prompt tokens in one grouped prefill: 16 app-length prompts (~5,000 tokens) took 9.0 s in
-    # one forward, 7.4 s in forwards of at most 2,048 (1,024: 8.9 s; bench_classroom)
-    group_cap: int = 2048
+    # prompt tokens in one grouped prefill, its padding counted: 8 app-length prompts (~2,300
+    # tokens) were all answered after 3.47-3.51 s with 1,024, 3.69-3.75 s with 2,048 and 3.55-3.59
+    # s with 512; 16 of them after 6.9-7.4 s, 8 short ones after 1.5-1.6 s with any of the three
+    group_cap: int = 1024
     min_prefix: int = 16  # shorter shared prefixes are not worth a cache entry
     prefix_tokens: int = 2048  # tokens of prefix cache kept (least recently used go first)
     draft_tokens: int = 4  # prompt-lookup tokens checked per step of a lone greedy row (0: off)
@@ -429,6 +430,8 @@ class Engine:
             # prefill: everything when nothing decodes, else about prefill_per_step tokens
             budget = self.prefill_per_step if rows.jobs else None
             idle = budget is None  # nothing decodes: group what waits, long prompts too
+            if idle:  # every first token waits for the last of these prefills anyway: order
+                pending.sort(key=self._need)  # them by length, so a group pads little
             while (pending or long) and (budget is None or budget > 0):
                 for job in [j for j in pending if j.cancel.is_set()]:
                     job.finish = "cancelled"
@@ -447,10 +450,11 @@ class Engine:
                                  torch.ones((1, length), dtype=torch.long, device=self.device),
                                  torch.tensor([length - 1], dtype=torch.long, device=self.device))
                         long = None
-                group, used = [], 0
-                cap = self.group_cap if idle else budget  # one forward's prompt tokens
+                group, used, width = [], 0, 0
+                cap = self.group_cap if idle else budget  # one forward's prompt tokens, padding too
                 while pending and self._short(pending[0], idle) and (
-                        not group or used + self._need(pending[0]) <= cap):
+                        not group or (len(group) + 1) * max(width, self._need(pending[0])) <= cap):
+                    width = max(width, self._need(pending[0]))
                     used += self._need(pending[0])
                     group.append(pending.pop(0))
                 if group:
