@@ -5,12 +5,13 @@ streaming from the model, as the app's and serve-api's request threads do):
 serialised (max_batch 1: one answer after another, the lock before batching), padded
 (the first batcher: one left-padded prefill of the whole batch, no shared prefix, no
 joining), continuous (decode.Engine: short prompts prefilled together after the shared
-system prompt's cached prefix, long ones in chunks, late requests join at the next step)
-and concat (continuous, with transformers' cache that concatenates the whole cache at every
-step instead of writing into room kept ahead). Prints, per way and class
-size: time to first token and to the full answer (p50, max), throughput, and the times
-over one answer alone (a lone student's request on the warm app: continuous engine,
-system prompt cached). Bounded: at most 64 clients and 128 tokens each.
+system prompt's cached prefix, long ones in chunks, late requests join at the next step),
+prefill-first (continuous, but a class's prompts all prefilled before anyone's first token,
+not a group at a time between decode steps) and concat (continuous, with transformers' cache
+that concatenates the whole cache at every step instead of writing into room kept ahead).
+Prints, per way and class size: time to first token and to the full answer (p50, max),
+throughput, and the times over one answer alone (a lone student's request on the warm app:
+continuous engine, system prompt cached). Bounded: at most 64 clients and 128 tokens each.
 
     .venv/bin/python evals/bench_classroom.py --clients 8 16 --new-tokens 32 --precision fp32
     .venv/bin/python evals/bench_classroom.py --ways continuous concat --notes-words 150
@@ -231,7 +232,8 @@ def main() -> None:
                              "has no weights): the same shapes and speed; fixed-length answers")
     parser.add_argument("--threads", type=int, help="torch CPU threads [torch's default]: on a "
                         "machine other processes share, 1 avoids OpenMP threads waiting on each other")
-    parser.add_argument("--ways", nargs="+", choices=["serialised", "padded", "continuous", "concat"],
+    parser.add_argument("--ways", nargs="+",
+                        choices=["serialised", "padded", "continuous", "prefill-first", "concat"],
                         help="[serialised padded continuous; with --app: serialised continuous]")
     parser.add_argument("--notes-words", type=int, default=0,
                         help="lecture words added to each prompt's notes [0]")
@@ -275,8 +277,9 @@ def main() -> None:
     serial = twin(batched, max_batch=1)  # same weights and engine, one request at a time
     old = Engine(loaded.model, loaded.tokenizer, loaded.device, _mergeable=False)
     concat = Engine(loaded.model, loaded.tokenizer, loaded.device, slack=False)
+    upfront = Engine(loaded.model, loaded.tokenizer, loaded.device, interleave=False)
     models = {"serialised": serial, "padded": twin(batched, engine=old), "continuous": batched,
-              "concat": twin(batched, engine=concat)}
+              "prefill-first": twin(batched, engine=upfront), "concat": twin(batched, engine=concat)}
     # fixed length: every answer costs the same number of decode steps both ways (--natural:
     # as long as the model makes it, as in the app)
     fixed = {} if args.natural else {"min_new_tokens": args.new_tokens}

@@ -255,25 +255,27 @@ def test_long_prompts_asked_at_once_are_prefilled_in_one_forward_when_nothing_de
 
     @functools.wraps(forward)
     def spy(*args, **kwargs):
-        calls.append(tuple(kwargs["input_ids"].shape))
+        if "logits_to_keep" in kwargs:  # a prefill (a decode step keeps every position)
+            calls.append(tuple(kwargs["input_ids"].shape))
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(model.load().model, "forward", spy)
     jobs = [model._job(prompt(model, q), opts) for q in questions]
     assert all(len(j.ids) > 8 for j in jobs)
     model.scheduler().complete(jobs)
-    prompts = [shape for shape in calls if shape[1] > 1]
+    prompts = calls
     # the shared system prompt once (kept), then the questions' parts, as many as fit a forward
     assert [rows for rows, _ in prompts] == widths
     assert [(j.text, j.output_tokens) for j in jobs] == want
 
 
-def test_prompts_that_wait_together_are_grouped_by_length_so_a_forward_pads_little(
+def test_prompts_that_wait_together_are_grouped_by_length_and_the_first_group_streams_first(
         tokenizer, monkeypatch):
-    """While nothing decodes, every first token waits for the last prefill anyway, so the
-    waiting prompts are ordered by length: the two short ones share a forward, the two long
-    ones another (asked long, short, long, short, a forward padded to the longest would be
-    twice as wide); `group_cap` counts the padding. Each answer is the one it gets alone."""
+    """Prompts asked while nothing decodes are ordered by length: the two short ones share a
+    forward, the two long ones another (asked long, short, long, short, a forward padded to
+    the longest would be twice as wide); `group_cap` counts the padding. The first group's
+    rows take a token before the next group is prefilled, so their students read the start of
+    their answers while the others' prompts are computed. Each answer is the one it gets alone."""
     small = {"chunk": 8, "group_tokens": 512}
     opts = parse_options({"max_new_tokens": 8, "min_new_tokens": 8})
     short, long = QUESTIONS[0], " ".join(QUESTIONS)
@@ -289,11 +291,14 @@ def test_prompts_that_wait_together_are_grouped_by_length_so_a_forward_pads_litt
 
     @functools.wraps(forward)
     def spy(*args, **kwargs):
-        calls.append(tuple(kwargs["input_ids"].shape))
+        # a prefill keeps one position's logits, a decode step every position's
+        kind = "prefill" if "logits_to_keep" in kwargs else "step"
+        calls.append((kind, *kwargs["input_ids"].shape))
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(model.load().model, "forward", spy)
     model.scheduler().complete(jobs)
-    prefills = [shape for shape in calls if shape[1] > 1]
-    assert prefills == [(2, max(needs[1], needs[3])), (2, max(needs[0], needs[2]))]
+    short_width, long_width = max(needs[1], needs[3]), max(needs[0], needs[2])
+    assert calls[:4] == [("prefill", 2, short_width), ("step", 2, 1), ("prefill", 2, long_width),
+                         ("step", 4, 1)]
     assert [(j.text, j.output_tokens) for j in jobs] == want
