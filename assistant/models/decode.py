@@ -428,14 +428,15 @@ class Engine:
             torch.manual_seed(opts.seed)
         rows = _Rows(self, opts, torch)
         pending, long = list(jobs), None  # long: (job, its chunk-by-chunk prefill)
-        burst: set[int] = set()  # the jobs that waited together while nothing decoded
+        burst: dict[int, Job] = {}  # the jobs that waited together while nothing decoded (held,
+        # so that no later job can take one's id)
         while True:
             if more is not None and rows.jobs:  # newcomers join a batch that is decoding
                 arrived = more()
                 self.stats["joined"] += len(arrived)
                 pending += arrived
             if not rows.jobs and long is None:  # a class asking at once: shortest prompts
-                burst = {id(j) for j in pending}  # first, so a group pads little
+                burst = {id(j): j for j in pending}  # first, so a group pads little
                 pending.sort(key=self._need)
             # prefill: a burst's next group (a wide forward), then a decode step, so the first
             # students read their answers while the others' prompts are prefilled; else about
