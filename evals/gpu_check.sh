@@ -4,7 +4,7 @@
 # langchain-core or pydantic-settings, so their wheels travel with the working tree:
 #
 #   make gpu-wheels                      # here: Python 3.12 x86-64 wheels into .gpu/wheels (ignored)
-#   bash evals/gpu_check.sh              # there, carrying .gpu; about 5 minutes on one H200
+#   bash evals/gpu_check.sh              # there, carrying .gpu (not run on a GPU yet: a few minutes)
 #
 # Writes to $OUT (default .gpu/out): gpu.txt, classroom.txt (issue 16: 1, 8, 16 and 64 clients
 # at once, serialised vs continuous, with --json), generate.txt (bench generate, causal and
