@@ -134,6 +134,14 @@ def app_class(model: str, clients: list[int], ways: list[str]) -> list[dict]:
                 proc.wait(30)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for n in clients:  # side by side, as the model-level bench prints it
+        mine = {row["way"]: row for row in rows if row["clients"] == n}
+        if len(mine) == 2:
+            one, both = mine["serialised"], mine["continuous"]
+            print(f"  {n} clients, continuous vs serialised: last answer "
+                  f"{one['answer_max_s'] / both['answer_max_s']:.2f}x sooner, median "
+                  f"{one['answer_p50_s'] / both['answer_p50_s']:.2f}x sooner, answers per second "
+                  f"{both['answers_per_s'] / one['answers_per_s']:.2f}x", flush=True)
     return rows
 
 
