@@ -54,10 +54,8 @@ def ask_all(model, prompts, opts, stagger: float = 0.0) -> list[tuple[float, flo
     from assistant.models.hf import Generation
 
     results: list = [None] * len(prompts)
-    gate = threading.Barrier(len(prompts) + 1)
 
     def client(i):
-        gate.wait()
         time.sleep(stagger * i)
         start = time.perf_counter()
         first, tokens = None, 0
@@ -68,13 +66,24 @@ def ask_all(model, prompts, opts, stagger: float = 0.0) -> list[tuple[float, flo
                 tokens = piece.output_tokens
         results[i] = (first or 0.0, time.perf_counter() - start, tokens, start)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(prompts))]
+    at_once(client, len(prompts))
+    return results
+
+
+def at_once(client, n: int) -> None:
+    """client(0) ... client(n - 1), each on its own thread, all released at one moment."""
+    gate = threading.Barrier(n + 1)
+
+    def run(i):
+        gate.wait()
+        client(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     gate.wait()
     for t in threads:
         t.join(timeout=1800)
-    return results
 
 
 def summary(name: str, results, alone: float, each: list[float] | None = None) -> dict:
@@ -176,22 +185,15 @@ def app_at_once(url: str, asked: list[str]) -> list[tuple[float, float]]:
 
     clients = [Client(url, verbose=False) for _ in asked]
     out: list = [None] * len(asked)
-    gate = threading.Barrier(len(asked) + 1)
 
     def one(i):
-        gate.wait()
         start = time.perf_counter()
         try:
             out[i] = (start, ask_app(clients[i], asked[i]))
         except Exception as e:  # noqa: BLE001 (told below, whatever it is)
             out[i] = e
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(asked))]
-    for t in threads:
-        t.start()
-    gate.wait()
-    for t in threads:
-        t.join(timeout=1800)
+    at_once(one, len(asked))
     failed = [r for r in out if not isinstance(r, tuple)]
     if failed:  # a class whose answers did not all come back has no timing to report
         raise SystemExit(f"{len(failed)} of {len(asked)} questions failed: {failed[0]!r}")
