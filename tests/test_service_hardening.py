@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 
 import gradio as gr
 import pytest
@@ -61,6 +62,22 @@ def test_the_model_cache_is_bounded_and_keeps_the_default(settings, monkeypatch)
     assert len(factory._models) == factory.MAX_LOADED_MODELS
     assert s.model("fake") is default  # pinned: the same object, never reloaded
     assert s.model(names[0]) is not first  # unloaded meanwhile: a fresh one
+
+
+def test_a_model_sized_for_another_batcher_is_another_model(settings, monkeypatch):
+    """COURSELAB_MAX_BATCH and the other batcher settings are part of the model cache's key:
+    a model built for a batch of 1 is never handed to a caller that asked for 64."""
+    import assistant.chain.factory as factory
+    import assistant.models as models
+
+    monkeypatch.setattr(factory, "_models", type(factory._models)())
+    monkeypatch.setattr(models, "get_model", lambda name, *a, **k: types.SimpleNamespace(
+        max_batch=64, batch_window_ms=20, max_queue=256))
+    one = factory.load_model(settings.model_copy(update={"max_batch": 1}), "m")
+    assert one.max_batch == 1 and factory.load_model(settings, "m").max_batch == 64
+    assert factory.load_model(settings.model_copy(update={"max_batch": 1}), "m") is one
+    slow = factory.load_model(settings.model_copy(update={"batch_window_ms": 100, "max_queue": 8}), "m")
+    assert (slow.batch_window_ms, slow.max_queue) == (100, 8)
 
 
 @pytest.mark.parametrize("k", [0, -1, MAX_K + 1, 100_000, 2.5, "many", None, [4]])
