@@ -263,9 +263,8 @@ def test_long_prompts_asked_at_once_are_prefilled_in_one_forward_when_nothing_de
     jobs = [model._job(prompt(model, q), opts) for q in questions]
     assert all(len(j.ids) > 8 for j in jobs)
     model.scheduler().complete(jobs)
-    prompts = calls
     # the shared system prompt once (kept), then the questions' parts, as many as fit a forward
-    assert [rows for rows, _ in prompts] == widths
+    assert [rows for rows, _ in calls] == widths
     assert [(j.text, j.output_tokens) for j in jobs] == want
 
 
