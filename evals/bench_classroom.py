@@ -29,6 +29,11 @@ slowdown is their answer's time in the class over that. Only the full answer is 
 
     .venv/bin/python evals/bench_classroom.py --app --clients 8 16
 
+`--group-cap N` sets how many prompt tokens, padding counted, one grouped prefill takes (1024
+by default):
+
+    .venv/bin/python evals/bench_classroom.py --ways continuous --notes-words 150 --group-cap 2048
+
 `--notes-words N` adds N words of the lecture to each prompt's notes (a different stretch per
 client): the app's prompts hold ~280 tokens (the seventh held-out set's median), these ~110.
 """
@@ -253,6 +258,9 @@ def main() -> None:
                         help="[serialised padded continuous; with --app: serialised continuous]")
     parser.add_argument("--notes-words", type=int, default=0,
                         help="lecture words added to each prompt's notes [0]")
+    parser.add_argument("--group-cap", type=int,
+                        help="prompt tokens (padding counted) in one grouped prefill of the "
+                             "continuous ways [the engine's: 1024]")
     parser.add_argument("--stagger", type=float, default=0.0,
                         help="seconds between two clients' questions [0: all at once]")
     parser.add_argument("--natural", action="store_true",
@@ -270,6 +278,8 @@ def main() -> None:
         parser.error("--stagger 0-10 seconds")
     if not 0 <= args.notes_words <= 1000:
         parser.error("--notes-words 0-1000")
+    if args.group_cap is not None and not 1 <= args.group_cap <= 16384:
+        parser.error("--group-cap 1-16384")
     if args.random_weights and args.natural:
         parser.error("--natural needs real weights: a random model's answers end anywhere")
     app_ways = ["serialised", "continuous"]
@@ -294,6 +304,8 @@ def main() -> None:
     old = Engine(loaded.model, loaded.tokenizer, loaded.device, _mergeable=False)
     concat = Engine(loaded.model, loaded.tokenizer, loaded.device, slack=False)
     upfront = Engine(loaded.model, loaded.tokenizer, loaded.device, interleave=False)
+    if args.group_cap:
+        loaded.engine.group_cap = upfront.group_cap = concat.group_cap = args.group_cap
     models = {"serialised": serial, "padded": twin(batched, engine=old), "continuous": batched,
               "prefill-first": twin(batched, engine=upfront), "concat": twin(batched, engine=concat)}
     # fixed length: every answer costs the same number of decode steps both ways (--natural:

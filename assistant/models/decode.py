@@ -224,9 +224,10 @@ class Engine:
     chunk: int = 128  # prompt tokens per prefill forward; a few per decode step while rows decode
     prefill_per_step: int = 256  # prompt tokens prefilled between two decode steps
     group_tokens: int = 512  # longest prompt part grouped with others while nothing decodes
-    # prompt tokens in one grouped prefill, its padding counted: 8 app-length prompts (~2,300
-    # tokens) were all answered after 3.47-3.51 s with 1,024, 3.69-3.75 s with 2,048 and 3.55-3.59
-    # s with 512; 16 of them after 6.9-7.4 s, 8 short ones after 1.5-1.6 s with any of the three
+    # prompt tokens in one grouped prefill, its padding counted (bench_classroom --notes-words
+    # 150 --group-cap N): 8 app-length prompts (~2,300 tokens) were all answered after 3.6-3.9 s
+    # with 1,024, 2,048 or 4,096, the first tokens sooner with 1,024 (p50 1.7-1.9 s; 4,096:
+    # 2.5-2.7 s); 16 of them after 6.9-7.4 s and 8 short ones after 1.5-1.6 s with 512 to 2,048
     group_cap: int = 1024
     min_prefix: int = 16  # shorter shared prefixes are not worth a cache entry
     prefix_tokens: int = 2048  # tokens of prefix cache kept (least recently used go first)
