@@ -24,8 +24,14 @@ from assistant.chain.grounding import (
 )
 from assistant.retrieval import Hit
 
-BERT = Hit(1, 0.5, "Popular Models > 1. BERT", "", "course.md", "c1")
-GPT = Hit(2, 0.4, "Popular Models > 2. GPT", "", "course.md", "c2")
+
+def course_hit(n: int, section: str, score: float = 0.5) -> Hit:
+    """The n-th chunk of the course file, under `section`."""
+    return Hit(n, score, section, "", "course.md", f"c{n}")
+
+
+BERT = course_hit(1, "Popular Models > 1. BERT")
+GPT = course_hit(2, "Popular Models > 2. GPT", score=0.4)
 CANDIDATES = [
     (BERT, "BERT uses WordPiece Embeddings with a 30,000 token vocabulary."),
     (BERT, "The first token of every sequence is always a special classification token."),
@@ -133,7 +139,7 @@ def test_near_misses_are_told_apart_from_answerable_fact_questions(question, mis
     ("is language modeling proprietary or not?", False),  # a yes/no, no alternatives
 ])
 def test_choices_listed_terms_and_offered_terms_need_the_passages_to_say_them(question, missing):
-    tf = Hit(7, 0.5, "Attention is all you need: Introduction to Transformers", "", "course.md", "c7")
+    tf = course_hit(7, "Attention is all you need: Introduction to Transformers")
     cands = [
         (tf, "Positional Encoding: the model introduces positional encodings."),
         (tf, "These encodings are added to the input embeddings."),
@@ -159,7 +165,7 @@ def test_a_choice_is_offered_in_the_clause_that_asks_it():
 
 
 def test_a_misspelt_focus_a_counted_list_and_a_listed_tool_named_in_full():
-    bert = Hit(8, 0.5, "Disadvantages of Transformers", "", "course.md", "c8")
+    bert = course_hit(8, "Disadvantages of Transformers")
     cands = CANDIDATES + [
         (bert, "T5: Has 11B parameters."),
         (bert, "Needs GPUs; Huge amount of Data; Overfitting; Energy Consumption; Interpretation."),
@@ -172,7 +178,7 @@ def test_a_misspelt_focus_a_counted_list_and_a_listed_tool_named_in_full():
 
 
 def test_a_number_that_labels_a_thing_does_not_count_it():
-    figure = Hit(6, 0.5, "Transformers", "", "course.md", "c6")
+    figure = course_hit(6, "Transformers")
     cands = [(figure, "Below is an image of the attention for head 5 of the Transformer."),
              (figure, "BERT-Base: 12 attention heads, 110M parameters.")]
     assert missing_fact("How many attention heads does the Transformer use?", cands[:1]) is not None
@@ -180,7 +186,7 @@ def test_a_number_that_labels_a_thing_does_not_count_it():
 
 
 def test_authorship_recommendations_and_what_a_subject_was_trained_on_need_a_sentence_that_says_so():
-    paper = Hit(3, 0.5, "Transformers", "", "course.md", "c3")
+    paper = course_hit(3, "Transformers")
     cands = CANDIDATES + [(paper, "(2017) Attention is all you need paper introduced by Google."),
                           (paper, "The Transformer paper was written by Vaswani et al. in 2017.")]
     assert missing_fact("Who developed the Transformer?", cands[:5]) is None  # "introduced by Google"
@@ -528,7 +534,7 @@ def test_a_value_or_term_offered_for_confirmation_must_be_in_the_passages(questi
     ("which specific model uses WordPiece embeddings?", False),  # BERT's sentence
 ])
 def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_lists(question, missing):
-    nsp = Hit(5, 0.5, "Popular Models > 1. BERT", "", "course.md", "c5")
+    nsp = course_hit(5, "Popular Models > 1. BERT")
     cands = CANDIDATES + [
         (nsp, "Next Sentence Prediction (NSP) helps BERT learn relationships between sentences."),
         (nsp, "BERT-Base: 12 transformer layers, 110M parameters."),
@@ -587,10 +593,10 @@ def test_what_the_passages_must_say_for_acronyms_comparisons_places_terms_and_li
 ])
 def test_what_is_asked_must_be_what_the_passages_say(question, missing):
     bert = BERT
-    bio = Hit(7, 0.5, "Popular Models > Domain-specific", "", "course.md", "c7")
-    lm = Hit(8, 0.5, "AutoEncoding Vs AutoRegressive", "", "course.md", "c8")
-    misc = Hit(9, 0.5, "Applications", "", "course.md", "c9")
-    prompts = Hit(10, 0.5, "Prompt Engineering", "", "course.md", "c10")
+    bio = course_hit(7, "Popular Models > Domain-specific")
+    lm = course_hit(8, "AutoEncoding Vs AutoRegressive")
+    misc = course_hit(9, "Applications")
+    prompts = course_hit(10, "Prompt Engineering")
     cands = [
         (bert, "Input to BERT: BERT uses three layer of token embedding for a given piece of text."),
         (bert, "BERT-Base: 12 transformer layers, 110M parameters."),

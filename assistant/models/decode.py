@@ -464,10 +464,11 @@ class Engine:
                         long = None
                 group, used, width = [], 0, 0
                 cap = self.group_cap if idle else budget  # one forward's prompt tokens, padding too
-                while pending and self._short(pending[0], idle) and (
-                        not group or (len(group) + 1) * max(width, self._need(pending[0])) <= cap):
-                    width = max(width, self._need(pending[0]))
-                    used += self._need(pending[0])
+                while pending and self._short(pending[0], idle):
+                    need = self._need(pending[0])
+                    if group and (len(group) + 1) * max(width, need) > cap:
+                        break
+                    width, used = max(width, need), used + need
                     group.append(pending.pop(0))
                 if group:
                     for prefilled in self._prefill_group(group, torch):
