@@ -9,12 +9,14 @@ list), metadata (a JSON object). The chat's feedback file is a valid JSONL datas
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from assistant.errors import InputError
+from assistant.files import read_text
 
 
 class Row(BaseModel):
@@ -28,6 +30,18 @@ class Row(BaseModel):
     reference_contexts: list[str] = Field(default_factory=list)
     metadata: dict = Field(default_factory=dict)
 
+    @field_validator("metadata")
+    @classmethod
+    def _known_keys_typed(cls, value: dict) -> dict:
+        """The keys the metrics read must have their type; other keys are the author's."""
+        facts = value.get("key_facts")
+        if facts is not None and not (isinstance(facts, list) and
+                                      all(isinstance(f, str) and f.strip() for f in facts)):
+            raise ValueError("key_facts must be a list of non-empty strings")
+        if not isinstance(value.get("needs_reference", False), bool):
+            raise ValueError("needs_reference must be true or false")
+        return value
+
     @property
     def answerable(self) -> bool:
         return self.reference is not None
@@ -40,10 +54,7 @@ class Row(BaseModel):
 def read_rows(path: Path, strict: bool = True) -> list[Row]:
     """Rows of a JSONL file; `strict=False` only needs `user_input` (extra keys kept out)."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is JSON text
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}") from e
+    lines = read_text(path, InputError).split("\n")  # not splitlines: U+2028 is JSON text
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -81,10 +92,10 @@ def load_dataset(path: Path) -> list[Row]:
 
 
 def _read_csv(path: Path) -> list[Row]:
+    text = read_text(path, InputError)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            records = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        records = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as e:
         raise InputError(f"cannot read {path}: {e}") from e
     rows = []
     for number, record in enumerate(records, 2):  # line 1 is the header

@@ -30,3 +30,29 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# the largest text file read whole (a dataset); templates, suites and pools are far smaller
+MAX_TEXT_FILE_BYTES = 100_000_000
+
+
+def read_text(path: Path, error: type[Exception], limit: int = MAX_TEXT_FILE_BYTES) -> str:
+    """A UTF-8 text file of at most `limit` bytes. Any problem (unreadable, too large, not
+    UTF-8) is one `error(...)` naming the file, never a traceback; at most limit + 1 bytes are
+    read, so /dev/zero or a huge file cannot fill the memory.
+
+    >>> read_text(Path("/nonexistent.yaml"), ValueError)
+    Traceback (most recent call last):
+    ValueError: /nonexistent.yaml: cannot read (No such file or directory)
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(data) > limit:
+        raise error(f"{path}: larger than {limit:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x})") from None

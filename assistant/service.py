@@ -23,6 +23,7 @@ from assistant.feedback import TurnLog
 log = logging.getLogger("courselab")
 
 MAX_K = 20  # passages per question from the app (each is embedded and shown)
+MAX_COMPARE_CELLS = 32  # template x model cards of one comparison (each is an answer)
 
 
 @dataclass
@@ -303,8 +304,13 @@ class Service:
 
         question, k = check_question(question), self.check_k(k)
         self.require_ready()
+        # a name twice is one card (an API call may repeat a name a hundred times)
+        templates, models = list(dict.fromkeys(templates or [])), list(dict.fromkeys(models or []))
         if not templates or not models:
             raise InputError("choose at least one template and one model")
+        if len(templates) * len(models) > MAX_COMPARE_CELLS:
+            raise InputError(f"choose at most {MAX_COMPARE_CELLS} template x model pairs "
+                             f"({len(templates)} x {len(models)} asked)")
         chosen = [self.template(n) for n in templates]
         loaded = {}
         for name in models:
@@ -315,7 +321,11 @@ class Service:
         return compare(self.retriever(), question, chosen, loaded, k, self.settings.min_score)
 
     def template_text(self, name: str) -> str:
-        return self.template_file(name).read_text(encoding="utf-8")  # broken ones too: to fix them
+        """A template file's text, broken ones too (to fix them in the lab's editor)."""
+        from assistant.files import read_text
+        from assistant.prompts.templates import MAX_TEMPLATE_BYTES
+
+        return read_text(self.template_file(name), TemplateError, MAX_TEMPLATE_BYTES)
 
     def check_template(self, text: str):
         from assistant.prompts import parse_template

@@ -116,7 +116,9 @@ def test_chat_repl(fake_env):
     (["ask", "hi", "--model", "hf:~/no/such/model"], "model folder not found: ~/no/such/model"),
     (["ask", "hi", "--model", "openai:nope"], "malformed model"),
     (["--device", "tpu", "ask", "hi"], "choose cpu, cuda, cuda:N or mps"),
-    (["retrieve"], "give either a QUESTION or --batch"),
+    (["retrieve"], "give a QUESTION, or --batch FILE.jsonl for many"),
+    (["retrieve", "hi", "--batch", "q.jsonl"], "give either a QUESTION or --batch"),
+    (["ask", "--batch", "/dev/zero"], "larger than"),  # read bounded, never whole
     (["--corpus", "/no/such/folder", "index"], "corpus folder not found"),
     (["retrieve", "--batch", "/no/such/file.jsonl"], "cannot read"),
 ])

@@ -47,12 +47,29 @@ def test_every_course_section_has_a_question(rows):
     ('{"user_input": ""}', "user_input"),
     ('{"user_input": "q", "colour": 1}', "colour"),
     ('{"id": 3, "user_input": "q"}', "id"),
+    # the keys the metrics read are typed: 5 is not iterable, "attention" is no list of facts
+    ('{"user_input": "q", "metadata": {"key_facts": 5}}', "key_facts must be a list"),
+    ('{"user_input": "q", "metadata": {"key_facts": "attention"}}', "key_facts must be a list"),
+    ('{"user_input": "q", "metadata": {"key_facts": [1, {"a": 2}]}}', "key_facts must be a list"),
+    ('{"user_input": "q", "metadata": {"needs_reference": "yes"}}', "needs_reference"),
 ])
 def test_malformed_rows_are_named_by_line(tmp_path, line, error):
     path = tmp_path / "d.jsonl"
     path.write_text('{"id": "a", "user_input": "fine"}\n' + line + "\n")
     with pytest.raises(InputError, match=rf"d.jsonl:2: .*{error}"):
         read_rows(path)
+
+
+@pytest.mark.parametrize("name, data, error", [
+    ("d.jsonl", b'{"user_input": "q"}\n\xff\xfe', "not UTF-8 text"),
+    ("d.csv", b"id,user_input\na,\xff\n", "not UTF-8 text"),
+])
+def test_a_dataset_that_is_not_text_is_one_error(tmp_path, name, data, error):
+    from assistant.datasets import load_dataset
+
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(InputError, match=error):
+        load_dataset(tmp_path / name)
 
 
 def test_duplicate_ids_are_refused(tmp_path):

@@ -159,6 +159,60 @@ def test_cli_run_writes_the_run_folder_and_gates(fake_env, tmp_path):
     assert gated.exit_code == 1 and "FAILED" in gated.stderr
 
 
+@pytest.mark.parametrize("option, error", [
+    (["--templates", "defualt"], "unknown template 'defualt'"),
+    (["--templates", "../../etc/passwd"], "unknown template"),
+    (["--models", "nope"], "unknown model 'nope'"),
+])
+def test_a_misspelt_template_or_model_is_one_error_before_any_run_folder(fake_env, tmp_path,
+                                                                         option, error):
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["eval", "run", "--dataset", str(QA), "--out", str(out)] + option)
+    assert result.exit_code == 2 and error in result.stderr, result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_error(fake_env, tmp_path):
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # a dangling link where the folder goes
+    for out in (tmp_path / "gone", "/proc/courselab-run"):
+        result = CliRunner().invoke(cli, ["eval", "run", "--dataset", str(QA), "--out", str(out)])
+        assert result.exit_code == 2 and "as a run folder" in result.stderr, result.output
+
+
+def test_a_suite_file_that_is_not_utf8_is_one_error(fake_env, tmp_path):
+    from click.testing import CliRunner
+
+    from assistant.cli import cli
+
+    (tmp_path / "suite.yaml").write_bytes(b"templates: [default]\n\xff\xfe\x00")
+    result = CliRunner().invoke(cli, ["eval", "run", str(tmp_path / "suite.yaml")])
+    assert result.exit_code == 2 and "suite.yaml: not UTF-8 text" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("prompt, error", [
+    ("Q: {question} A: {answer:>999999999}", "format spec"),  # would build a gigabyte per row
+    ("Q: {question.__class__} A: {answer}", "not a plain name"),
+    ("Q: {question} A: {answer} {secret}", "unknown field"),
+])
+def test_a_judge_prompt_may_use_only_plain_fields(settings, tmp_path, prompt, error):
+    from assistant.errors import InputError
+
+    (tmp_path / "grade.txt").write_text(prompt)
+    s = suite(templates=["default"], metrics=["key_facts", {"name": "judge", "args": {
+        "model": "judge", "prompt": str(tmp_path / "grade.txt")}}])
+    r = Runner(s, settings, tmp_path / "run", models={"judge": FakeChatModel(replies=["Grade: 5"])})
+    with pytest.raises(InputError, match=error):
+        r.check()
+
+
 def test_cli_compare_lists_regressions(fake_env, tmp_path, settings):
     from click.testing import CliRunner
 

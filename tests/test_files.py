@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from assistant.files import write_atomic
+from assistant.files import read_text, write_atomic
 
 
 def test_a_link_at_the_target_is_replaced_not_followed(tmp_path):
@@ -31,3 +31,16 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
         write_atomic(tmp_path / "out.txt", "new")
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
     assert (tmp_path / "out.txt").read_text() == "old"
+
+
+def test_read_text_bounds_what_it_reads_and_names_the_file(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(ValueError, match=r"t.yaml: larger than 10 bytes"):
+        read_text(path, ValueError, limit=10)
+    assert read_text(path, ValueError, limit=11) == "x" * 11
+    with pytest.raises(ValueError, match=r"zero: larger than 1,000 bytes"):  # never read whole
+        read_text(os.devnull.replace("null", "zero"), ValueError, limit=1000)
+    path.write_bytes(b"ok \xe9t\xe9")
+    with pytest.raises(ValueError, match=r"t.yaml: not UTF-8 text \(byte 3 is 0xe9\)"):
+        read_text(path, ValueError)

@@ -68,7 +68,7 @@ BAD = [
     (GOOD.replace("few-shot", "zero-shot") + "selector: {by: similarity}\n", None,
      "similarity selection needs a pool"),
     (GOOD + "selector: {by: similarity, pool: ../../etc/x.jsonl}\n", None, "selector.pool"),
-    (GOOD + "selector: {by: similarity, pool: missing.jsonl}\n", None, "cannot read the example pool"),
+    (GOOD + "selector: {by: similarity, pool: missing.jsonl}\n", None, "missing.jsonl: cannot read"),
     (GOOD + "selector: {by: similarity, pool: pool.jsonl}\n", "{not json\n", "pool.jsonl:1: invalid JSON"),
     (GOOD + "selector: {by: similarity, pool: pool.jsonl}\n", POOL_LINE + '{"question": "q"}\n',
      "pool.jsonl:2: an example needs the text keys question, context, answer"),

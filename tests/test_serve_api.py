@@ -181,6 +181,11 @@ BAD_BODIES = [
     ({"messages": []}, "messages"),
     ({"messages": [{"role": "tool", "content": "hi"}]}, "role"),
     ({"model": ""}, "model"),
+    # types are strict, as OpenAI's: no string numbers, no booleans as integers
+    ({"max_tokens": "5"}, "max_tokens"),
+    ({"max_tokens": True}, "max_tokens"),
+    ({"temperature": "0.5"}, "temperature"),
+    ({"stream": "yes"}, "stream"),
 ]
 
 
@@ -199,6 +204,18 @@ def test_malformed_bodies_get_the_openai_error_shape(settings, raw):
                            headers={"content-type": "application/json"})
     _is_openai_error(response, 400)
     assert "detail" not in response.json()
+
+
+def test_a_broken_template_on_the_server_is_named_without_the_server_folders(settings, tmp_path):
+    import shutil
+
+    prompts = tmp_path / "private" / "prompts"
+    shutil.copytree(settings.prompts_dir, prompts)
+    (prompts / "broken.yaml").write_text("name: [unclosed\n")
+    client = _client(_pool(settings.model_copy(update={"prompts_dir": prompts})))
+    response = _ask(client, model="courselab/broken")
+    assert response.status_code >= 400 and "broken.yaml" in response.json()["error"]["message"]
+    assert str(tmp_path) not in response.text and "private" not in response.text
 
 
 def test_unknown_routes_and_methods_get_the_openai_error_shape(settings):

@@ -3,6 +3,7 @@ unbounded k, long histories; uploads never block answers; added files can be rem
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import types
@@ -10,7 +11,7 @@ import types
 import gradio as gr
 import pytest
 
-from assistant.errors import InputError
+from assistant.errors import InputError, TemplateError
 from assistant.service import MAX_K, Service
 
 
@@ -166,6 +167,27 @@ def test_search_and_compare_bound_k_too(service):
                  lambda: service.compare("What is attention?", ["default"], ["fake"], 100_000)):
         with pytest.raises(InputError, match="k must be"):
             call()
+
+
+def test_compare_answers_each_template_and_model_once_and_bounds_the_pairs(service, monkeypatch):
+    from assistant import service as service_module
+
+    compared = service.compare("What is attention?", ["default"] * 100 + ["zero-shot"],
+                               ["fake"] * 50, 4)
+    assert [(c.template, c.model) for c in compared.cells] == [("default", "fake"),
+                                                               ("zero-shot", "fake")]
+    monkeypatch.setattr(service_module, "MAX_COMPARE_CELLS", 1)
+    with pytest.raises(InputError, match="at most 1 template x model pairs"):
+        service.compare("What is attention?", ["default", "zero-shot"], ["fake"], 4)
+
+
+def test_a_template_file_that_is_not_utf8_is_one_error_in_the_lab(settings, tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(settings.prompts_dir, prompts)
+    (prompts / "binary.yaml").write_bytes(b"name: x\n\xff\xfe\x00garbage")
+    lab = Service(settings.model_copy(update={"prompts_dir": prompts}))
+    with pytest.raises(TemplateError, match="binary.yaml: not UTF-8 text"):
+        lab.template_text("binary")
 
 
 def test_a_start_that_fails_in_any_way_is_never_ready(settings, monkeypatch):

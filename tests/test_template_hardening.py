@@ -28,10 +28,8 @@ def text_of(**changes) -> str:
     ({"template": "{context}\n{question:>999999999}"}, "format spec"),
     ({"template": "{context:d} {question}"}, "format spec"),
     ({"template": "{context!r} {question}"}, "format spec"),
-    ({"kind": "chain-of-thought", "answer_pattern": "^(a+)+$"}, "exponential"),
-    ({"kind": "chain-of-thought", "answer_pattern": r"^((\w+\s?)*)$"}, "exponential"),
-    ({"kind": "chain-of-thought", "answer_pattern": "^(a|aa)*(x)$"}, "exponential"),
-    ({"kind": "chain-of-thought", "answer_pattern": r"(a)\1"}, "backreference"),
+    ({"kind": "chain-of-thought", "answer_pattern": r"(a)\1"}, "backreferences"),
+    ({"kind": "chain-of-thought", "answer_pattern": r"(?=Answer)(.*)"}, "lookarounds"),
     ({"kind": "chain-of-thought", "answer_pattern": "(" + "a" * 300 + ")"}, "longer than"),
     ({"template": "{context} {question} {secret}", "variables": ["context", "question", "secret"]},
      "only context and question"),
@@ -40,6 +38,34 @@ def text_of(**changes) -> str:
 def test_dangerous_templates_are_refused_at_load(changes, error):
     with pytest.raises(TemplateError, match=error):
         parse_template(text_of(**changes), "t.yaml", ROOT / "prompts")
+
+
+@pytest.mark.parametrize("pattern", [
+    "^(a+)+$", r"^((\w+\s?)*)$", "^(a|aa)*(x)$",  # nested or alternating repeats
+    "(.*)(.*)(.*)(.*)(.*)Z", r"(\w*\w*\w*\w*)!", "(x+x+x+x+)y", "(.*?)(.*?)(.*?)(.*?)Z",
+    r"^(.*)\s*.*\s*.*\s*.*Z",  # repeats in a row: minutes per reply with Python's re
+])
+def test_any_answer_pattern_runs_in_linear_time_on_a_hostile_reply(pattern):
+    cot = parse_template(text_of(kind="chain-of-thought", answer_pattern=pattern), "t.yaml",
+                         ROOT / "prompts")
+    for reply in ("a" * 4000, "x" * 4000, "word " * 800, ("ab\n" * 1400)):
+        start = time.perf_counter()
+        assert cot.final_answer(reply) in reply  # its group, or the whole reply
+        assert time.perf_counter() - start < 0.5, (pattern, reply[:8])
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_a_template_or_pool_that_is_not_utf8_is_one_error(tmp_path, pool):
+    garbage = b"\x00\xff\xfe" + bytes(range(256)) * 16
+    if pool:
+        (tmp_path / "pool.jsonl").write_bytes(garbage)
+        (tmp_path / "t.yaml").write_text(text_of(
+            kind="few-shot", template="{context}\n{question}",
+            selector={"by": "fixed", "pool": "pool.jsonl"}))
+    else:
+        (tmp_path / "t.yaml").write_bytes(garbage)
+    with pytest.raises(TemplateError, match=r"(t.yaml|pool.jsonl): not UTF-8 text"):
+        load_template(tmp_path / "t.yaml")
 
 
 def test_the_shipped_templates_still_load_and_answer_patterns_are_bounded():

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 import uuid
@@ -23,6 +24,10 @@ from assistant.errors import CourselabError, InputError, UnknownModelError
 from assistant.models.scheduler import ModelBusyError
 
 POLL_S = 0.25  # how often a waiting stream checks whether its client is still there
+MAX_ERROR_CHARS = 2000
+# the folders of a path in an error ('/srv/prompts/' of '/srv/prompts/a.yaml'): linear, as each
+# repeat starts at a '/' that the class before it cannot take
+_FOLDERS = re.compile(r"(?<![\w.:/])~?(?:/[^/\s:;,'\"()]*)+/")
 _END = object()
 
 
@@ -74,7 +79,7 @@ def _answer_errors(app) -> None:
     def _error(request, exc: CourselabError):
         status, code = _status(exc)
         kind = "invalid_request_error" if status < 500 else "server_error"
-        return JSONResponse(error_body(str(exc), kind, code), status)
+        return JSONResponse(error_body(_public(str(exc)), kind, code), status)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request, exc: RequestValidationError):
@@ -110,6 +115,18 @@ def _status(exc: CourselabError) -> tuple[int, str | None]:
     return 500, None
 
 
+def _public(message: str) -> str:
+    """An error for a client: the server's folders left out of any path in it
+    ('/home/ada/course/prompts/broken.yaml: invalid YAML' -> 'broken.yaml: invalid YAML').
+
+    >>> _public("/srv/x/prompts/broken.yaml: invalid YAML; see ~/notes/a.md")
+    'broken.yaml: invalid YAML; see a.md'
+    >>> _public("cannot reach http://10.0.0.5:8000/v1 (a/b testing)")
+    'cannot reach http://10.0.0.5:8000/v1 (a/b testing)'
+    """
+    return _FOLDERS.sub("", message[:MAX_ERROR_CHARS])
+
+
 def _describe(errors) -> str:
     """Pydantic's errors as one short line: 'seed: Input should be less than ...; ...'."""
     parts = []
@@ -139,7 +156,7 @@ async def _sse(body: ChatRequest, queue: asyncio.Queue, http, halt: threading.Ev
         item = first
         while item is not _END and item is not None:  # None: the client has left
             if isinstance(item, Exception):  # failed after the first token
-                message = str(item) if isinstance(item, CourselabError) else "internal error"
+                message = _public(str(item)) if isinstance(item, CourselabError) else "internal error"
                 yield f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
                 break
             if isinstance(item, Reply):

@@ -50,10 +50,11 @@ class ChatRequest(BaseModel):
     """The subset of OpenAI's chat request that courselab honours; other fields are ignored.
 
     `k` and `retrieval_mode` are courselab's own fields for the `courselab/<template>`
-    models (the course assistant); bare models refuse them.
+    models (the course assistant); bare models refuse them. Types are strict, as OpenAI's
+    are: "5" is no max_tokens, "yes" no stream, true no integer.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)

@@ -103,9 +103,11 @@ def run_command(ctx, suite_file, datasets, templates, models, k, mode, metrics, 
                         repeats, seed, limit, filters, fail_under, settings.model)
     out = out or settings.runs_dir / time.strftime("%Y%m%d-%H%M%S")
     started = time.perf_counter()
+    runner = Runner(suite, settings, out, use_cache=not no_cache)
+    runner.check()  # a misspelt template or model: one error, and no run folder
     with claim(out), progress() as update:  # one runner per folder; a kill frees it
         check_inputs(out, settings, suite)  # resume only over the same corpus and templates
-        runner = Runner(suite, settings, out, progress=update, use_cache=not no_cache)
+        runner.progress = update
         rows = runner.run()
         summary = summarize(rows, suite)
         summary["wall_s"] = round(time.perf_counter() - started, 2)

@@ -71,7 +71,9 @@ def _questions(question: str | None, batch: Path | None) -> list:
     from assistant.chain import check_question
     from assistant.datasets import read_rows
 
-    if (question is None) == (batch is None):
+    if question is None and batch is None:
+        raise InputError("give a QUESTION, or --batch FILE.jsonl for many")
+    if question is not None and batch is not None:
         raise InputError("give either a QUESTION or --batch FILE.jsonl, not both")
     if batch is None:
         return [check_question(question or "")]

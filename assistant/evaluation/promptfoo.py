@@ -31,6 +31,7 @@ from pathlib import Path
 
 from assistant.errors import InputError
 from assistant.evaluation.metrics import ASSERTIONS
+from assistant.files import read_text
 
 MAX_FILE_BYTES = 5_000_000
 MAX_TESTS = 10_000
@@ -477,12 +478,7 @@ def _file(ref: str, folder: Path, name: str) -> Path:
 
 
 def _read(path: Path) -> str:
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise InputError(f"{path}: larger than {MAX_FILE_BYTES // 1_000_000} MB")
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    return read_text(path, InputError, MAX_FILE_BYTES)
 
 
 def _as_text(value) -> str:

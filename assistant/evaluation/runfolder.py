@@ -96,8 +96,11 @@ def claim(out: Path) -> Iterator[Path]:
     import fcntl
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # a file or a dangling link where the folder goes, no permission, ...
+        raise InputError(f"cannot use {out} as a run folder ({e.strerror or e})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

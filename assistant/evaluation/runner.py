@@ -21,10 +21,12 @@ from assistant.datasets import Row, load_dataset, select, with_ids
 from assistant.errors import CourselabError, InputError
 from assistant.evaluation.metrics import METRICS, Sample
 from assistant.evaluation.suite import Suite
+from assistant.files import read_text
 from assistant.text import contains_context
 
 BATCH = 16
 RESULTS = "results.jsonl"
+JUDGE_FIELDS = frozenset({"question", "answer", "reference"})  # what a judge prompt may use
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,19 @@ class Runner:
         self._assistants: dict[tuple, object] = {}
         self.models = dict(models or {})  # name -> chat model, used instead of loading one
         self.stats = {"generated": 0, "cached": 0, "written": 0}
+
+    def check(self) -> None:
+        """Every template, model and judge prompt the suite names can be used, before anything
+        is written: a typo is one error, not a run of error rows (CourselabError)."""
+        if self.suite.retrieval_only:
+            return
+        from assistant.prompts import find_template
+
+        for name in self.suite.templates:
+            find_template(name, self.settings.prompts_dir)
+        for name in self.suite.models:
+            self._model(name)  # resolves the name; weights load on the first answer
+        self._judge()
 
     def run(self) -> list[dict]:
         items = load_items(self.suite)
@@ -243,10 +258,7 @@ class Runner:
         model, prompt_file = spec.args.get("model"), spec.args.get("prompt")
         if not (model and prompt_file):
             return None
-        try:
-            prompt = Path(prompt_file).read_text(encoding="utf-8")
-        except OSError as e:
-            raise InputError(f"judge prompt {prompt_file}: {e.strerror}") from None
+        prompt = _judge_prompt(Path(prompt_file))
 
         def ask(sample: Sample) -> str:
             text = prompt.format(question=sample.row.user_input, answer=sample.answer,
@@ -254,6 +266,22 @@ class Runner:
             return str(self._model(model).invoke(text).content)
 
         return ask
+
+
+def _judge_prompt(path: Path) -> str:
+    """The judge's prompt file: UTF-8, at most 1 MB, only plain {question}, {answer} and
+    {reference} fields (a format spec like {answer:>999999999} would build a gigabyte)."""
+    from assistant.prompts.templates import MAX_TEMPLATE_BYTES, fields_of
+
+    text = read_text(path, InputError, MAX_TEMPLATE_BYTES)
+    try:
+        unknown = fields_of(text) - JUDGE_FIELDS
+    except ValueError as e:
+        raise InputError(f"judge prompt {path}: {e}") from None
+    if unknown:
+        raise InputError(f"judge prompt {path}: unknown field(s) {', '.join(sorted(unknown))}; "
+                         f"it may use {', '.join(sorted(JUDGE_FIELDS))}")
+    return text
 
 
 def _by_setting(cells: list[Config]):

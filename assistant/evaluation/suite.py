@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from assistant.errors import InputError
 from assistant.evaluation.metrics import METRICS
+from assistant.files import read_text
+
+MAX_SUITE_BYTES = 1_000_000
 
 DEFAULT_METRICS = ["key_facts", "lead_key_facts", "supported", "token_f1", "rouge_l",
                    "semantic_similarity", "hit_at_k", "mrr", "abstention", "groundedness",
@@ -115,10 +118,9 @@ def load_suite(path: Path) -> Suite:
     import yaml
 
     path = Path(path)
+    text = read_text(path, InputError, MAX_SUITE_BYTES)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror})") from e
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise InputError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from e
     if not isinstance(data, dict):

@@ -8,7 +8,7 @@ between the declared and the used variables, naming the file and the field.
 
 from __future__ import annotations
 
-import re
+import functools
 import string
 from pathlib import Path
 from typing import Any, Literal
@@ -16,10 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from assistant.errors import TemplateError
+from assistant.files import read_text
 
 KINDS = ("zero-shot", "few-shot", "instruction", "chain-of-thought", "citing")
 VARIABLES = ("context", "question")  # what the chain fills in; nothing else can be rendered
 MAX_PATTERN_CHARS = 200
+MAX_TEMPLATE_BYTES = 1_000_000  # a template file or an example pool
 MAX_ANSWER_SCAN = 4000  # answer_pattern runs on the end of a reply only: a bound on any regex
 BACKUPS = ".backups"
 KEEP_BACKUPS = 10
@@ -89,8 +91,7 @@ class Template(BaseModel):
         """The answer line of a chain-of-thought reply (the whole reply when there is none)."""
         if not self.answer_pattern:
             return text
-        found = re.search(self.answer_pattern, text[-MAX_ANSWER_SCAN:],
-                          flags=re.MULTILINE | re.IGNORECASE)
+        found = answer_regex(self.answer_pattern).search(text[-MAX_ANSWER_SCAN:])
         return found.group(1).strip() if found else text
 
     @field_validator("template", "system")
@@ -198,71 +199,41 @@ def _fingerprint(examples: list[dict]) -> int:
 def _check_pattern(pattern: str) -> None:
     if len(pattern) > MAX_PATTERN_CHARS:
         raise ValueError(f"answer_pattern: longer than {MAX_PATTERN_CHARS} characters")
-    try:
-        compiled = re.compile(pattern)
-    except re.error as e:
-        raise ValueError(f"answer_pattern: not a regular expression ({e})") from None
+    compiled = answer_regex(pattern)
     if compiled.groups < 1:
         raise ValueError("answer_pattern: needs a group around the answer, e.g. '^Answer:(.*)'")
-    problem = _backtracking_risk(pattern)
-    if problem:
-        raise ValueError(f"answer_pattern: {problem} can take exponential time; simplify it")
 
 
-def _backtracking_risk(pattern: str) -> str | None:
-    """Why a regex may backtrack catastrophically: a repeat over something that itself repeats
-    or alternates ('(a+)+', '(a|a)*'), or a backreference. None when it has neither.
+@functools.lru_cache(maxsize=64)
+def answer_regex(pattern: str):
+    """An answer_pattern compiled by RE2 (google-re2), case-insensitive, ^ and $ at every line.
 
-    >>> _backtracking_risk("^(a+)+$"), _backtracking_risk(r"^\\s*Answer:\\s*(.+)$")
-    ('a repeated group that repeats inside', None)
+    RE2 matches in time linear in the text whatever the pattern, so a pattern from a template
+    file or the lab ('(.*)(.*)(.*)Z' took minutes on a 500-character reply with Python's re)
+    cannot stall an answer. What RE2 cannot promise that for (backreferences, lookarounds) it
+    refuses: ValueError.
+
+    >>> answer_regex(r"^\\s*Answer:\\s*(.+)$").search("so...\\nanswer: 42").group(1)
+    '42'
     """
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the error is raised here, not logged to stderr as well
     try:
-        from re import _parser as sre_parse  # Python 3.11+
-    except ImportError:  # pragma: no cover
-        import sre_parse  # type: ignore[no-redef]
-
-    repeats = {sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT",
-                                                                    None)}
-
-    def walk(items, inside_repeat: bool) -> str | None:
-        for op, arg in items:
-            if op in (sre_parse.GROUPREF, getattr(sre_parse, "GROUPREF_EXISTS", None)):
-                return "a backreference"
-            if op in repeats:
-                low, high, sub = arg
-                if inside_repeat and high > 1:
-                    return "a repeated group that repeats inside"
-                found = walk(sub, inside_repeat or high > 1)
-                if found:
-                    return found
-            elif op == sre_parse.BRANCH:
-                if inside_repeat:
-                    return "a repeated alternation"
-                for branch in arg[1]:
-                    found = walk(branch, inside_repeat)
-                    if found:
-                        return found
-            elif op == sre_parse.SUBPATTERN:
-                found = walk(arg[-1], inside_repeat)
-                if found:
-                    return found
-            elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
-                found = walk(arg[1], inside_repeat)
-                if found:
-                    return found
-        return None
-
-    return walk(sre_parse.parse(pattern), False)
+        return re2.compile(f"(?mi){pattern}", options)
+    except re2.error as e:
+        reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) \
+            else str(e)
+        raise ValueError(f"answer_pattern: not a regular expression RE2 runs in linear time "
+                         f"({reason}; backreferences and lookarounds are not allowed)") from None
 
 
 def _read_pool(path: Path, keys: list[str]) -> list[dict[str, str]]:
     """Examples from a JSONL file, each with exactly `keys`; a bad line is named."""
     import json
 
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise TemplateError(f"{path}: cannot read the example pool ({e.strerror})") from e
+    lines = read_text(path, TemplateError, MAX_TEMPLATE_BYTES).splitlines()
     examples = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -283,11 +254,7 @@ def _read_pool(path: Path, keys: list[str]) -> list[dict[str, str]]:
 def load_template(path: Path) -> Template:
     """Load and validate one template file; any problem is one TemplateError naming the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise TemplateError(f"{path}: cannot read ({e.strerror})") from e
-    return parse_template(text, str(path), path.parent)
+    return parse_template(read_text(path, TemplateError, MAX_TEMPLATE_BYTES), str(path), path.parent)
 
 
 def parse_template(text: str, where: str, folder: Path) -> Template:
