@@ -136,18 +136,29 @@ def regex(s: Sample, args: dict):
 
 
 def _search(pattern: str, text: str, ignore_case: bool = False):
-    """(1.0 or 0.0, reason): the pattern searched with a time limit (a catastrophic pattern
-    from a suite or config must not hang the run)."""
-    import regex as re2
+    """(1.0 or 0.0, reason). RE2 first: linear in the answer whatever the pattern
+    (assistant/patterns.py); a pattern it does not run (a lookaround or backreference, which
+    JavaScript's regexes have) runs on `regex` with a time limit, so a catastrophic pattern
+    from a suite or config is an error, never a hung run."""
+    from assistant.patterns import linear
 
     try:
-        found = re2.search(pattern, text, re2.IGNORECASE if ignore_case else 0,
-                           timeout=REGEX_TIMEOUT_S)
+        found = linear(pattern, "i" if ignore_case else "").search(text)
+    except ValueError:
+        found = _search_limited(pattern, text, ignore_case)
+    return float(bool(found)), f"matches {pattern!r}" if found else f"no match for {pattern!r}"
+
+
+def _search_limited(pattern: str, text: str, ignore_case: bool):
+    import regex
+
+    try:
+        return regex.search(pattern, text, regex.IGNORECASE if ignore_case else 0,
+                            timeout=REGEX_TIMEOUT_S)
     except TimeoutError:
         raise MetricError(f"regex {pattern[:60]!r} took over {REGEX_TIMEOUT_S} s") from None
-    except re2.error as e:
+    except regex.error as e:
         raise MetricError(f"invalid regex {pattern[:60]!r}: {e}") from None
-    return float(bool(found)), f"matches {pattern!r}" if found else f"no match for {pattern!r}"
 
 
 def semantic_similarity(s: Sample, args: dict):

@@ -8,7 +8,6 @@ between the declared and the used variables, naming the file and the field.
 
 from __future__ import annotations
 
-import functools
 import string
 from pathlib import Path
 from typing import Any, Literal
@@ -204,29 +203,16 @@ def _check_pattern(pattern: str) -> None:
         raise ValueError("answer_pattern: needs a group around the answer, e.g. '^Answer:(.*)'")
 
 
-@functools.lru_cache(maxsize=64)
 def answer_regex(pattern: str):
-    """An answer_pattern compiled by RE2 (google-re2), case-insensitive, ^ and $ at every line.
+    """An answer_pattern compiled for any case, ^ and $ at every line, by RE2: linear in the
+    reply whatever the pattern (assistant/patterns.py); ValueError for what RE2 refuses."""
+    from assistant.patterns import linear
 
-    RE2 matches in time linear in the text whatever the pattern, so a pattern from a template
-    file or the lab ('(.*)(.*)(.*)Z' took minutes on a 500-character reply with Python's re)
-    cannot stall an answer. What RE2 cannot promise that for (backreferences, lookarounds) it
-    refuses: ValueError.
-
-    >>> answer_regex(r"^\\s*Answer:\\s*(.+)$").search("so...\\nanswer: 42").group(1)
-    '42'
-    """
-    import re2
-
-    options = re2.Options()
-    options.log_errors = False  # the error is raised here, not logged to stderr as well
     try:
-        return re2.compile(f"(?mi){pattern}", options)
-    except re2.error as e:
-        reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) \
-            else str(e)
+        return linear(pattern, "mi")
+    except ValueError as e:
         raise ValueError(f"answer_pattern: not a regular expression RE2 runs in linear time "
-                         f"({reason}; backreferences and lookarounds are not allowed)") from None
+                         f"({e}; backreferences and lookarounds are not allowed)") from None
 
 
 def _read_pool(path: Path, keys: list[str]) -> list[dict[str, str]]:
