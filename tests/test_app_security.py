@@ -99,6 +99,23 @@ def test_the_app_command_refuses_unsafe_options(fake_env, args, message):
     assert result.exit_code == 2 and message in result.output
 
 
+@pytest.mark.parametrize("command", [["app"], ["serve-api"]])
+def test_a_default_model_whose_weights_are_absent_stops_the_start_in_one_line(
+        fake_env, monkeypatch, command):
+    import uvicorn
+
+    from assistant import ui
+    from assistant.cli import cli
+
+    started = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(ui, "launch", lambda *a, **kw: started.append("app"))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append("api"))
+    result = CliRunner().invoke(cli, command + ["--model", "hf:nobody/not-on-this-machine"])
+    assert result.exit_code == 2 and "are not on this machine" in result.stderr, result.output
+    assert started == [] and "Traceback" not in result.output
+
+
 def test_the_queue_is_bounded_and_uploads_leave_no_temp_files(settings, tmp_path):
     from assistant.service import Service
     from assistant.ui import launch

@@ -103,6 +103,14 @@ def test_chat_repl(fake_env):
     assert result.exit_code == 0 and "Sources:" in result.stdout
 
 
+def test_chat_searches_a_follow_up_with_the_subject_before_it(fake_env):
+    said = "What is BERT?\nand how many parameters does it have?\nWhat is GPT?\n\n"
+    result = CliRunner().invoke(cli, ["chat"], input=said)
+    assert result.exit_code == 0
+    assert result.stdout.count("(searched for:") == 1  # standalone questions are searched as asked
+    assert "(searched for: How many parameters does BERT have?)" in result.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["ask", ""], "the question is empty"),
     (["ask", "   "], "the question is empty"),

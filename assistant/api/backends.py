@@ -168,6 +168,11 @@ class ModelPool:
         self._lock = threading.Lock()
         self.loads: list[tuple] = []  # what was built, in order (tests check there is no duplicate)
 
+    def check(self) -> None:
+        """Every served model can be built (its weights are here), without loading it."""
+        for name in self.names:
+            self._build_model(self.settings, name)
+
     def served(self) -> list[str]:
         return self.names + [ASSISTANT_PREFIX + t for t in template_names(self.settings.prompts_dir)]
 

@@ -200,11 +200,15 @@ def ask(ctx, question, model, template, k, max_new_tokens, as_json, batch) -> No
               help="how many chunks to retrieve")
 @click.pass_context
 def chat(ctx, model, template, k) -> None:
-    """A terminal chat over the course (empty line or Ctrl-D to quit)."""
+    """A terminal chat over the course (empty line or Ctrl-D to quit). A follow-up ("and how
+    many parameters does it have?") is searched with the subject of the questions before it,
+    as in the app."""
     from assistant.chain.factory import build_assistant
+    from assistant.chain.followup import rewrite
 
     assistant = build_assistant(_settings(ctx, k=k), model, template, notify=_note)
     click.echo("Ask about the course. An empty line or Ctrl-D quits.")
+    earlier: list[str] = []  # what was searched, oldest first
     while True:
         try:
             question = input("\nyou> ").strip()
@@ -212,11 +216,16 @@ def chat(ctx, model, template, k) -> None:
             break
         if not question:
             break
+        query = rewrite(question, earlier)
+        if query != question:
+            click.echo(f"(searched for: {query})")
         click.echo("assistant> ", nl=False)
         try:
-            _stream_answer(assistant, question)
+            _stream_answer(assistant, query)
         except InputError as e:
             click.echo(f"error: {e}", err=True)
+            continue
+        earlier.append(query)
 
 
 @cli.group(invoke_without_command=True)
@@ -289,6 +298,7 @@ def serve_api(ctx, host, port, models_, api_key) -> None:
     if api_key and ctx.get_parameter_source("api_key") == click.core.ParameterSource.COMMANDLINE:
         _note("warning: --api-key on the command line shows in `ps`; prefer COURSELAB_API_KEY")
     pool = ModelPool(names, settings)
+    pool.check()  # weights that are not here: one error now, not a server whose answers all fail
     _note(f"serving {', '.join(pool.served())} at http://{host}:{port}/v1")
     uvicorn.run(create_app(pool, api_key or None), host=host, port=port, log_level="warning")
 
@@ -331,6 +341,9 @@ def app_command(ctx, host, port, auth, auth_file, allow_open, model, allowed, te
     settings = _settings(ctx)
     corpus_files(settings.corpus_dir)  # a missing corpus is an error now, not a page that fails
     service = Service(settings, model, template, allowed_models=list(allowed))
+    # a default model whose weights are not here: one error now, not a page where every answer
+    # fails (building it checks the weights; they load in the background)
+    service.model(service.default_model)
     demo = launch(service, host, port, login, secret_dir=data_home(), allow_open=allow_open)
     click.echo(f"courselab app at http://{host}:{port} (the index and model load in the background;"
                " Ctrl-C stops it)", err=True)
