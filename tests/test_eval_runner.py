@@ -213,6 +213,17 @@ def test_a_judge_prompt_may_use_only_plain_fields(settings, tmp_path, prompt, er
         r.check()
 
 
+def test_an_unknown_judge_model_is_found_before_the_run(settings, tmp_path):
+    from assistant.errors import UnknownModelError
+
+    (tmp_path / "grade.txt").write_text("Q: {question} A: {answer}")
+    s = suite(templates=["default"], metrics=["key_facts", {"name": "judge", "args": {
+        "model": "no-such-judge", "prompt": str(tmp_path / "grade.txt")}}])
+    with pytest.raises(UnknownModelError, match="no-such-judge"):
+        Runner(s, settings, tmp_path / "run").check()
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_compare_lists_regressions(fake_env, tmp_path, settings):
     from click.testing import CliRunner
 

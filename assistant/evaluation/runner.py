@@ -102,7 +102,10 @@ class Runner:
 
         for name in self.suite.templates:
             find_template(name, self.settings.prompts_dir)
-        for name in self.suite.models:
+        names, judge = list(self.suite.models), self.suite.metric("judge")
+        if judge and judge.args.get("model"):
+            names.append(judge.args["model"])
+        for name in names:
             self._model(name)  # resolves the name; weights load on the first answer
         self._judge()
 
