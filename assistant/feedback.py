@@ -59,8 +59,8 @@ def feedback_row(turn: dict, vote: str, now: datetime | None = None) -> dict:
     }
     row = {"id": f"feedback-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",  # unique: a dataset id
            "user_input": turn["query"]}
-    if vote == "up":
-        row["reference"] = None if meta["abstained"] else turn["answer"]
+    if vote == "up":  # what the student read first: the course's quote when it led
+        row["reference"] = None if meta["abstained"] else (turn.get("lead") or turn["answer"])
         row["reference_contexts"] = passages
     else:  # wrong, not unanswerable: no reference until someone writes one
         row["reference_contexts"] = []
@@ -181,6 +181,12 @@ class TurnLog:
             raise InputError("this answer is no longer known to the server (it restarted or the "
                              "answer is too old); ask again to vote")
         return record
+
+    def voted(self, turn_id: object) -> str | None:
+        """The vote already saved for a turn ('up' or 'down'), or None."""
+        with self._lock:
+            done = self._votes.get(turn_id) if isinstance(turn_id, str) else None
+        return done["metadata"]["vote"] if done else None
 
     def vote(self, turn_id: object, vote: str, path: Path) -> dict:
         """Write the feedback row for a vote on a remembered turn; returns the row."""

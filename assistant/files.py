@@ -56,3 +56,20 @@ def read_text(path: Path, error: type[Exception], limit: int = MAX_TEXT_FILE_BYT
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x})") from None
+
+
+def yaml_problem(error: Exception) -> str:
+    """A YAML parser's error in one line, with where it is ('line 2, column 3: ...').
+
+    >>> import yaml
+    >>> try:
+    ...     yaml.safe_load("name: [unclosed\\n")
+    ... except yaml.YAMLError as e:
+    ...     print(yaml_problem(e))
+    line 2, column 1: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)
+    """
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")

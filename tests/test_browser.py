@@ -217,7 +217,7 @@ def test_prompt_lab_compares_and_saves_an_edited_template(app_url, page):
 
     before = (prompts_dir / "my-default.yaml").read_text()
     page.click("#lab-save")  # the same name again, without confirming
-    page.get_by_text("already exists: confirm to overwrite it").wait_for(timeout=10_000)
+    page.get_by_text("already exists: tick \"Overwrite an existing template").wait_for(timeout=10_000)
     assert (prompts_dir / "my-default.yaml").read_text() == before
 
     page.locator("#lab-templates").get_by_label("my-default").wait_for()

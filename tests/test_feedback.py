@@ -16,6 +16,15 @@ TURN = {"question": "and how many parameters?", "query": "How many parameters do
         "model": "fake", "template": "default"}
 
 
+def test_an_up_vote_endorses_what_the_student_read_first(tmp_path):
+    quoted = "BERT-Base: 12 transformer layers, 110M parameters."
+    led_by_quote = {**TURN, "answer": "BERT has 11B parameters.", "lead": quoted,
+                    "lead_from": "quote"}
+    row = feedback_row(led_by_quote, "up")
+    assert row["reference"] == quoted  # never the model's answer the course did not back
+    assert row["metadata"]["answer"] == "BERT has 11B parameters."  # kept, for the record
+
+
 def test_rows_are_dataset_rows_with_the_whole_turn(tmp_path):
     path = tmp_path / "feedback.jsonl"
     when = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -151,8 +160,9 @@ def test_a_vote_writes_the_servers_record_not_the_browsers(tmp_path):
     path = tmp_path / "feedback.jsonl"
     log = TurnLog(size=2)
     turn_id = log.remember(TURN)
+    assert log.voted(turn_id) is None
     row = log.vote(turn_id, "up", path)  # the browser sends the id and the vote, nothing else
-    assert row["reference"] == TURN["answer"]
+    assert row["reference"] == TURN["answer"] and log.voted(turn_id) == "up"
     assert log.vote(turn_id, "up", path) == row  # the same vote twice: one row
     assert len(read_rows(path)) == 1
     with pytest.raises(InputError, match=r"already has a vote \(up\)"):  # never both up and down

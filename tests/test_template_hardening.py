@@ -68,6 +68,14 @@ def test_a_template_or_pool_that_is_not_utf8_is_one_error(tmp_path, pool):
         load_template(tmp_path / "t.yaml")
 
 
+def test_template_errors_say_where_and_how_to_fix_them():
+    with pytest.raises(TemplateError, match=r"invalid YAML \(line 2, column 1: expected"):
+        parse_template("name: [unclosed\n", "t.yaml", ROOT / "prompts")
+    with pytest.raises(TemplateError, match=r"doubled braces \{\{ \}\} are literal text"):
+        parse_template(text_of(template="Notes: {context}\nQuestion: {{ question }}"), "t.yaml",
+                       ROOT / "prompts")
+
+
 def test_the_shipped_templates_still_load_and_answer_patterns_are_bounded():
     for path in (ROOT / "prompts").glob("*.yaml"):
         load_template(path)

@@ -273,7 +273,8 @@ def test_a_pdf_gets_one_clear_refusal(page, tmp_path):
 
 def test_an_eval_run_is_readable_and_accessible(page):
     """Item 3: the run open, an item drilled into; the means table fits, the plot is wide."""
-    open_tab(page, "Evals")
+    open_tab(page, "Evals")  # the newest run is shown, not only named, before any choice
+    page.locator("#evals-table").get_by_text("key_facts").first.wait_for(timeout=30_000)
     page.get_by_label("Run").click()
     page.get_by_role("option", name="tiny-run").click()
     page.locator("#evals-table").get_by_text("key_facts").first.wait_for(timeout=30_000)

@@ -59,6 +59,19 @@ def test_an_abstention_has_no_token_line_and_no_doubled_stop():
     assert "Closest sections" in html
 
 
+def test_the_card_says_why_the_quote_leads_by_the_verdict_and_nothing_for_the_quote_alone():
+    quoted = "BERT large has 340M parameters."
+    extractive = render_turn(turn(model="extractive", lead_from="quote", answer=quoted,
+                                  lead=quoted, support={"verdict": "supported"}))
+    assert "⚠️" not in extractive and "The model's answer" not in extractive
+    for verdict, said in (("unsupported", "was not supported by the course"),
+                          ("partial", "only partly in the course"),
+                          ("supported", "is in the passages but does not say")):
+        html = render_turn(turn(lead_from="quote", lead=quoted, answer="BERT has 11B parameters.",
+                                support={"verdict": verdict, "unsupported": []}))
+        assert said in html and "<summary>The model's answer</summary>" in html, verdict
+
+
 def test_votes_are_hidden_on_a_pending_or_failed_answer_only():
     assert NO_VOTE in render_pending([], "partial") and NO_VOTE in render_pending([], "")
     assert NO_VOTE in render_turn(turn(error="the model failed"))

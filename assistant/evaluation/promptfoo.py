@@ -31,7 +31,7 @@ from pathlib import Path
 
 from assistant.errors import InputError
 from assistant.evaluation.metrics import ASSERTIONS
-from assistant.files import read_text
+from assistant.files import read_text, yaml_problem
 
 MAX_FILE_BYTES = 5_000_000
 MAX_TESTS = 10_000
@@ -130,7 +130,7 @@ def load_promptfoo(path: Path) -> PromptfooSuite:
     try:
         data = yaml.safe_load(_read(path))
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        raise InputError(f"{path}: invalid YAML ({yaml_problem(e)})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a promptfoo config is a YAML mapping")
     unknown = sorted(set(data) - KEYS)
@@ -191,7 +191,7 @@ def _prompt_file(ref: str, label: str | None, folder: Path, name: str) -> list[P
         try:
             messages = yaml.safe_load(text)  # JSON is YAML
         except yaml.YAMLError as e:
-            raise InputError(f"{name}: {path.name}: invalid YAML/JSON ({str(e).splitlines()[0]})") \
+            raise InputError(f"{name}: {path.name}: invalid YAML/JSON ({yaml_problem(e)})") \
                 from None
         return [Prompt(label or path.name, text, _chat(messages, f"{name} ({path.name})"))]
     parts = [p.strip() for p in re.split(r"(?m)^---$", text) if p.strip()]
@@ -416,7 +416,7 @@ def _test_file(ref: str, folder: Path, where: str) -> list[dict]:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise InputError(f"{name}: invalid YAML ({str(e).splitlines()[0]})") from None
+            raise InputError(f"{name}: invalid YAML ({yaml_problem(e)})") from None
         return data if isinstance(data, list) else [data]
 
 

@@ -170,9 +170,11 @@ def plot(summary: dict, folder: Path) -> list[Path]:
         ax.bar(range(len(attributed)), held, bottom=lost, label="right passage in hand",
                color="#f58518")
         ax.set_title(f"failures on {name}")
-        ax.set_xticks(range(len(attributed)), [c["template"] for c in attributed], rotation=30,
-                      ha="right", fontsize=8)
-        ax.legend(fontsize=8)
+        # the model in each label when the run compares models; headroom keeps the legend off the bars
+        ax.set_xticks(range(len(attributed)), _cell_labels(attributed), rotation=30, ha="right",
+                      fontsize=8)
+        ax.set_ylim(0, 1.4 * max([a + b for a, b in zip(lost, held)] + [1]))
+        ax.legend(fontsize=8, loc="upper right")
         fig.tight_layout()
         paths.append(_save(fig, folder / "attribution.png", plt))
     return paths

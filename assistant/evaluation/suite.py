@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from assistant.errors import InputError
 from assistant.evaluation.metrics import METRICS
-from assistant.files import read_text
+from assistant.files import read_text, yaml_problem
 
 MAX_SUITE_BYTES = 1_000_000
 
@@ -122,7 +122,7 @@ def load_suite(path: Path) -> Suite:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from e
+        raise InputError(f"{path}: invalid YAML ({yaml_problem(e)})") from e
     if not isinstance(data, dict):
         raise InputError(f"{path}: a suite file must be a YAML mapping")
     suite = make_suite(data, where=str(path))

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from assistant.errors import TemplateError
-from assistant.files import read_text
+from assistant.files import read_text, yaml_problem
 
 KINDS = ("zero-shot", "few-shot", "instruction", "chain-of-thought", "citing")
 VARIABLES = ("context", "question")  # what the chain fills in; nothing else can be rendered
@@ -109,7 +109,9 @@ class Template(BaseModel):
             detail = "; ".join(filter(None, [
                 missing and f"used but not declared: {', '.join(sorted(missing))}",
                 extra and f"declared but not used: {', '.join(sorted(extra))}"]))
-            raise ValueError(f"variables: {detail}")
+            doubled = "{{" in self.template + (self.system or "")
+            hint = " (a field is {question}: doubled braces {{ }} are literal text)" if doubled else ""
+            raise ValueError(f"variables: {detail}{hint}")
         unknown = set(self.variables) - set(VARIABLES)
         if unknown or "question" not in self.variables:
             raise ValueError(f"variables: only {' and '.join(VARIABLES)} can be filled in, and "
@@ -250,7 +252,7 @@ def parse_template(text: str, where: str, folder: Path) -> Template:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise TemplateError(f"{where}: invalid YAML ({str(e).splitlines()[0]})") from e
+        raise TemplateError(f"{where}: invalid YAML ({yaml_problem(e)})") from e
     if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
         raise TemplateError(f"{where}: a template file must be a YAML mapping of field names")
     if "folder" in data:
@@ -284,8 +286,8 @@ def save_template(text: str, prompts_dir: Path, overwrite: bool = False,
             raise TemplateError(f"{path.name} is a library template and cannot be replaced from "
                                 "here; save your version under another `name`")
         if not overwrite:
-            raise TemplateError(f"{path.name} already exists: confirm to overwrite it, or change "
-                                "`name`")
+            raise TemplateError(f"{path.name} already exists: tick \"Overwrite an existing "
+                                "template of the same name\" to replace it, or change `name`")
         _backup(path)
     _write_new(path, text if text.endswith("\n") else text + "\n")
     return path

@@ -74,7 +74,7 @@ def build(service: Service, secret: str | None = None, history_dir: Path | None 
         with gr.Tab("Corpus"):
             section_names, section = corpus_tab(service)
         with gr.Tab("Evals"):
-            evals_tab(service)
+            wire_evals = evals_tab(service)
         with gr.Tab(TAB_LABEL, id="course-lab"):
             course_lab = course_lab_tab(service)
 
@@ -96,6 +96,7 @@ def build(service: Service, secret: str | None = None, history_dir: Path | None 
         demo.load(tick, None, [status, timer, section], api_visibility="private", queue=False)
         demo.load(None, None, None, js=A11Y_JS)
         course_lab.wire(demo)
+        wire_evals(demo)
     return demo
 
 

@@ -122,6 +122,26 @@ def mark_unsupported(answer_html: str, claims: list[str]) -> str:
     return answer_html
 
 
+def why_quote_leads(support: dict) -> str:
+    """Why the course's words come before the model's answer, by the grounding check's verdict.
+
+    >>> why_quote_leads({"verdict": "unsupported", "unsupported": ["11B"]}).split(";")[0]
+    "⚠️ The model's answer was not supported by the course (not in the course: 11B)"
+    >>> why_quote_leads({"verdict": "supported"}).split(";")[0]
+    "The model's answer is in the passages but does not say what the course's sentence above says"
+    """
+    claims = support.get("unsupported") or []
+    why = f" (not in the course: {escape(', '.join(claims))})" if claims else ""
+    if support.get("verdict") == "unsupported":
+        return (f"⚠️ The model's answer was not supported by the course{why}; the course's own "
+                "words are above.")
+    if support.get("verdict") == "partial":
+        return (f"⚠️ The model's answer is only partly in the course{why}; the course's own words "
+                "are above.")
+    return ("The model's answer is in the passages but does not say what the course's sentence "
+            "above says; read the course first.")
+
+
 def render_card(turn: dict, number: int = 0) -> str:
     """What the student reads first (the lead), then the rest of the answer card."""
     answer = link_citations(escape(turn["answer"]), turn.get("sources", []), number)
@@ -131,16 +151,14 @@ def render_card(turn: dict, number: int = 0) -> str:
         return escape(said) + (
             f"\n\nThe closest passage:\n\n{quote}" if turn.get("missing") and quote else "")
     if turn.get("lead_from") == "quote":
-        support = turn.get("support") or {}
-        if support:
-            claims = support.get("unsupported") or []
-            why = f" (not in the course: {escape(', '.join(claims))})" if claims else ""
-            marked = link_citations(mark_unsupported(escape(turn["answer"]), claims),
-                                    turn.get("sources", []), number)
-            return (f"{quote}\n\n⚠️ The model's answer was not supported by the course{why}; "
-                    f"the course's own words are above.\n\n<details><summary>The model's answer"
-                    f"</summary>\n\n{marked}\n\n</details>")
-        return quote  # the extractive baseline: the quote is the answer
+        if turn["answer"] == turn.get("lead") or not turn.get("support"):
+            return quote  # the extractive baseline: the quote is the answer, no model ran
+        support = turn["support"]
+        claims = support.get("unsupported") or []
+        marked = link_citations(mark_unsupported(escape(turn["answer"]), claims),
+                                turn.get("sources", []), number)
+        return (f"{quote}\n\n{why_quote_leads(support)}\n\n<details><summary>The model's "
+                f"answer</summary>\n\n{marked}\n\n</details>")
     badge = "<sub>✓ supported by the passages it saw</sub>" if turn.get("support") else ""
     return "\n\n".join(x for x in (answer, badge, quote) if x)
 
@@ -239,8 +257,12 @@ class ChatHandlers:
         if turn.get("error"):
             raise gr.Error("There is no answer to vote on here.")
         liked = data.liked if isinstance(data.liked, bool) else data.liked == "Like"
+        vote = "up" if liked else "down"
+        if self.service.turns.voted(turn.get("id")) == vote:
+            gr.Info("Your vote on this answer is already saved.")
+            return
         try:
-            self.service.vote(turn.get("id"), "up" if liked else "down")
+            self.service.vote(turn.get("id"), vote)
         except InputError as e:
             gr.Warning(f"This vote was not saved: {e}")
             return

@@ -99,8 +99,8 @@ def _files_panel(service: Service, section_names, section) -> None:
         return f"✅ {escape(message)}", section_names(), None, added_names()
 
     def remove_file(name):
-        if not name:
-            raise gr.Error("Choose an added file first.")
+        if not name:  # a message where the result goes: gr.Error would mark every output red
+            return "⚠️ Choose an added file first.", gr.skip(), gr.skip()
         try:
             message = service.remove_file(name)
         except CourselabError as e:

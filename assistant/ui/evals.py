@@ -93,7 +93,8 @@ def item_choices(rows: list[dict]) -> list[tuple[str, str]]:
     return [(f"{i}: {q[:70]}{'…' if len(q) > 70 else ''}", i) for i, q in seen.items()]
 
 
-def evals_tab(service: Service) -> None:
+def evals_tab(service: Service):
+    """The Evals tab; returns its `wire(demo)`, which shows the newest run when a page loads."""
     folder = Path(service.settings.runs_dir)
     gr.Markdown(f"Runs of `courselab eval run` in `{escape(folder)}`.")
     with gr.Row():
@@ -136,3 +137,13 @@ def evals_tab(service: Service) -> None:
     gr.on([run.change, run.select], show, run, outputs, api_visibility="private")
     refresh.click(lambda: gr.Dropdown(choices=list_runs(folder)), None, run, api_visibility="private")
     item.change(detail_of, [run, item], detail, api_visibility="private")
+
+    def newest():  # the runs on disk now, the newest chosen and shown (not only named)
+        runs = list_runs(folder)
+        return (gr.Dropdown(choices=runs, value=runs[0] if runs else None),
+                *show(runs[0] if runs else None))
+
+    def wire(demo: gr.Blocks) -> None:
+        demo.load(newest, None, [run, *outputs], api_visibility="private")
+
+    return wire

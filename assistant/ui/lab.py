@@ -95,7 +95,7 @@ def lab_tab(service: Service, chat_template: gr.Dropdown):
         except CourselabError as e:
             return template_problem(str(e), text or ""), gr.Button(interactive=False)
         return (f"✅ valid {escape(t.kind)} template `{escape(t.name)}` ({len(t.variables)} "
-                f"variables): saved as prompts/{escape(t.name)}.yaml"), gr.Button(interactive=True)
+                f"variables): Save writes prompts/{escape(t.name)}.yaml"), gr.Button(interactive=True)
 
     def store(text, confirmed):
         try:
