@@ -307,3 +307,9 @@ def test_a_lab_comparison_is_accessible(page):
     shot(page, "prompt-lab-compared")
     found = serious_violations(page)
     assert not found, "\n".join(found)
+
+
+def test_a_see_it_live_link_opens_the_course_lab_on_a_laptop_and_a_phone(page, app):
+    """On a phone the Course lab tab sits behind "More tabs": the link must still open it."""
+    page.goto(f"{app[0]}?lab=attention", wait_until="load")
+    page.locator("#lab-attention-run").wait_for(state="visible", timeout=30_000)

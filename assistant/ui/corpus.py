@@ -31,7 +31,9 @@ def _search_panel(service: Service) -> None:
                 "keywords and section, so a lower similarity can rank higher.</sub>")
     hits = gr.Dataframe(headers=["#", "relevance", "similarity", "section", "text", "source"],
                         datatype="str", interactive=False, wrap=True, label="Hits", elem_id="hits",
-                        column_widths=["4%", "9%", "9%", "22%", "42%", "14%"])
+                        # in pixels: on a phone the table scrolls sideways with readable columns
+                        # (percentages squeezed "relevance" to a letter a line)
+                        column_widths=["44px", "96px", "108px", "220px", "520px", "170px"])
 
     def search(text, n):
         try:

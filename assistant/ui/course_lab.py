@@ -22,6 +22,12 @@ COURSE_LAB_CSS = """
 table.lab { border-collapse: collapse; font-size: 0.9em; }
 table.lab td, table.lab th { border: 1px solid #ddd; padding: 2px 8px; }
 .lab-note { color: #555; font-size: 0.9em; }
+@media (max-width: 640px) {
+  /* a figure as wide as the phone, its height following, not a thumbnail in a tall frame */
+  div[id^="lab-"][id$="-plot"] { height: auto !important; }
+  div[id^="lab-"][id$="-plot"] img { width: 100% !important; height: auto !important;
+    max-height: none !important; object-fit: contain; }
+}
 """
 
 
@@ -53,10 +59,15 @@ class CourseLab:
 
 OPEN_TAB_JS = f"""() => {{
   if (!new URLSearchParams(window.location.search).get("lab")) return;
+  // on a phone the last tabs sit behind "More tabs": open it, then pick the tab there
+  let opened = false;
   const pick = () => {{
-    const tab = [...document.querySelectorAll('button[role="tab"]')]
-      .find(b => b.innerText.trim() === {TAB_LABEL!r});
-    if (tab) tab.click(); else setTimeout(pick, 200);
+    const tab = [...document.querySelectorAll('button[role="tab"], .overflow-dropdown button')]
+      .find(b => b.textContent.trim() === {TAB_LABEL!r} && b.offsetParent !== null);
+    const more = document.querySelector('button[aria-label="More tabs"]');
+    if (tab) {{ tab.click(); return; }}
+    if (more && more.offsetParent !== null && !opened) {{ opened = true; more.click(); }}
+    setTimeout(pick, 200);
   }};
   pick();
 }}"""
