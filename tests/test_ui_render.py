@@ -72,6 +72,19 @@ def test_the_card_says_why_the_quote_leads_by_the_verdict_and_nothing_for_the_qu
         assert said in html and "<summary>The model's answer</summary>" in html, verdict
 
 
+def test_a_near_miss_shows_one_closest_passage_with_nothing_in_bold():
+    near = turn(abstained=True, missing="how many GPUs", prompt="", tokens={"input": 0, "output": 0},
+                answer="The course does not say how many GPUs trained BioGPT. The closest passage: "
+                       "BioGPT is trained on PubMed.",
+                quote=[{"text": "BioGPT is trained on PubMed.", "section": "BioGPT", "chunk_id": "a",
+                        "span": None},
+                       {"text": "1 year later RoBERTa came.", "section": BERT, "chunk_id": "b",
+                        "span": [0, 1]}])
+    html = render_turn(near)
+    assert "BioGPT is trained on PubMed." in html and "RoBERTa" not in html.split("<details")[0]
+    assert "**" not in html.split("<sub>")[0]
+
+
 def test_votes_are_hidden_on_a_pending_or_failed_answer_only():
     assert NO_VOTE in render_pending([], "partial") and NO_VOTE in render_pending([], "")
     assert NO_VOTE in render_turn(turn(error="the model failed"))

@@ -22,6 +22,9 @@ _MARKER = re.compile(r"^\s*(\d+\.|[-*+]|[a-z]\.)\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bi\.e\.)(?<!\be\.g\.)(?<!\betc\.)(?<!\bvs\.)\s+(?=[A-Z\[(])")
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
 _RULE_CELL = re.compile(r"^\s*:?-+:?\s*$")
+# a line that is only a link, after at most a short label ("16. BERT Implementation: [Click
+# here to learn how to use BERT](https://...)"): a pointer elsewhere, no course content
+_LINK_ONLY = re.compile(r"^\s*(?:\d+\.|[-*+])?\s*(?:[^\[\]\n:]{1,60}:)?\s*\[[^\]\n]*\]\([^)\s]*\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,13 @@ def units(text: str) -> list[str]:
     ['Training Signal: It comes from the loss.']
     >>> units("| Tool | Use |\\n| :--: | --- |\\n| **LangChain** | LLM Workflows |")
     ['Tool: LangChain; Use: LLM Workflows']
+    >>> units("BERT is an encoder.\\n16. Implementation: [Click here](https://x.org/nb)")
+    ['BERT is an encoder.']
     """
     out: list[str] = []
     short_run, label = False, ""
-    lines = plain_text(text).split("\n")
+    lines = plain_text("\n".join("" if _LINK_ONLY.match(raw) else raw
+                                 for raw in text.split("\n"))).split("\n")
     header: list[str] = []
     for n, raw in enumerate(lines):
         if (cells := table_cells(raw)) is not None:

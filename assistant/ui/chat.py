@@ -148,8 +148,10 @@ def render_card(turn: dict, number: int = 0) -> str:
     quote = render_quote(turn.get("quote") or [])
     if turn.get("abstained"):
         said = re.split(r" The closest (?:passage|sections are):", turn["answer"])[0]
+        # one passage, as the answer says, and nothing in bold: it does not answer the question
+        closest = render_quote([{**q, "span": None} for q in (turn.get("quote") or [])[:1]])
         return escape(said) + (
-            f"\n\nThe closest passage:\n\n{quote}" if turn.get("missing") and quote else "")
+            f"\n\nThe closest passage:\n\n{closest}" if turn.get("missing") and closest else "")
     if turn.get("lead_from") == "quote":
         if turn["answer"] == turn.get("lead") or not turn.get("support"):
             return quote  # the extractive baseline: the quote is the answer, no model ran
@@ -288,7 +290,7 @@ class ChatHandlers:
         if s.error:
             return f"⚠️ The app could not start: {escape(s.error)}", gr.Timer(active=False)
         if s.ready:
-            return (f"Ready · model **{escape(s.default_model)}** · "
+            return (f"Ready · default model **{escape(s.default_model)}** · "
                     f"{len(s.sections())} course sections"), gr.Timer(active=False)
         return f"⏳ Starting: {escape(s.status())}…", gr.Timer(active=True)
 
