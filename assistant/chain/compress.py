@@ -22,9 +22,7 @@ _MARKER = re.compile(r"^\s*(\d+\.|[-*+]|[a-z]\.)\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\bi\.e\.)(?<!\be\.g\.)(?<!\betc\.)(?<!\bvs\.)\s+(?=[A-Z\[(])")
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
 _RULE_CELL = re.compile(r"^\s*:?-+:?\s*$")
-# a line that is only a link, after at most a short label ("16. BERT Implementation: [Click
-# here to learn how to use BERT](https://...)"): a pointer elsewhere, no course content
-_LINK_ONLY = re.compile(r"^\s*(?:\d+\.|[-*+])?\s*(?:[^\[\]\n:]{1,60}:)?\s*\[[^\]\n]*\]\([^)\s]*\)\s*$")
+SHORT_LINK_LABEL = 60  # "BERT Implementation:" before a link
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def units(text: str) -> list[str]:
     """
     out: list[str] = []
     short_run, label = False, ""
-    lines = plain_text("\n".join("" if _LINK_ONLY.match(raw) else raw
+    lines = plain_text("\n".join("" if link_only(raw) else raw
                                  for raw in text.split("\n"))).split("\n")
     header: list[str] = []
     for n, raw in enumerate(lines):
@@ -90,6 +88,23 @@ def units(text: str) -> list[str]:
             sentences[0], label = f"{label}{sentences[0]}", ""
         out.extend(sentences)
     return out
+
+
+def link_only(raw: str) -> bool:
+    """A line that is only a markdown link after at most a short label: a pointer elsewhere,
+    no course content ("16. BERT Implementation: [Click here to learn ...](https://...)").
+    String scans, not a regex: a corpus line of any length is read once.
+
+    >>> link_only("16. Implementation: [Click here](https://x.org/nb)"), link_only("See [a](b) too")
+    (True, False)
+    """
+    line = _MARKER.sub("", raw, count=1).strip()
+    start, close = line.find("["), line.find("](")
+    if start < 0 or close < start or not line.endswith(")"):
+        return False
+    label, url = line[:start].strip(), line[close + 2:-1]
+    return ((not label or (label.endswith(":") and len(label) <= SHORT_LINK_LABEL))
+            and "]" not in line[start + 1:close] and not any(c in url for c in " ()[]"))
 
 
 def table_cells(line: str) -> list[str] | None:
