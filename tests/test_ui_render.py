@@ -189,3 +189,12 @@ def test_the_app_lists_models_without_weights_and_never_offers_them(settings, mo
     assert "flan-t5-small" in service.missing_models()
     assert "flan-t5-small" not in service.allowed_models()
     assert "fake" not in service.missing_models()
+
+
+def test_a_search_hit_previews_the_words_it_matched():
+    from assistant.ui.html import snippet
+
+    text = "Intro words. " * 40 + "Positional encoding adds the order of the words. " + "More. " * 40
+    shown = snippet(text, 240, near="positional encoding")
+    assert "Positional encoding adds the order" in shown and shown.startswith("… ")
+    assert len(shown) <= 240 and snippet(text, 240).startswith("Intro words.")

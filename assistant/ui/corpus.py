@@ -41,7 +41,7 @@ def _search_panel(service: Service) -> None:
         except CourselabError as e:
             raise gr.Error(str(e)) from None
         return [[h.rank, f"{h.relevance:.3f}" if h.relevance is not None else "", f"{h.score:.3f}",
-                 short_section(h.section, []), snippet(h.text, 240),
+                 short_section(h.section, []), snippet(h.text, 240, near=text),
                  h.source] for h in found]
 
     query.submit(search, [query, k], hits, api_name="search")

@@ -27,9 +27,32 @@ def escape(text: str) -> str:
     return html.escape(str(text), quote=True).translate(_MARKDOWN)
 
 
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+def snippet(text: str, limit: int = SNIPPET_CHARS, near: str = "") -> str:
+    """The text flattened to at most `limit` characters; with `near` (a search), from a little
+    before the first of its words that the text holds, so a hit shows why it matched.
+
+    >>> snippet("one two three four five six seven eight nine", 20, near="seven")
+    '… six seven eight…'
+    """
     flat = " ".join(plain_text(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rsplit(" ", 1)[0] + "…"
+    if len(flat) <= limit:
+        return flat
+    lowered = flat.lower()
+    found = [i for i in (lowered.find(w) for w in keywords_of(near)) if i >= 0]
+    start = max(0, min(found) - limit // 4) if found else 0
+    if start:
+        start = flat.find(" ", start) + 1 or start  # from a word's start
+    cut = flat[start:start + limit - 2]
+    if start + limit - 2 < len(flat):
+        cut = cut.rsplit(" ", 1)[0] + "…"
+    return ("… " if start else "") + cut
+
+
+def keywords_of(query: str) -> list[str]:
+    """The words of a search worth finding in a hit (3+ letters, not stopwords), lowercased."""
+    from assistant.text import STOPWORDS
+
+    return [w for w in dict.fromkeys(query.lower().split()) if len(w) >= 3 and w not in STOPWORDS]
 
 
 def short_section(section: str, earlier: list[str], part_chars: int = 48) -> str:
