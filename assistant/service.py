@@ -352,6 +352,10 @@ class Service:
         the browser never supplies the question or answer that become a reference)."""
         return self.turns.vote(turn_id, vote, self.settings.feedback_path)
 
+    def voted(self, turn_id: str) -> str | None:
+        """The vote already saved for an answer ('up' or 'down'), or None."""
+        return self.turns.voted(turn_id)
+
 
 LAB_SAVED = ".lab-saved"  # names of the templates saved from the Prompt Lab, one a line
 

@@ -260,7 +260,7 @@ class ChatHandlers:
             raise gr.Error("There is no answer to vote on here.")
         liked = data.liked if isinstance(data.liked, bool) else data.liked == "Like"
         vote = "up" if liked else "down"
-        if self.service.turns.voted(turn.get("id")) == vote:
+        if self.service.voted(turn.get("id")) == vote:
             gr.Info("Your vote on this answer is already saved.")
             return
         try:

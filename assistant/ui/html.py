@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from assistant.text import plain_text
+from assistant.text import keywords, plain_text
 
 SNIPPET_CHARS = 140
 # answers in flight at once across the app: concurrent questions to one local model then
@@ -38,7 +38,7 @@ def snippet(text: str, limit: int = SNIPPET_CHARS, near: str = "") -> str:
     if len(flat) <= limit:
         return flat
     lowered = flat.lower()
-    found = [i for i in (lowered.find(w) for w in keywords_of(near)) if i >= 0]
+    found = [i for i in (lowered.find(w) for w in keywords(near) if len(w) >= 3) if i >= 0]
     start = max(0, min(found) - limit // 4) if found else 0
     if start:
         start = flat.find(" ", start) + 1 or start  # from a word's start
@@ -46,13 +46,6 @@ def snippet(text: str, limit: int = SNIPPET_CHARS, near: str = "") -> str:
     if start + limit - 2 < len(flat):
         cut = cut.rsplit(" ", 1)[0] + "…"
     return ("… " if start else "") + cut
-
-
-def keywords_of(query: str) -> list[str]:
-    """The words of a search worth finding in a hit (3+ letters, not stopwords), lowercased."""
-    from assistant.text import STOPWORDS
-
-    return [w for w in dict.fromkeys(query.lower().split()) if len(w) >= 3 and w not in STOPWORDS]
 
 
 def short_section(section: str, earlier: list[str], part_chars: int = 48) -> str:
